@@ -1,0 +1,3 @@
+from spikefa.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Experiment configs: TOML files in `models/`, overridden by `--set KEY=VALUE`.
+
+The shipped file `models/<experiment>.toml` is the schema: it names every key an experiment
+accepts and its type. A user's own TOML file names its experiment (`experiment = "fig2_linear"`)
+and may set any subset of those keys; `--set` overrides come last. An unknown key or a value of
+the wrong type is a `SpikefaError` that names the key and the closest valid ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from spikefa.errors import SpikefaError
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise SpikefaError(f"cannot read config {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SpikefaError(f"config {path} is not valid TOML: {exc}") from exc
+
+
+def locate(config: str) -> Path:
+    """A path to a TOML file, or the name of one shipped in `models/`."""
+    path = Path(config)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SpikefaError(f"config file {path} does not exist")
+        return path
+    shipped = MODELS_DIR / f"{config}.toml"
+    if not shipped.is_file():
+        close = difflib.get_close_matches(config, shipped_configs(), n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"shipped: {', '.join(shipped_configs())}"
+        raise SpikefaError(f"no config named {config!r}; {hint}")
+    return shipped
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """`KEY=VALUE` with VALUE parsed as TOML; a bare word (`device=runtime`) is a string."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise SpikefaError(f"--set expects KEY=VALUE, got {item!r}")
+    try:
+        return key, tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        if text.strip().replace("_", "").replace("-", "").isalnum():
+            return key, text.strip()
+        raise SpikefaError(f"--set {key}: cannot parse value {text!r} (use TOML syntax, e.g. "
+                           f"1e-3, true, \"text\", [\"fa\",\"bp\"])") from None
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list"}.get(type(v), type(v).__name__)
+
+
+def _check_type(key: str, default: Any, value: Any) -> Any:
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(default, bool) and isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float))
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if ok and isinstance(default, list) and default and value:
+        ok = all(isinstance(v, type(default[0])) or (isinstance(default[0], float) and isinstance(v, int)
+                 and not isinstance(v, bool)) for v in value)
+    if not ok:
+        expected = _type_name(default)
+        if isinstance(default, list) and default:
+            expected += f" of {type(default[0]).__name__} values"
+        raise SpikefaError(f"config key {key} must be {expected}, got {value!r}")
+    return value
+
+
+def _set_dotted(cfg: dict, key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for p in parents:
+        cfg = cfg[p]
+    cfg[leaf] = value
+
+
+def resolve(config: str, sets: list[str] = ()) -> dict:
+    """The full config of a run: shipped defaults ← the user's file ← `--set` overrides."""
+    path = locate(config)
+    user = _read_toml(path)
+    name = user.get("experiment", path.stem)
+    if not isinstance(name, str) or not (MODELS_DIR / f"{name}.toml").is_file():
+        raise SpikefaError(f"config {path} names no known experiment (set experiment = one of "
+                           f"{', '.join(shipped_configs())})")
+    cfg = _read_toml(MODELS_DIR / f"{name}.toml")
+    schema = _flat(cfg)
+    overrides = list(_flat(user).items()) + [parse_set(s) for s in sets]
+    for key, value in overrides:
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(sorted(schema))}"
+            raise SpikefaError(f"unknown config key {key!r} for {name}{hint}")
+        _set_dotted(cfg, key, _check_type(key, schema[key], value))
+    cfg["experiment"] = name
+    return cfg
+
+
+def to_toml(cfg: dict) -> str:
+    """Serialise a resolved config (tables after plain keys, as TOML requires)."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    def table(d, prefix):
+        lines = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+        for k, v in d.items():
+            if isinstance(v, dict):
+                lines += ["", f"[{prefix}{k}]"] + table(v, f"{prefix}{k}.")
+        return lines
+
+    return "\n".join(table(copy.deepcopy(cfg), "")) + "\n"

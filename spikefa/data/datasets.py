@@ -1,0 +1,198 @@
+"""MNIST and Fashion-MNIST: where they live, how they are fetched and verified, how they load.
+
+Data folder (CONTRACT.md): `--data DIR`, else `$SPIKEFA_DATA`, else `~/.cache/spikefa`; each data
+set sits in its own subfolder as the four standard `*-ubyte.gz` files. Every file is checked
+against its SHA-256 before use. Missing files are downloaded from public mirrors, written to a
+temporary file, verified, then renamed into place, so a failed download never leaves a bad file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from spikefa.data.idx import read_idx
+from spikefa.errors import DataError
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    mirrors: tuple[str, ...]
+    sha256_gz: dict[str, str]  # SHA-256 of the original `.gz` files
+    sha256_raw: dict[str, str]  # SHA-256 of the decompressed files (accepted when only those exist)
+
+
+DATASETS = {
+    "mnist": DatasetInfo(
+        "mnist",
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+         "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+        {
+            "train-images-idx3-ubyte": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            "train-labels-idx1-ubyte": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            "t10k-images-idx3-ubyte": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "t10k-labels-idx1-ubyte": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+        {
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+    ),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist",
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        {
+            "train-images-idx3-ubyte": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            "train-labels-idx1-ubyte": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            "t10k-images-idx3-ubyte": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            "t10k-labels-idx1-ubyte": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        },
+        {
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+    ),
+}
+
+
+def data_dir(explicit: str | Path | None = None) -> Path:
+    """The data folder: `explicit`, else `$SPIKEFA_DATA`, else `~/.cache/spikefa`."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("SPIKEFA_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "spikefa"
+
+
+def _info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _present(folder: Path, stem: str) -> Path | None:
+    for p in (folder / f"{stem}.gz", folder / stem):
+        if p.exists():
+            return p
+    return None
+
+
+def verify_file(info: DatasetInfo, stem: str, path: Path, gzipped: bool | None = None) -> None:
+    """Raise DataError unless `path` (gzipped or raw) has the published SHA-256."""
+    gzipped = path.suffix == ".gz" if gzipped is None else gzipped
+    expected = info.sha256_gz[stem] if gzipped else info.sha256_raw[stem]
+    if sha256(path) != expected:
+        raise DataError(f"{path} is corrupted (SHA-256 mismatch); delete it and it will be downloaded again")
+
+
+def check(name: str, folder: Path) -> dict[str, str]:
+    """Status of each file of data set `name` under `folder`: 'ok', 'missing' or 'corrupted'."""
+    info, status = _info(name), {}
+    for stem in FILES:
+        path = _present(folder / name, stem)
+        if path is None:
+            status[stem] = "missing"
+            continue
+        try:
+            verify_file(info, stem, path)
+            status[stem] = "ok"
+        except DataError:
+            status[stem] = "corrupted"
+    return status
+
+
+def _download(info: DatasetInfo, stem: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target, errors = folder / f"{stem}.gz", []
+    for mirror in info.mirrors:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(mirror + f"{stem}.gz", timeout=30) as resp:
+                total = int(resp.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=f"{info.name}/{stem}.gz") as bar:
+                    for block in iter(lambda: resp.read(1 << 16), b""):
+                        out.write(block)
+                        bar.update(len(block))
+            verify_file(info, stem, Path(tmp), gzipped=True)
+            os.replace(tmp, target)
+            return target
+        except (urllib.error.URLError, OSError, DataError) as exc:
+            errors.append(f"{mirror}: {exc}")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise DataError(
+        f"cannot download {info.name} ({'; '.join(errors)}). Offline? Put the files "
+        f"{', '.join(f + '.gz' for f in FILES)} into {folder}")
+
+
+def dataset_files(name: str, folder: str | Path | None = None, download: bool = True) -> dict[str, Path]:
+    """Paths of the four verified files of data set `name`, downloading the missing ones."""
+    info, base = _info(name), data_dir(folder)
+    paths = {}
+    for stem in FILES:
+        path = _present(base / name, stem)
+        if path is None:
+            if not download:
+                raise DataError(f"{name} file {stem}.gz is missing from {base / name}")
+            path = _download(info, stem, base / name)
+        else:
+            verify_file(info, stem, path)
+        paths[stem] = path
+    return paths
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Pixels as float32 in [0, 1], shape (n, 784); labels as uint8."""
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+def load_images(name: str = "mnist", folder: str | Path | None = None, download: bool = True) -> ImageData:
+    """The standard 60k/10k split of MNIST or Fashion-MNIST."""
+    paths = dataset_files(name, folder, download)
+
+    def pixels(stem):
+        x = read_idx(paths[stem])
+        return (x.reshape(len(x), -1).astype(np.float32) / np.float32(255.0))
+
+    data = ImageData(pixels("train-images-idx3-ubyte"), read_idx(paths["train-labels-idx1-ubyte"]),
+                     pixels("t10k-images-idx3-ubyte"), read_idx(paths["t10k-labels-idx1-ubyte"]))
+    if len(data.train_x) != len(data.train_y) or len(data.test_x) != len(data.test_y):
+        raise DataError(f"{name}: image and label counts differ in {data_dir(folder) / name}")
+    return data
+
+
+def load_mnist(folder: str | Path | None = None, download: bool = True) -> ImageData:
+    return load_images("mnist", folder, download)
+
+
+def load_fashion_mnist(folder: str | Path | None = None, download: bool = True) -> ImageData:
+    return load_images("fashion-mnist", folder, download)

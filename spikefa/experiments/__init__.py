@@ -1,0 +1,10 @@
+"""One module per paper figure. Each has `validate(cfg)`, which raises SpikefaError on bad values before anything is written,
+and `run(cfg, out, data_dir) -> {"results": ..., "stats": ...}`."""
+
+from importlib import import_module
+
+EXPERIMENTS = {"fig2_linear": "spikefa.experiments.fig2_linear"}
+
+
+def get(name: str):
+    return import_module(EXPERIMENTS[name])

@@ -1,0 +1,48 @@
+"""Figure helpers in the paper's colours (SPEC §7). Functions take an `ax` and return it."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no screen needed; notebooks switch to their inline backend themselves
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLOURS = {
+    "shallow": "#b3b3b3",            # light grey
+    "node_perturbation": "#555555",  # dark grey ("RL")
+    "bp": "#000000",
+    "fa": "#2ca02c",                 # green
+    "sparse_fa": "#98df8a",
+    "bp4": "#d62cd6",                # magenta (4-layer BP, Fig. 3d)
+    "fa4": "#1f5fd6",                # blue (4-layer FA, Fig. 3d)
+}
+LABELS = {"shallow": "shallow", "node_perturbation": "reinforcement (node pert.)", "bp": "backprop",
+          "fa": "feedback alignment", "sparse_fa": "sparse FA"}
+
+
+def new_axes(figsize=(4.5, 3.2)):
+    fig, ax = plt.subplots(figsize=figsize)
+    return fig, ax
+
+
+def plot_curve(ax, x, y, algorithm: str, **kw):
+    ax.plot(x, y, color=COLOURS.get(algorithm), label=LABELS.get(algorithm, algorithm), **kw)
+    return ax
+
+
+def plot_angle_band(ax, x, mean, sd, algorithm: str = "fa", n_sd: float = 2.0, label=None):
+    """Window mean ± n_sd·SD of an angle (degrees), on the paper's 0–90° axis."""
+    colour = COLOURS.get(algorithm)
+    ax.fill_between(x, np.clip(mean - n_sd * sd, 0, 90), np.clip(mean + n_sd * sd, 0, 90),
+                    color=colour, alpha=0.25, linewidth=0)
+    ax.plot(x, mean, color=colour, label=label)
+    ax.axhline(90, color="0.5", linestyle="--", linewidth=0.8)
+    ax.set_ylim(0, 95)
+    ax.set_yticks([0, 30, 60, 90])
+    ax.set_ylabel("angle δ_FA vs δ_BP (°)")
+    return ax
+
+
+def close(fig) -> None:
+    plt.close(fig)

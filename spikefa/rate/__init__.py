@@ -1,0 +1,1 @@
+"""Rate-based (non-spiking) engine: per-example learning rules compiled with Numba."""

@@ -1,0 +1,96 @@
+"""A run's results folder (CONTRACT.md): config.toml, metrics.csv, summary.json, figures/, *.npz.
+
+Every file is written atomically (temporary file in the same folder, then rename), so an
+interrupted run never leaves a half-written file, and a folder that already holds a finished
+run (`summary.json`) is never written into again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spikefa.errors import SpikefaError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def default_out(name: str) -> Path:
+    return Path("results") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class ResultsDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if (self.path / "summary.json").exists():
+            raise SpikefaError(f"{self.path} already holds a finished run; choose another --out")
+        try:
+            (self.path / "figures").mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path / ".write-test", b"")
+            os.unlink(self.path / ".write-test")
+        except OSError as exc:
+            raise SpikefaError(f"cannot write results to {self.path}: {exc.strerror}") from exc
+
+    def write_text(self, name: str, text: str) -> Path:
+        atomic_write_bytes(self.path / name, text.encode())
+        return self.path / name
+
+    def write_json(self, name: str, obj) -> Path:
+        return self.write_text(name, json.dumps(_finite(obj), indent=2, allow_nan=False, default=_jsonable) + "\n")
+
+    def write_csv(self, name: str, rows: list[dict]) -> Path:
+        buf = io.StringIO()
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return self.write_text(name, buf.getvalue())
+
+    def write_npz(self, name: str, **arrays) -> Path:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(self.path / name, buf.getvalue())
+        return self.path / name
+
+    def savefig(self, fig, name: str) -> Path:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+        atomic_write_bytes(self.path / "figures" / name, buf.getvalue())
+        return self.path / "figures" / name
+
+
+def _jsonable(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
+
+
+def _finite(obj):
+    """JSON has no NaN or inf: non-finite numbers become null."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None
+    return obj

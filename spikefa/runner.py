@@ -1,0 +1,38 @@
+"""`spikefa run`: resolve a config, run its experiment, write the results folder."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+from spikefa import __version__, config, experiments
+from spikefa.errors import SpikefaError
+from spikefa.results import ResultsDir, default_out
+
+
+def versions() -> dict:
+    import brian2
+    import numba
+    import numpy
+
+    return {"spikefa": __version__, "python": platform.python_version(), "brian2": brian2.__version__,
+            "numpy": numpy.__version__, "numba": numba.__version__}
+
+
+def run(config_name: str, sets: list[str] = (), out: str | Path | None = None, data: str | None = None) -> Path:
+    cfg = config.resolve(config_name, sets)
+    name = cfg["experiment"]
+    if name not in experiments.EXPERIMENTS:
+        raise SpikefaError(f"experiment {name} is not implemented yet; available: "
+                           f"{', '.join(experiments.EXPERIMENTS)}")
+    experiment = experiments.get(name)
+    experiment.validate(cfg)  # before anything is written
+    results = ResultsDir(out or default_out(name))
+    results.write_text("config.toml", config.to_toml(cfg))
+    start = time.perf_counter()
+    outcome = experiment.run(cfg, results, data_dir=data)
+    summary = {"experiment": name, "seed": cfg["seed"], "wall_seconds": round(time.perf_counter() - start, 2),
+               "versions": versions(), **outcome}
+    results.write_json("summary.json", summary)  # written last: its presence marks a finished run
+    return results.path

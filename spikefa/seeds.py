@@ -1,0 +1,18 @@
+"""One seed per run, split into named, independent random streams.
+
+`stream(seed, "feedback")` always gives the same generator for the same (seed, name), whatever
+other streams were used before: BP and FA runs of one seed share data order and forward init,
+and only the stream that differs (e.g. B) changes between them.
+"""
+
+import zlib
+
+import numpy as np
+
+STREAMS = ("task", "data", "test", "init", "feedback", "masks", "perturbation", "spikes", "order")
+
+
+def stream(seed: int, name: str) -> np.random.Generator:
+    if name not in STREAMS:
+        raise ValueError(f"unknown random stream {name!r}; known: {', '.join(STREAMS)}")
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(zlib.crc32(name.encode()),)))
