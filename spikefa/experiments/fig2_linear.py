@@ -92,11 +92,12 @@ def train(s: Setup, algo: str, lr: float, lr_hidden: float | None = None, sigma:
     points, nses, test_angles = [], [], []
 
     def evaluate(k):
-        y = s.X_test @ W0.T @ W.T
-        points.append(k)
-        nses.append(metrics.nse(s.Y_test, y))
-        E = s.Y_test - y
-        test_angles.append(_test_angle(s, W, E) if algo == "fa" else np.nan)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught just below
+            y = s.X_test @ W0.T @ W.T
+            points.append(k)
+            nses.append(metrics.nse(s.Y_test, y))
+            E = s.Y_test - y
+            test_angles.append(_test_angle(s, W, E) if algo == "fa" else np.nan)
 
     evaluate(0)
     bar = tqdm(total=n, desc=algo, unit="ex", disable=None if progress else True, leave=False)
@@ -134,7 +135,7 @@ def summarise(cfg: dict, s: Setup, algo: str, c: Curve) -> dict:
         E0 = s.Y_test - s.X_test @ s.W0.T @ s.W.T
         out.update(angle_deg_initial=_test_angle(s, s.W, E0),
                    angle_deg_first_window=float(np.mean(c.angles[:cfg["angle"]["window"]])),
-                   angle_deg_final=float(np.mean(final)), angle_deg_final_sd=float(np.std(final)),
+                   angle_deg_final=float(np.mean(final)), angle_final_sd_deg=float(np.std(final)),
                    angle_deg_test_final=float(c.test_angle[-1]))
     return out
 

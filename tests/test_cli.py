@@ -1,0 +1,109 @@
+"""The command line: bad input gives exit code 2 and one clear line; nothing written is lost."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from spikefa.cli import main
+
+SHORT = ["--set", "train.examples=300", "--set", 'algorithms=["fa"]']
+
+
+def spikefa(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "spikefa", *args], capture_output=True, text=True, **kw)
+
+
+def assert_one_clear_line(result, code, *words):
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+def test_info_lists_versions_and_devices(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "brian2" in out and "2.9.0" in out and "cpp_standalone" in out and "fig2_linear" in out
+
+
+def test_unknown_key_exits_2_naming_it(tmp_path):
+    r = spikefa("run", "fig2_linear", "--set", "bogus_key=1", "--out", str(tmp_path / "r"))
+    assert_one_clear_line(r, 2, "bogus_key")
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "fig2_linear", "--set", "seed=abc"], ["seed", "integer"]),
+    (["run", "fig2_linear", "--set", 'algorithms=["fa","sgd"]'], ["algorithms"]),
+    (["run", "fig2_linear", "--set", "train.examples=0"], ["train.examples", "positive"]),
+    (["run", "missing_config"], ["missing_config"]),
+])
+def test_bad_input_exits_2_with_one_line(argv, words, capsys, tmp_path):
+    assert main(argv + ["--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and all(w in err[0] for w in words)
+
+
+def test_unwritable_output_folder_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["run", "fig2_linear", *SHORT, "--out", str(blocker / "r")]) == 2
+    assert "cannot write results" in capsys.readouterr().err
+
+
+def test_finished_results_folder_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "fig2_linear", *SHORT, "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(["run", "fig2_linear", *SHORT, "--out", str(out)]) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert before == {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_divergence_exits_3(tmp_path, capsys):
+    assert main(["run", "fig2_linear", *SHORT, "--set", "lr.fa=5.0", "--out", str(tmp_path / "r")]) == 3
+    err = capsys.readouterr().err
+    assert "fa diverged" in err and "examples" in err
+    assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_data_check(data_folder, tmp_path):
+    assert spikefa("data", "check", "--data", str(data_folder)).returncode == 0
+    (tmp_path / "mnist").mkdir()
+    for f in (data_folder / "mnist").glob("*.gz"):
+        b = bytearray(f.read_bytes())
+        if f.name.startswith("t10k-labels"):
+            b[len(b) // 2] ^= 0xFF
+        (tmp_path / "mnist" / f.name).write_bytes(bytes(b))
+    r = spikefa("data", "check", "--data", str(tmp_path))
+    assert r.returncode == 1 and "t10k-labels-idx1-ubyte: corrupted" in r.stdout and "Traceback" not in r.stderr
+    empty = spikefa("data", "check", "--data", str(tmp_path / "empty"))
+    assert empty.returncode == 1 and "no data set found" in empty.stderr
+
+
+def test_ctrl_c_leaves_earlier_results_untouched(tmp_path):
+    earlier = tmp_path / "earlier"
+    assert spikefa("run", "fig2_linear", *SHORT, "--out", str(earlier)).returncode == 0
+    before = {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
+    out = tmp_path / "interrupted"
+    # one evaluation per example makes this run take minutes: it is interrupted long before the end
+    proc = subprocess.Popen([sys.executable, "-m", "spikefa", "run", "fig2_linear", "--set", "train.examples=500000",
+                             "--set", "train.eval_every=1", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "config.toml").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert not (out / "summary.json").exists()
+    assert not [p for p in out.rglob("*.tmp")]
+    assert before == {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
+    assert json.loads((earlier / "summary.json").read_text())["experiment"] == "fig2_linear"
+    assert os.listdir(tmp_path) and sorted(os.listdir(tmp_path)) == ["earlier", "interrupted"]
