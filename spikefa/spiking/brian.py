@@ -1,0 +1,258 @@
+"""The Brian2 reference engine: the spiking FA network as NeuronGroups and Synapses.
+
+Build once for a fixed number of images per run; every `run()` starts at t = 0 from the `state`
+record it is given (weights, biases, PSPs, traces — see `spec.py`) and returns the state at the
+end, so training proceeds in chunks that can be checkpointed, and the same compiled network serves
+training (η > 0) and evaluation (η = 0). Devices:
+
+- "runtime": Brian2's runtime with Cython code generation; "numpy": runtime, NumPy code generation
+  (no compiler start-up; handy for small networks and tests);
+- "cpp_standalone": compiled once, re-run with new images, weights and state through `run_args`;
+- "cuda_standalone": the same through brian2cuda, where it is installed and a GPU exists.
+
+Random numbers: by default each unit draws `rand()`. With `noise=True` every stochastic group reads
+pre-drawn uniforms from a TimedArray instead (`run(..., uniforms=...)`), which makes every spike
+reproducible and lets the fast engine replay exactly the same run. Without `noise`, the runtime
+devices are seeded once from `spec.seed`; standalone binaries draw a fresh seed for every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikefa.errors import SpikefaError
+from spikefa.spiking import equations as eq
+from spikefa.spiking.spec import SpikingSpec
+
+DEVICES = ("runtime", "numpy", "cpp_standalone", "cuda_standalone")
+STANDALONE = ("cpp_standalone", "cuda_standalone")
+
+
+@dataclass
+class Recording:
+    """What one `run()` recorded. Times are step indices (multiply by dt = 1 ms for ms)."""
+    y: np.ndarray                 # output rates, steps × n_out
+    error: np.ndarray             # output error e = y* − y, steps × n_out
+    traces: dict = field(default_factory=dict)  # layer → {"neurons", "u", "mod", "delta"} (neurons × steps)
+    spikes: dict = field(default_factory=dict)  # layer → (step, neuron) arrays
+
+
+def _activate(device: str, directory: str | None, threads: int):
+    import brian2
+
+    current = brian2.get_device()
+    if device in STANDALONE:
+        if device == "cuda_standalone":
+            try:
+                import brian2cuda  # noqa: F401
+            except ImportError:
+                raise SpikefaError("device cuda_standalone needs brian2cuda (pip install brian2cuda) and a GPU") from None
+        if getattr(current, "has_been_run", False) or getattr(current, "build_on_run", None) is False:
+            current.reinit()
+        brian2.set_device(device, directory=directory, build_on_run=False)
+        brian2.prefs.devices.cpp_standalone.openmp_threads = threads
+    else:
+        if current.__class__.__name__ != "RuntimeDevice":
+            current.reinit()
+        brian2.set_device("runtime")
+        brian2.prefs.codegen.target = "cython" if device == "runtime" else "numpy"
+
+
+class BrianNetwork:
+    def __init__(self, spec: SpikingSpec, images_per_run: int, device: str = "runtime", *,
+                 noise: bool = False, trace_neurons: dict[int, list[int]] | None = None,
+                 record_spikes: bool = False, plasticity: str | None = None, feedback: str | None = None,
+                 threads: int = 1, directory: str | None = None):
+        if device not in DEVICES:
+            raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        self.spec, self.device, self.images_per_run, self.noise = spec, device, int(images_per_run), noise
+        self.steps_per_run = self.images_per_run * spec.steps_per_image
+        self.trace_neurons = {int(l): list(map(int, n)) for l, n in (trace_neurons or {}).items()}
+        self.record_spikes = record_spikes
+        self.directory = directory or tempfile.mkdtemp(prefix="spikefa-brian2-")
+        self._built = False
+        _activate(device, self.directory, threads)
+        self._build(plasticity, feedback)
+
+    # ---------------------------------------------------------------- construction
+    def _build(self, plasticity: str | None, feedback: str | None) -> None:
+        import brian2 as b2
+
+        spec, L = self.spec, self.spec.n_layers
+        dtype = np.dtype(spec.dtype)
+        b2.prefs.core.default_float_dtype = dtype.type
+        b2.defaultclock.dt = 1 * b2.ms
+        if self.device not in STANDALONE and not self.noise:
+            b2.seed(spec.seed)
+        ns = {"tau": spec.tau_steps * b2.ms, "decay": spec.decay, "weight_decay": spec.weight_decay}
+        n_img, sizes = self.images_per_run, spec.sizes
+        self.images = b2.TimedArray(np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images")
+        self.labels = b2.TimedArray(np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels")
+        ns.update(images=self.images, labels=self.labels)
+        self.uniforms = {}
+        if self.noise:
+            for l in range(L):  # input (0) and hidden layers draw spikes
+                self.uniforms[l] = b2.TimedArray(np.zeros((self.steps_per_run, sizes[l]), dtype), dt=b2.ms,
+                                                 name=f"uniforms_{l}")
+                ns[f"uniforms_{l}"] = self.uniforms[l]
+
+        def noise(l):
+            return f"uniforms_{l}(t, i)" if self.noise else "rand()"
+
+        decay_term = spec.weight_decay > 0
+        plasticity = plasticity or (eq.PLASTICITY_DECAY if decay_term else eq.PLASTICITY)
+        self.layers = [b2.NeuronGroup(sizes[0], eq.INPUT, threshold=eq.INPUT_SPIKE.format(noise=noise(0)),
+                                      reset=eq.TRACE_ON_SPIKE, method="exact", namespace=ns, name="input")]
+        for l in range(1, L):
+            self.layers.append(b2.NeuronGroup(sizes[l], eq.HIDDEN, threshold=eq.SPIKE.format(noise=noise(l)),
+                                              reset=eq.TRACE_ON_SPIKE, method="exact", namespace=ns,
+                                              name=f"hidden_{l}"))
+        self.layers.append(b2.NeuronGroup(sizes[L], eq.OUTPUT, method="exact", namespace=ns, name="output"))
+
+        self.forward, self.plasticity = [None], []
+        for l in range(1, L + 1):
+            s = b2.Synapses(self.layers[l - 1], self.layers[l], eq.FORWARD, on_pre=eq.FORWARD_ON_PRE,
+                            namespace=ns, name=f"forward_{l}")
+            s.connect()  # all-to-all: synapse k = i·n_post + j
+            self.forward.append(s)
+            self.plasticity.append(s.run_regularly(plasticity, name=f"plasticity_{l}"))
+        self.feedback, self._fb_index = [None], [None]
+        mirror = spec.feedback == "bp"
+        fb_eqs = eq.FEEDBACK_WEIGHT + "\n" + (feedback or eq.FEEDBACK)
+        for l in range(1, L):
+            src = self.layers[spec.feedback_source(l)]
+            f = b2.Synapses(src, self.layers[l], fb_eqs, namespace=ns, name=f"feedback_{l}")
+            self.feedback.append(f)
+            if mirror:
+                self.plasticity.append(f.run_regularly(eq.FEEDBACK_MIRROR_DECAY if decay_term else eq.FEEDBACK_MIRROR,
+                                                       name=f"mirror_{l}"))
+        self.deltas = [None] + [self.layers[l].run_regularly(eq.HIDDEN_DELTA, name=f"delta_{l}") for l in range(1, L)]
+        self.output_error = self.layers[L].run_regularly(eq.OUTPUT_ERROR, name="output_error")
+        self.plasticity += [self.layers[l].run_regularly(eq.BIAS_PLASTICITY, name=f"bias_plasticity_{l}")
+                            for l in range(1, L + 1)]
+
+        self.out_monitor = b2.StateMonitor(self.layers[L], ["y", "delta"], record=True, when="end", name="out_monitor")
+        self.trace_monitors = {l: b2.StateMonitor(self.layers[l], ["u", "mod", "delta"], record=n, when="end",
+                                                  name=f"trace_monitor_{l}")
+                               for l, n in self.trace_neurons.items()}
+        self.spike_monitors = ({l: b2.SpikeMonitor(self.layers[l], name=f"spike_monitor_{l}") for l in range(L)}
+                               if self.record_spikes else {})
+        self._schedule()
+        self.net = b2.Network(self.layers, self.forward[1:], self.feedback[1:], self.out_monitor,
+                              *self.trace_monitors.values(), *self.spike_monitors.values())
+
+    def _schedule(self) -> None:
+        """The order of operations within one step (SCHEDULE), set explicitly on every object."""
+        L, order = self.spec.n_layers, itertools.count()
+
+        def place(*objs):
+            for obj in objs:
+                obj.when, obj.order = "groups", next(order)
+
+        # 1. every PSP and trace decays by one step (exact integration)
+        place(*(g.state_updater for g in self.layers))
+        # 2. forward sweep, bottom-up: layer l−1 spikes, its trace jumps, its spikes enter layer l's PSP
+        for l in range(L):
+            place(self.layers[l].thresholder["spike"], self.layers[l].resetter["spike"], self.forward[l + 1].pre)
+        # 3. output error, then δ travels down the feedback synapses (all within this step)
+        place(self.output_error)
+        for l in reversed(range(1, L)):
+            place(self.feedback[l].summed_updaters["mod_post"], self.deltas[l])
+        # 4. three-factor plasticity of every forward synapse and bias (and B's mirror in bp mode)
+        place(*self.plasticity)
+
+    # ---------------------------------------------------------------- running
+    def _feedback_pairs(self, l: int, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Synapse index arrays of feedback group l: every nonzero entry of B (all of them unless sparse)."""
+        src, dst = np.nonzero(B) if self.spec.feedback == "sparse_fa" else np.indices(B.shape).reshape(2, -1)
+        return src.astype(np.int32), dst.astype(np.int32)
+
+    def _values(self, state: dict, eta: float) -> dict:
+        """Map each Brian2 variable to the value it must start this run with."""
+        L, values = self.spec.n_layers, {}
+        for l in range(1, L + 1):
+            values[self.forward[l].w] = state[f"w{l}"].ravel()
+            values[self.layers[l].bias] = state[f"bias{l}"]
+            values[self.layers[l].u] = state[f"u{l}"]
+            values[self.layers[l].eta] = eta
+            values[self.layers[l - 1].p] = state[f"p{l - 1}"]
+        for l in range(1, L):
+            src, dst = self._fb_index[l]
+            values[self.feedback[l].B] = state[f"B{l}"][src, dst]
+        return values
+
+    def _first_build(self, state: dict) -> None:
+        import brian2 as b2
+
+        for l in range(1, self.spec.n_layers):
+            self._fb_index.append(self._feedback_pairs(l, state[f"B{l}"]))
+            self.feedback[l].connect(i=self._fb_index[l][0], j=self._fb_index[l][1])
+        if self.device in STANDALONE:
+            self.net.run(self.steps_per_run * b2.ms, namespace={})
+            b2.get_device().build(run=False, directory=self.directory)
+        else:
+            self.net.store("start")
+        self._built = True
+
+    def run(self, state: dict, images: np.ndarray, labels: np.ndarray, learn: bool = True,
+            uniforms: dict[int, np.ndarray] | None = None) -> tuple[dict, Recording]:
+        """Show `images` (n × n_in, pixels in [0,1]) in order; return the new state and the recording."""
+        import brian2 as b2
+
+        n = len(images)
+        if n != self.images_per_run and (self.device in STANDALONE or n > self.images_per_run):
+            raise SpikefaError(f"this network was built for {self.images_per_run} images per run, got {n}")
+        if self.noise != (uniforms is not None):
+            raise SpikefaError("pass uniforms exactly when the network was built with noise=True")
+        if not self._built:
+            self._first_build(state)
+        dtype = np.dtype(self.spec.dtype)
+        padded = np.zeros((self.images_per_run, self.spec.sizes[0]), dtype)
+        padded[:n] = images
+        lab = np.zeros(self.images_per_run, np.int32)
+        lab[:n] = labels
+        values = self._values(state, self.spec.eta if learn else 0.0)
+        timed = {self.images: padded, self.labels: lab}
+        for l, ta in self.uniforms.items():
+            u = np.zeros((self.steps_per_run, self.spec.sizes[l]), dtype)
+            u[: n * self.spec.steps_per_image] = uniforms[l][: n * self.spec.steps_per_image]
+            timed[ta] = u
+        if self.device in STANDALONE:
+            b2.get_device().run(directory=self.directory, run_args={**values, **timed})
+        else:
+            self.net.restore("start")
+            for view, v in values.items():
+                view[:] = v
+            for ta, v in timed.items():
+                ta.values[:] = v
+            self.net.run(n * self.spec.steps_per_image * b2.ms, namespace={})
+        return self._read_state(state), self._recording()
+
+    def _read_state(self, old: dict) -> dict:
+        L, new = self.spec.n_layers, {}
+        for l in range(1, L + 1):
+            new[f"w{l}"] = np.asarray(self.forward[l].w[:]).reshape(old[f"w{l}"].shape)
+            new[f"bias{l}"] = np.asarray(self.layers[l].bias[:])
+            new[f"u{l}"] = np.asarray(self.layers[l].u[:])
+            new[f"p{l - 1}"] = np.asarray(self.layers[l - 1].p[:])
+        for l in range(1, L):
+            B = old[f"B{l}"]
+            if self.spec.feedback == "bp":
+                B = np.zeros_like(B)
+                src, dst = self._fb_index[l]
+                B[src, dst] = self.feedback[l].B[:]
+            new[f"B{l}"] = B
+        return new
+
+    def _recording(self) -> Recording:
+        rec = Recording(np.asarray(self.out_monitor.y[:]).T, np.asarray(self.out_monitor.delta[:]).T)
+        for l, m in self.trace_monitors.items():
+            rec.traces[l] = {"neurons": np.array(self.trace_neurons[l]), "u": np.asarray(m.u[:]),
+                             "mod": np.asarray(m.mod[:]), "delta": np.asarray(m.delta[:])}
+        for l, m in self.spike_monitors.items():
+            rec.spikes[l] = (np.rint(np.asarray(m.t_[:]) * 1e3).astype(np.int64), np.asarray(m.i[:]))
+        return rec

@@ -1,0 +1,69 @@
+"""The Brian2 equations of the spiking FA network, all in one place (SPEC §4).
+
+One step = one `dt`. `decay` = exp(−dt/τ) is the per-step decay of PSPs and traces; the exact
+solution of du/dt = (bias − u)/τ over one step is u ← decay·u + (1 − decay)·bias, and each spike
+arriving adds (1 − decay)·w, so that within a step (see `brian.SCHEDULE` for the order)
+
+    u_l  = decay·u_l + (1 − decay)·(W_l s_{l−1} + bias_l)    PSP of layer l
+    s_l  = [rand() < σ(u_l)]                                 stochastic binary units
+    p_l  = decay·p_l + (1 − decay)·s_l                       presynaptic trace = ∂u/∂w
+    e    = y* − σ(u_out)                                     output error (the output's δ)
+    mod_l = Σ_k B_lk δ_k                                     modulatory signal via feedback synapses
+    δ_l  = σ'(u_l)·mod_l                                     postsynaptic factor × modulator
+    Δw   = η·δ_post·p_pre,  Δbias = η·δ                     three-factor plasticity, every step
+
+Users may replace `PLASTICITY` (per forward synapse) or `FEEDBACK` (the summed modulator) with
+their own strings through `BrianNetwork(..., plasticity=..., feedback=...)`; they can read any
+pre/post variable named here (u, p, mod, delta) and the synapse's own `w` or `B`.
+"""
+
+# Input layer: unit i fires with probability = pixel i of the image on show, every step.
+INPUT = """
+rate = images(t, i) : 1   # pixel intensity of the image on show (TimedArray, one row per image)
+dp/dt = -p / tau : 1      # presynaptic trace
+"""
+
+# Hidden layers: stochastic binary units, no fixed threshold, no refractory period.
+HIDDEN = """
+du/dt = (bias - u) / tau : 1   # PSP, leaky integration (exact)
+dp/dt = -p / tau : 1           # presynaptic trace of this unit's spikes
+bias : 1
+mod : 1                        # modulatory signal, summed from the feedback synapses
+delta : 1                      # δ = σ'(u) · mod
+eta : 1 (shared)               # learning rate of this layer's weights and bias (0: no learning)
+"""
+SPIKE = "{noise} < 1 / (1 + exp(-u))"
+INPUT_SPIKE = "{noise} < rate"
+TRACE_ON_SPIKE = "p += 1 - decay"
+HIDDEN_DELTA = """
+sig = 1 / (1 + exp(-u))
+delta = sig * (1 - sig) * mod
+"""
+
+# Output layer: rate units; their error is the output modulator.
+OUTPUT = """
+du/dt = (bias - u) / tau : 1
+bias : 1
+ystar = int(labels(t) == i) : 1   # one-hot target of the image on show
+y : 1                             # output rate σ(u)
+delta : 1                         # error e = y* − y
+eta : 1 (shared)
+"""
+OUTPUT_ERROR = """
+y = 1 / (1 + exp(-u))
+delta = ystar - y
+"""
+BIAS_PLASTICITY = "bias += eta * delta"
+
+# Forward synapses: spikes drive the PSP (event-driven, exact); weights learn every step.
+FORWARD = "w : 1"
+FORWARD_ON_PRE = "u_post += (1 - decay) * w"
+PLASTICITY = "w += eta_post * delta_post * p_pre"   # η is the postsynaptic group's
+PLASTICITY_DECAY = "w += eta_post * (delta_post * p_pre - weight_decay * w)"
+
+# Feedback synapses (separate groups, pre = the layer the error comes from): fixed weights B.
+FEEDBACK = "mod_post = B * delta_pre : 1 (summed)"
+FEEDBACK_WEIGHT = "B : 1"
+# bp mode (weight transport): B learns exactly as its forward twin, so B stays equal to wᵀ.
+FEEDBACK_MIRROR = "B += eta_pre * delta_pre * p_post"
+FEEDBACK_MIRROR_DECAY = "B += eta_pre * (delta_pre * p_post - weight_decay * B)"

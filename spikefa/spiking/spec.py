@@ -1,0 +1,170 @@
+"""The spiking network of Fig. 4, defined once: its spec, its state, and checkpoints.
+
+Both engines (the Brian2 reference in `brian.py` and the batched NumPy engine in `fast.py`) build
+from a `SpikingSpec` and read and write the same `state` record: a dict of NumPy arrays
+
+    w1..wL      forward weights, shape (n_pre, n_post)            (synapse k = i·n_post + j)
+    bias1..L    biases of hidden and output layers
+    B1..B{L-1}  feedback weights into hidden layer l, shape (n_source, n_l); the source is layer
+                l+1 for fa/sparse_fa/bp, the output layer for dfa
+    u1..uL      PSPs; p0..p{L-1} presynaptic traces (p0: input layer)
+
+so a checkpoint trained by one engine loads into the other.
+
+Time is discrete: one step is one `dt` (1 ms nominally). "Time constant 0.9" has two readings
+(SPEC §4): `reading="decay"` — the PSP decays by 0.9 per step (τ = −1/ln 0.9 ≈ 9.49 steps) — and
+`reading="tau"` — τ = 0.9 steps (decay e^(−1/0.9) ≈ 0.329 per step). Every reported number names
+the reading and `steps_per_image`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from spikefa.errors import SpikefaError
+from spikefa.seeds import stream
+
+FEEDBACK_MODES = ("fa", "sparse_fa", "dfa", "bp")
+READINGS = ("decay", "tau")
+
+
+@dataclass(frozen=True)
+class SpikingSpec:
+    sizes: tuple[int, ...] = (784, 1500, 1500, 1500, 10)
+    reading: str = "decay"          # "decay": ×0.9 per step; "tau": τ = 0.9 steps
+    time_constant: float = 0.9
+    steps_per_image: int = 100      # images follow each other with no pause and no reset
+    readout_fraction: float = 0.5   # read-out: mean output rate over this last part of each image
+    eta: float = 1e-3               # learning rate per step (weights and biases)
+    weight_decay: float = 0.0       # w += η(δ p − α w) when α > 0
+    init_scale: float = 4.0         # w ~ init_scale · U[−1, 1] / √fan_in (Glorot scale for σ units)
+    feedback_scale: float = 0.5     # B ~ U[−β, β]
+    feedback: str = "fa"            # fa | sparse_fa | dfa | bp
+    feedback_sparsity: float = 0.5  # sparse_fa: fraction of feedback synapses removed
+    seed: int = 0
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
+        problems = []
+        if len(self.sizes) < 3 or min(self.sizes) < 1:
+            problems.append(f"sizes needs input, ≥1 hidden and output layers of positive size, got {list(self.sizes)}")
+        if self.reading not in READINGS:
+            problems.append(f"reading must be one of {', '.join(READINGS)}, got {self.reading!r}")
+        if self.feedback not in FEEDBACK_MODES:
+            problems.append(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {self.feedback!r}")
+        if not 0 < self.time_constant or (self.reading == "decay" and not self.time_constant < 1):
+            problems.append(f"time_constant {self.time_constant} is impossible for reading {self.reading!r}")
+        if self.steps_per_image < 1 or not 0 < self.readout_fraction <= 1:
+            problems.append("steps_per_image must be ≥ 1 and readout_fraction in (0, 1]")
+        if not 0 <= self.feedback_sparsity < 1:
+            problems.append(f"feedback_sparsity must be in [0, 1), got {self.feedback_sparsity}")
+        if self.dtype not in ("float32", "float64"):
+            problems.append(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if problems:
+            raise SpikefaError("; ".join(problems))
+
+    @property
+    def decay(self) -> float:
+        """PSP and trace decay factor per step."""
+        return self.time_constant if self.reading == "decay" else math.exp(-1.0 / self.time_constant)
+
+    @property
+    def tau_steps(self) -> float:
+        """Continuous time constant in steps: exp(−1/τ) = decay."""
+        return -1.0 / math.log(self.decay)
+
+    @property
+    def n_layers(self) -> int:
+        """Weight layers L (hidden layers + output)."""
+        return len(self.sizes) - 1
+
+    def feedback_source(self, l: int) -> int:
+        """Index (in `sizes`) of the layer whose δ feeds hidden layer l (1-based)."""
+        return self.n_layers if self.feedback == "dfa" else l + 1
+
+    def describe(self) -> str:
+        return (f"{'-'.join(map(str, self.sizes))}, reading {self.reading!r} (decay {self.decay:.4g}/step, "
+                f"τ = {self.tau_steps:.3g} steps), {self.steps_per_image} steps per image, feedback {self.feedback}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpikingSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise SpikefaError(f"unknown spec fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
+    """Weights drawn from the spec's seed (streams "init", "feedback", "masks"); zero PSPs and traces."""
+    dt = np.dtype(spec.dtype)
+    sizes, L = spec.sizes, spec.n_layers
+    init, fb, masks = stream(spec.seed, "init"), stream(spec.seed, "feedback"), stream(spec.seed, "masks")
+    state = {}
+    for l in range(1, L + 1):
+        n_pre, n_post = sizes[l - 1], sizes[l]
+        state[f"w{l}"] = (spec.init_scale * init.uniform(-1, 1, (n_pre, n_post)) / math.sqrt(n_pre)).astype(dt)
+        state[f"bias{l}"] = np.zeros(n_post, dt)
+        state[f"u{l}"] = np.zeros(n_post, dt)
+        state[f"p{l - 1}"] = np.zeros(n_pre, dt)
+    for l in range(1, L):
+        src = spec.feedback_source(l)
+        if spec.feedback == "bp":
+            B = state[f"w{l + 1}"].T.copy()  # weight transport: kept equal to the forward weights
+        else:
+            B = fb.uniform(-spec.feedback_scale, spec.feedback_scale, (sizes[src], sizes[l])).astype(dt)
+            if spec.feedback == "sparse_fa":
+                B *= masks.random(B.shape) >= spec.feedback_sparsity
+        state[f"B{l}"] = B
+    return state
+
+
+def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict | None = None) -> Path:
+    """Write `state` and the spec (as JSON) to a compressed `.npz`, atomically."""
+    from spikefa.results import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, spec=json.dumps(spec.to_dict()), meta=json.dumps(meta or {}), **state)
+    path = Path(path)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
+    """(spec, state, meta) from a checkpoint; a missing, truncated or foreign file is a SpikefaError."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            spec = SpikingSpec.from_dict(json.loads(str(z["spec"])))
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            state = {k: z[k] for k in z.files if k not in ("spec", "meta")}
+    except FileNotFoundError:
+        raise SpikefaError(f"checkpoint {path} does not exist") from None
+    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
+        raise SpikefaError(f"{path} is not a spikefa checkpoint or is corrupted ({type(exc).__name__}: {exc})") from None
+    expected = set(initial_state_keys(spec))
+    if set(state) != expected:
+        raise SpikefaError(f"checkpoint {path} does not match its spec: missing {sorted(expected - set(state))}, "
+                           f"unexpected {sorted(set(state) - expected)}")
+    for l in range(1, spec.n_layers + 1):
+        if state[f"w{l}"].shape != (spec.sizes[l - 1], spec.sizes[l]):
+            raise SpikefaError(f"checkpoint {path}: w{l} has shape {state[f'w{l}'].shape}, spec says "
+                               f"{(spec.sizes[l - 1], spec.sizes[l])}")
+    return spec, state, meta
+
+
+def initial_state_keys(spec: SpikingSpec) -> list[str]:
+    L = spec.n_layers
+    return ([f"w{l}" for l in range(1, L + 1)] + [f"bias{l}" for l in range(1, L + 1)]
+            + [f"u{l}" for l in range(1, L + 1)] + [f"p{l}" for l in range(L)] + [f"B{l}" for l in range(1, L)])
