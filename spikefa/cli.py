@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from spikefa.errors import SpikefaError
+from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when a network is built
 
 
 def _cmd_run(args) -> int:
@@ -57,6 +58,79 @@ def _cmd_data_check(args) -> int:
     return 1 if bad else 0
 
 
+def _cmd_evaluate(args) -> int:
+    import json
+
+    from spikefa.data import load_images
+    from spikefa.spiking.spec import load_checkpoint
+    from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
+
+    spec, state, meta = load_checkpoint(args.checkpoint)
+    data = load_images(args.dataset or meta.get("dataset", "mnist"), args.data)
+    n = min(args.n_test or len(data.test_x), len(data.test_x))
+    images, labels = data.test_x[:n].astype(spec.dtype), data.test_y[:n]
+    if args.engine == "brian2":
+        chunk = max(d for d in range(1, min(n, 1000) + 1) if n % d == 0)  # standalone runs have a fixed length
+        runner = BrianRunner(spec, chunk, args.device, threads=args.threads)
+    else:
+        runner = FastRunner(spec, min(n, 1000), batch=args.batch)
+    err = evaluate(runner, runner.prepare(state), images, labels)
+    result = {"test_error": err, "n_test": n, "engine": args.engine, "reading": spec.reading,
+              "steps_per_image": spec.steps_per_image, "feedback": spec.feedback, "checkpoint": str(args.checkpoint)}
+    if args.engine == "brian2":
+        result["device"] = args.device
+    print(json.dumps(result) if args.json else f"test error {100 * err:.2f}% on {n} images ({spec.describe()}, "
+                                                f"engine {args.engine})")
+    return 0
+
+
+def _cmd_traces(args) -> int:
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from spikefa import plotting
+    from spikefa.data import load_images
+    from spikefa.results import ResultsDir
+    from spikefa.spiking.spec import load_checkpoint
+    from spikefa.spiking.traces import plot_traces, record_traces
+
+    spec, state, meta = load_checkpoint(args.checkpoint)
+    data = load_images(meta.get("dataset", "mnist"), args.data)
+    steps = args.steps or 5 * spec.steps_per_image
+    n_img = -(-steps // spec.steps_per_image)
+    lo = args.first_image
+    if not 0 <= lo <= len(data.test_x) - n_img:
+        raise SpikefaError(f"--first-image must be in 0..{len(data.test_x) - n_img}")
+    images, labels = data.test_x[lo:lo + n_img].astype(spec.dtype), data.test_y[lo:lo + n_img]
+    out = ResultsDir(args.out or Path("results") / f"traces-{time.strftime('%Y%m%d-%H%M%S')}")
+    tr = record_traces(spec, state, images, labels, args.neurons, args.device, learn=args.learn)
+    out.write_npz("traces.npz", **tr)
+    fig = plot_traces(tr, title=f"{Path(args.checkpoint).name}: {spec.describe()}"
+                                f"{', after ' + str(meta['images_seen']) + ' training images' if 'images_seen' in meta else ''}")
+    out.savefig(fig, "traces.png", folder=".")
+    plotting.close(fig)
+    print(out.path)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    import json
+
+    from spikefa import bench
+
+    if args.what != "spiking":
+        raise SpikefaError("bench rate arrives with the completed rate engine; available: spiking")
+    result = bench.bench_spiking(batch=args.batch)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:42s} {v}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spikefa", description="Feedback alignment experiments (Lillicrap et al. 2016).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -68,6 +142,35 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="results folder (default results/<name>-<timestamp>/)")
     r.add_argument("--data", help="data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)")
     r.set_defaults(func=_cmd_run)
+
+    e = sub.add_parser("evaluate", help="test error of a trained spiking network (learning off)")
+    e.add_argument("checkpoint")
+    e.add_argument("--engine", choices=("fast", "brian2"), default="fast")
+    e.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device (engine brian2)")
+    e.add_argument("--threads", type=int, default=1, help="OpenMP threads of cpp_standalone")
+    e.add_argument("--batch", type=int, default=100, help="streams of the fast engine")
+    e.add_argument("--n-test", type=int, default=0, help="use the first N test images (default all)")
+    e.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="default: the checkpoint's")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--data", help="data folder")
+    e.set_defaults(func=_cmd_evaluate)
+
+    t = sub.add_parser("traces", help="record PSP and modulator traces in Brian2 for a checkpoint")
+    t.add_argument("checkpoint")
+    t.add_argument("--out", help="folder for traces.npz and traces.png (default results/traces-<timestamp>/)")
+    t.add_argument("--steps", type=int, default=0, help="steps to record (default 5 images)")
+    t.add_argument("--neurons", type=int, nargs="+", default=[0, 1, 2, 3], help="hidden units recorded in every hidden layer")
+    t.add_argument("--first-image", type=int, default=0, help="index of the first test image shown")
+    t.add_argument("--device", choices=DEVICES, default="cpp_standalone")
+    t.add_argument("--learn", action="store_true", help="keep plasticity on while recording")
+    t.add_argument("--data", help="data folder")
+    t.set_defaults(func=_cmd_traces)
+
+    b = sub.add_parser("bench", help="side-by-side throughput, measured in one run")
+    b.add_argument("what", choices=("rate", "spiking"))
+    b.add_argument("--batch", type=int, default=50, help="streams of the batched fast engine")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=_cmd_bench)
 
     i = sub.add_parser("info", help="versions and available Brian2 devices")
     i.set_defaults(func=_cmd_info)

@@ -20,12 +20,19 @@ import numpy as np
 from spikefa.errors import SpikefaError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -70,11 +77,12 @@ class ResultsDir:
         atomic_write_bytes(self.path / name, buf.getvalue())
         return self.path / name
 
-    def savefig(self, fig, name: str) -> Path:
+    def savefig(self, fig, name: str, folder: str = "figures") -> Path:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-        atomic_write_bytes(self.path / "figures" / name, buf.getvalue())
-        return self.path / "figures" / name
+        path = self.path / folder / name
+        atomic_write_bytes(path, buf.getvalue())
+        return path
 
 
 def _jsonable(x):

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,7 +56,7 @@ def _activate(device: str, directory: str | None, threads: int):
         if getattr(current, "has_been_run", False) or getattr(current, "build_on_run", None) is False:
             current.reinit()
         brian2.set_device(device, directory=directory, build_on_run=False)
-        brian2.prefs.devices.cpp_standalone.openmp_threads = threads
+        brian2.prefs.devices.cpp_standalone.openmp_threads = threads if threads > 1 else 0  # 0: no OpenMP
     else:
         if current.__class__.__name__ != "RuntimeDevice":
             current.reinit()
@@ -66,14 +68,17 @@ class BrianNetwork:
     def __init__(self, spec: SpikingSpec, images_per_run: int, device: str = "runtime", *,
                  noise: bool = False, trace_neurons: dict[int, list[int]] | None = None,
                  record_spikes: bool = False, plasticity: str | None = None, feedback: str | None = None,
-                 threads: int = 1, directory: str | None = None):
+                 threads: int = 1, directory: str | None = None, profile: bool = False):
         if device not in DEVICES:
             raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
         self.spec, self.device, self.images_per_run, self.noise = spec, device, int(images_per_run), noise
         self.steps_per_run = self.images_per_run * spec.steps_per_image
         self.trace_neurons = {int(l): list(map(int, n)) for l, n in (trace_neurons or {}).items()}
-        self.record_spikes = record_spikes
-        self.directory = directory or tempfile.mkdtemp(prefix="spikefa-brian2-")
+        self.record_spikes, self.profile = record_spikes, profile
+        if directory is None:  # a private build folder, removed with this object
+            self._tmp = tempfile.TemporaryDirectory(prefix="spikefa-brian2-")
+            directory = self._tmp.name
+        self.directory = directory
         self._built = False
         _activate(device, self.directory, threads)
         self._build(plasticity, feedback)
@@ -191,11 +196,13 @@ class BrianNetwork:
         for l in range(1, self.spec.n_layers):
             self._fb_index.append(self._feedback_pairs(l, state[f"B{l}"]))
             self.feedback[l].connect(i=self._fb_index[l][0], j=self._fb_index[l][1])
+        start = time.perf_counter()
         if self.device in STANDALONE:
-            self.net.run(self.steps_per_run * b2.ms, namespace={})
+            self.net.run(self.steps_per_run * b2.ms, namespace={}, profile=self.profile)
             b2.get_device().build(run=False, directory=self.directory)
         else:
             self.net.store("start")
+        self.build_seconds = time.perf_counter() - start  # code generation and compilation (standalone)
         self._built = True
 
     def run(self, state: dict, images: np.ndarray, labels: np.ndarray, learn: bool = True,
@@ -221,24 +228,39 @@ class BrianNetwork:
             u = np.zeros((self.steps_per_run, self.spec.sizes[l]), dtype)
             u[: n * self.spec.steps_per_image] = uniforms[l][: n * self.spec.steps_per_image]
             timed[ta] = u
-        if self.device in STANDALONE:
-            b2.get_device().run(directory=self.directory, run_args={**values, **timed})
-        else:
-            self.net.restore("start")
-            for view, v in values.items():
-                view[:] = v
-            for ta, v in timed.items():
-                ta.values[:] = v
-            self.net.run(n * self.spec.steps_per_image * b2.ms, namespace={})
+        with warnings.catch_warnings():
+            # Brian2 range-checks float32 values against 1e50, which NumPy reports as a cast overflow
+            warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
+            if self.device in STANDALONE:
+                device = b2.get_device()
+                device.run(directory=self.directory, run_args={**values, **timed})
+                self.last_run_seconds = device._last_run_time  # simulation only, as timed by the binary
+                device.delete(code=False, data=False, run_args=True, directory=False)  # this run's input files
+            else:
+                self.net.restore("start")
+                for view, v in values.items():
+                    view[:] = v
+                for ta, v in timed.items():
+                    ta.values[:] = v
+                start = time.perf_counter()
+                self.net.run(n * self.spec.steps_per_image * b2.ms, namespace={}, profile=self.profile)
+                self.last_run_seconds = time.perf_counter() - start
         return self._read_state(state), self._recording()
 
+    def profile_fractions(self) -> dict[str, float]:
+        """Share of the last run's time spent in each Brian2 object (built with profile=True)."""
+        info = self.net.profiling_info
+        total = sum(float(t) for _, t in info) or 1.0
+        return {name: round(float(t) / total, 4) for name, t in sorted(info, key=lambda x: -float(x[1]))}
+
     def _read_state(self, old: dict) -> dict:
+        # np.array copies: the runtime devices hand out views of arrays that the next run overwrites
         L, new = self.spec.n_layers, {}
         for l in range(1, L + 1):
-            new[f"w{l}"] = np.asarray(self.forward[l].w[:]).reshape(old[f"w{l}"].shape)
-            new[f"bias{l}"] = np.asarray(self.layers[l].bias[:])
-            new[f"u{l}"] = np.asarray(self.layers[l].u[:])
-            new[f"p{l - 1}"] = np.asarray(self.layers[l - 1].p[:])
+            new[f"w{l}"] = np.array(self.forward[l].w[:]).reshape(old[f"w{l}"].shape)
+            new[f"bias{l}"] = np.array(self.layers[l].bias[:])
+            new[f"u{l}"] = np.array(self.layers[l].u[:])
+            new[f"p{l - 1}"] = np.array(self.layers[l - 1].p[:])
         for l in range(1, L):
             B = old[f"B{l}"]
             if self.spec.feedback == "bp":
@@ -249,10 +271,10 @@ class BrianNetwork:
         return new
 
     def _recording(self) -> Recording:
-        rec = Recording(np.asarray(self.out_monitor.y[:]).T, np.asarray(self.out_monitor.delta[:]).T)
+        rec = Recording(np.array(self.out_monitor.y[:]).T, np.array(self.out_monitor.delta[:]).T)
         for l, m in self.trace_monitors.items():
-            rec.traces[l] = {"neurons": np.array(self.trace_neurons[l]), "u": np.asarray(m.u[:]),
-                             "mod": np.asarray(m.mod[:]), "delta": np.asarray(m.delta[:])}
+            rec.traces[l] = {"neurons": np.array(self.trace_neurons[l]), "u": np.array(m.u[:]),
+                             "mod": np.array(m.mod[:]), "delta": np.array(m.delta[:])}
         for l, m in self.spike_monitors.items():
-            rec.spikes[l] = (np.rint(np.asarray(m.t_[:]) * 1e3).astype(np.int64), np.asarray(m.i[:]))
+            rec.spikes[l] = (np.rint(np.array(m.t_[:]) * 1e3).astype(np.int64), np.array(m.i[:]))
         return rec

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spikefa.spiking.spec import SpikingSpec
+from spikefa.spiking.spec import SpikingSpec, is_stream_var
 
 
 def sigmoid(u):
@@ -36,13 +36,8 @@ class StepRecord:
 
 def batch_state(state: dict, batch: int) -> dict:
     """A copy of `state` whose PSPs and traces have one row per stream (single-stream state is repeated)."""
-    out = {}
-    for k, v in state.items():
-        if k[0] in "up" and k[1:].isdigit():
-            out[k] = np.array(np.broadcast_to(v, (batch, v.shape[-1])))
-        else:
-            out[k] = v.copy()
-    return out
+    return {k: np.array(np.broadcast_to(v, (batch, v.shape[-1]))) if is_stream_var(k) else v.copy()
+            for k, v in state.items()}
 
 
 def step(spec: SpikingSpec, state: dict, x: np.ndarray, target: np.ndarray, uniforms: list, eta: float) -> StepRecord:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -107,6 +108,11 @@ class SpikingSpec:
         return cls(**d)
 
 
+def is_stream_var(key: str) -> bool:
+    """PSPs u1.. and traces p0.. belong to one image stream; everything else is shared weights."""
+    return key[0] in "up" and key[1:].isdigit()
+
+
 def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
     """Weights drawn from the spec's seed (streams "init", "feedback", "masks"); zero PSPs and traces."""
     dt = np.dtype(spec.dtype)
@@ -151,7 +157,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
             state = {k: z[k] for k in z.files if k not in ("spec", "meta")}
     except FileNotFoundError:
         raise SpikefaError(f"checkpoint {path} does not exist") from None
-    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise SpikefaError(f"{path} is not a spikefa checkpoint or is corrupted ({type(exc).__name__}: {exc})") from None
     expected = set(initial_state_keys(spec))
     if set(state) != expected:

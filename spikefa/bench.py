@@ -1,0 +1,95 @@
+"""`spikefa bench spiking`: side-by-side speed of the spiking engines, measured in one run.
+
+All figures are for the full 784-1500-1500-1500-10 network with learning and feedback on. Brian2
+figures are milliseconds per simulated step (simulation only; code generation and compilation are
+reported separately as build seconds); fast-engine figures are stream-steps per second. The float32
+matrix-multiply peak of this machine is measured in the same run, as the yardstick.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from spikefa.spiking.spec import SpikingSpec, initial_state
+
+FULL = (784, 1500, 1500, 1500, 10)
+
+
+def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = a.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(f) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def _images(spec: SpikingSpec, n: int):
+    rng = np.random.default_rng(0)
+    return rng.random((n, spec.sizes[0]), dtype=np.float32), rng.integers(0, spec.sizes[-1], n)
+
+
+def brian2_ms_per_step(spec: SpikingSpec, device: str, threads: int = 1, images: int = 4, profile: bool = False) -> dict:
+    """Build, run once to warm up, run again and time it."""
+    from spikefa.spiking.brian import BrianNetwork
+
+    net = BrianNetwork(spec, images, device, threads=threads, profile=profile)
+    state = initial_state(spec)
+    x, y = _images(spec, images)
+    state, _ = net.run(state, x, y)
+    net.run(state, x, y)
+    out = {"ms_per_step": 1e3 * net.last_run_seconds / (images * spec.steps_per_image),
+           "build_seconds": round(net.build_seconds, 1)}
+    if profile:
+        out["profile"] = dict(list(net.profile_fractions().items())[:8])
+    return out
+
+
+def fast_stream_steps_per_s(spec: SpikingSpec, batch: int, images_per_stream: int = 2) -> float:
+    from spikefa.spiking import fast
+
+    state = fast.batch_state(initial_state(spec), batch)
+    x, y = _images(spec, batch * images_per_stream)
+    images, labels = x.reshape(batch, images_per_stream, -1), y.reshape(batch, -1)
+    rng = np.random.default_rng(0)
+    fast.run(spec, state, images[:, :1], labels[:, :1], rng=rng)  # warm-up
+    seconds = _timed(lambda: fast.run(spec, state, images, labels, rng=rng))
+    return batch * images_per_stream * spec.steps_per_image / seconds
+
+
+def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone")) -> dict:
+    spec = SpikingSpec(sizes=FULL, reading="tau", steps_per_image=10, eta=0.01)
+    out = {"network": "-".join(map(str, FULL)), "reading": spec.reading, "steps_per_image": spec.steps_per_image,
+           "gemm_peak_gflops": round(gemm_peak_gflops(), 1)}
+    if "runtime" in devices:
+        r = brian2_ms_per_step(spec, "runtime", images=1)
+        out.update(brian2_runtime_ms_per_step=round(r["ms_per_step"], 2), brian2_runtime_build_seconds=r["build_seconds"])
+    if "cpp_standalone" in devices:
+        per_thread = {}
+        for threads in (1, 2):
+            r = brian2_ms_per_step(spec, "cpp_standalone", threads=threads, profile=threads == 1)
+            per_thread[threads] = r
+            out[f"brian2_standalone_{threads}thread_ms_per_step"] = round(r["ms_per_step"], 2)
+            out[f"brian2_standalone_{threads}thread_build_seconds"] = r["build_seconds"]
+        out["brian2_standalone_ms_per_step"] = round(min(r["ms_per_step"] for r in per_thread.values()), 2)
+        out["brian2_standalone_profile"] = per_thread[1]["profile"]
+    out["fast_stream_steps_per_s_batch1"] = round(fast_stream_steps_per_s(spec, 1), 1)
+    rate = fast_stream_steps_per_s(spec, batch)
+    out.update(fast_stream_steps_per_s_batched=round(rate, 1), fast_batch_size=batch,
+               fast_batched_gflops=round(rate * stream_step_flops(spec) / 1e9, 1))
+    return out
+
+
+def stream_step_flops(spec: SpikingSpec) -> float:
+    """Multiply-adds ×2 of one stream-step: forward, feedback and the weight update."""
+    s = spec.sizes
+    forward = sum(a * b for a, b in zip(s[:-1], s[1:]))
+    feedback = sum(s[spec.feedback_source(l)] * s[l] for l in range(1, spec.n_layers))
+    return 2.0 * (2 * forward + feedback)

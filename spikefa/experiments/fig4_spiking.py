@@ -1,0 +1,142 @@
+"""Fig. 4 — train the spiking FA network on MNIST with either engine and measure its test error.
+
+Per feedback mode in `algorithms`: draw the network from the seed, present the training images
+(reshuffled every epoch by the "order" stream) in chunks, measure the test error with learning off,
+and keep the latest checkpoint `<mode>.npz` (written atomically) in the results folder.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from spikefa import plotting
+from spikefa.data import load_images
+from spikefa.errors import DivergenceError, SpikefaError
+from spikefa.seeds import stream
+from spikefa.spiking.spec import FEEDBACK_MODES, SpikingSpec, initial_state, save_checkpoint
+from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
+
+SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "weight_decay",
+             "init_scale", "feedback_scale", "feedback_sparsity", "seed", "dtype")
+
+
+def spec_for(cfg: dict, mode: str) -> SpikingSpec:
+    return SpikingSpec(**{k: cfg[k] for k in SPEC_KEYS}, feedback=mode)
+
+
+def validate(cfg: dict) -> None:
+    bad = [a for a in cfg["algorithms"] if a not in FEEDBACK_MODES]
+    if bad or not cfg["algorithms"]:
+        raise SpikefaError(f"algorithms must name feedback modes from {', '.join(FEEDBACK_MODES)}, got {cfg['algorithms']}")
+    if cfg["engine"] not in ("brian2", "fast"):
+        raise SpikefaError(f"engine must be brian2 or fast, got {cfg['engine']!r}")
+    from spikefa.spiking.brian import DEVICES
+    if cfg["device"] not in DEVICES:
+        raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {cfg['device']!r}")
+    if cfg["dataset"] not in ("mnist", "fashion-mnist"):
+        raise SpikefaError(f"dataset must be mnist or fashion-mnist, got {cfg['dataset']!r}")
+    if cfg["sizes"][0] != 784 or cfg["sizes"][-1] != 10:
+        raise SpikefaError(f"sizes must start with 784 inputs and end with 10 outputs, got {cfg['sizes']}")
+    at_least = {"threads": (cfg["threads"], 1), "batch": (cfg["batch"], 1), "chunk_images": (cfg["chunk_images"], 1),
+                "train.epochs": (cfg["train"]["epochs"], 1), "train.images": (cfg["train"]["images"], 0),
+                "test.images": (cfg["test"]["images"], 0), "test.every_images": (cfg["test"]["every_images"], 0)}
+    for key, (v, low) in at_least.items():
+        if v < low:
+            raise SpikefaError(f"{key} must be at least {low}, got {v}")
+    spec_for(cfg, cfg["algorithms"][0])  # the spec checks its own fields
+
+
+def chunk_size(cfg: dict, n_train: int, n_test: int) -> int:
+    """Images per engine call. Standalone binaries run a fixed length, so there it must divide both
+    the training and the test set: the largest divisor of their gcd not above `chunk_images`."""
+    want = min(cfg["chunk_images"], n_train)
+    if cfg["engine"] != "brian2" or cfg["device"] not in ("cpp_standalone", "cuda_standalone"):
+        return want
+    g = math.gcd(n_train, n_test)
+    return max(d for d in range(1, min(want, g) + 1) if g % d == 0)
+
+
+def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
+    if cfg["engine"] == "brian2":
+        return BrianRunner(spec, chunk, cfg["device"], threads=cfg["threads"])
+    return FastRunner(spec, chunk, batch=cfg["batch"])
+
+
+def _check_finite(state: dict, mode: str, seen: int) -> None:
+    for k, v in state.items():
+        if not np.isfinite(v).all():
+            raise DivergenceError(f"{mode}: NaN/inf in {k} after {seen} training images; the last good "
+                                  f"checkpoint is kept — lower eta")
+
+
+def run(cfg: dict, out, data_dir=None) -> dict:
+    data = load_images(cfg["dataset"], data_dir)
+    n_train = cfg["train"]["images"] or len(data.train_x)
+    n_test = cfg["test"]["images"] or len(data.test_x)
+    X, Y = data.train_x[:n_train], data.train_y[:n_train]
+    Xt, Yt = data.test_x[:n_test], data.test_y[:n_test]
+    chunk = chunk_size(cfg, len(X), len(Xt))
+    dtype = np.dtype(cfg["dtype"])
+    X, Xt = X.astype(dtype), Xt.astype(dtype)
+
+    results, rows, curves = {}, [], {}
+    for mode in cfg["algorithms"]:
+        spec = spec_for(cfg, mode)
+        start = time.perf_counter()
+        runner = make_runner(cfg, spec, chunk)
+        state = runner.prepare(initial_state(spec))
+        order, seen, curve = stream(cfg["seed"], "order"), 0, []
+        every = cfg["test"]["every_images"]
+        bar = tqdm(total=cfg["train"]["epochs"] * len(X), desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
+
+        def measure(epoch_done: float) -> None:
+            # Judge by held-out images only: while an image is shown, learning pulls the output
+            # towards its label, so errors scored during training are far too optimistic (SPEC §4).
+            test_error = evaluate(runner, state, Xt, Yt)
+            curve.append((seen, test_error))
+            rows.append({"algorithm": mode, "epoch": round(epoch_done, 4), "images": seen, "test_error": test_error})
+            bar.set_postfix(test_error=f"{test_error:.3f}")
+            save_checkpoint(out.path / f"{mode}.npz", spec, state,
+                            {"images_seen": seen, "epoch": epoch_done, "test_error": test_error,
+                             "dataset": cfg["dataset"], "engine": cfg["engine"]})
+
+        for epoch in range(cfg["train"]["epochs"]):
+            perm = order.permutation(len(X))
+            for lo in range(0, len(X), chunk):
+                idx = perm[lo:lo + chunk]
+                state, _ = runner.run(state, X[idx], Y[idx], learn=True)
+                seen += len(idx)
+                _check_finite(state, mode, seen)
+                bar.update(len(idx))
+                if lo + chunk >= len(X) or (every and seen % every < len(idx)):
+                    measure(seen / len(X))
+        bar.close()
+        wall = time.perf_counter() - start
+        steps = seen * spec.steps_per_image
+        res = {"test_error": curve[-1][1], "reading": spec.reading, "decay_per_step": spec.decay, "tau_steps": spec.tau_steps,
+               "steps_per_image": spec.steps_per_image, "train_images": seen, "test_images": len(Xt),
+               "engine": cfg["engine"], "wall_seconds": round(wall, 1), "train_steps": steps}
+        if cfg["engine"] == "brian2":
+            res.update(device=cfg["device"], ms_per_step=1e3 * runner.sim_seconds / runner.steps,
+                       compile_seconds=round(runner.net.build_seconds, 1))
+        else:
+            res.update(batch=cfg["batch"])
+        results[mode] = res
+        curves[mode] = np.array(curve)
+    out.write_csv("metrics.csv", rows)
+    _figure(curves, out)
+    return {"results": results, "stats": {}}
+
+
+def _figure(curves: dict, out) -> None:
+    fig, ax = plotting.new_axes()
+    for mode, c in curves.items():
+        plotting.plot_curve(ax, c[:, 0], 100 * c[:, 1], mode, marker="o", markersize=3)
+    ax.set(yscale="log", xlabel="training images", ylabel="test error (%)", title="Fig. 4 — spiking network")
+    ax.legend(frameon=False, fontsize=8)
+    out.savefig(fig, "test_error.png")
+    plotting.close(fig)

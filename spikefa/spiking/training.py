@@ -1,0 +1,91 @@
+"""Training and evaluation of the spiking network, the same loop for both engines.
+
+A runner shows a chunk of images and returns the new state and, for every image, the read-out:
+the mean output rate over the last `spec.readout_fraction` of its presentation.
+- `BrianRunner`: one stream, the Brian2 network (`brian.py`), chunks of a fixed size.
+- `FastRunner`: `batch` streams of the batched engine (`fast.py`); image k of a chunk of n goes to
+  stream k // (n / batch), so each stream sees consecutive images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikefa.spiking import fast
+from spikefa.spiking.spec import SpikingSpec, is_stream_var
+from spikefa.seeds import stream
+
+
+def readout(y: np.ndarray, spec: SpikingSpec) -> np.ndarray:
+    """y: steps × n_out for consecutive images → n_images × n_out mean rate over each read-out window."""
+    T = spec.steps_per_image
+    window = max(1, int(round(spec.readout_fraction * T)))
+    return y.reshape(-1, T, y.shape[-1])[:, T - window:].mean(axis=1)
+
+
+def single_stream(state: dict) -> dict:
+    """State for the one-stream Brian2 network: stream 0 of a batched state."""
+    return {k: (v[0] if is_stream_var(k) and v.ndim == 2 else v).copy() for k, v in state.items()}
+
+
+class BrianRunner:
+    def __init__(self, spec: SpikingSpec, chunk: int, device: str = "cpp_standalone", threads: int = 1, **kw):
+        from spikefa.spiking.brian import STANDALONE, BrianNetwork
+
+        self.spec, self.chunk, self.exact_chunks = spec, chunk, device in STANDALONE
+        self.net = BrianNetwork(spec, chunk, device, threads=threads, **kw)
+        self.steps, self.sim_seconds = 0, 0.0
+
+    def prepare(self, state: dict) -> dict:
+        return single_stream(state)
+
+    def run(self, state, images, labels, learn=True):
+        state, rec = self.net.run(state, images, labels, learn)
+        self.steps += len(images) * self.spec.steps_per_image
+        self.sim_seconds += self.net.last_run_seconds
+        return state, readout(rec.y, self.spec)
+
+
+class FastRunner:
+    def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1):
+        self.spec, self.chunk, self.batch, self.exact_chunks = spec, chunk, batch, False
+        self.rng = stream(spec.seed, "spikes")
+        self.steps = 0
+
+    def prepare(self, state: dict) -> dict:
+        return fast.batch_state(single_stream(state), self.batch)
+
+    def run(self, state, images, labels, learn=True):
+        head = len(images) - len(images) % self.batch  # a remainder runs on the first streams alone
+        parts = [self._run_streams(state, images[lo:hi], labels[lo:hi], learn, k)
+                 for lo, hi, k in ((0, head, self.batch), (head, len(images), len(images) - head)) if hi > lo]
+        return state, np.concatenate(parts)
+
+    def _run_streams(self, state, images, labels, learn, k):
+        sub = {key: (v[:k] if is_stream_var(key) else v) for key, v in state.items()}
+        y, _ = fast.run(self.spec, sub, images.reshape(k, -1, images.shape[-1]), labels.reshape(k, -1), learn, rng=self.rng)
+        for key, v in sub.items():
+            if is_stream_var(key):
+                state[key][:k] = v
+            else:
+                state[key] = v  # bp mode rebinds B
+        self.steps += len(images) * self.spec.steps_per_image
+        # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
+        return np.concatenate([readout(y[:, s], self.spec) for s in range(k)])
+
+
+def error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(scores, axis=1) != labels))
+
+
+def evaluate(runner, state: dict, images: np.ndarray, labels: np.ndarray, progress=None) -> float:
+    """Test error with learning off; `state` is not changed (PSPs run on a copy)."""
+    state = {k: v.copy() for k, v in state.items()}
+    scores = []
+    for start in range(0, len(images), runner.chunk):
+        stop = min(start + runner.chunk, len(images))
+        state, out = runner.run(state, images[start:stop], labels[start:stop], learn=False)
+        scores.append(out)
+        if progress:
+            progress(stop - start)
+    return error_rate(np.concatenate(scores), labels)

@@ -1,0 +1,93 @@
+"""The spiking experiment end to end on a tiny network, and the evaluate / traces commands."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spikefa import runner
+from spikefa.bench import stream_step_flops
+from spikefa.cli import main
+from spikefa.experiments.fig4_spiking import chunk_size
+from spikefa.spiking.spec import SpikingSpec, load_checkpoint
+
+TINY = ["sizes=[784,24,16,10]", "steps_per_image=4", "train.images=120", "test.images=60", "chunk_images=40",
+        "eta=0.01", "dtype=\"float64\""]
+
+
+@pytest.fixture(scope="module", params=["brian2", "fast"])
+def tiny_run(request, tmp_path_factory, data_folder):
+    out = tmp_path_factory.mktemp("fig4") / request.param
+    extra = ["engine=brian2", "device=numpy"] if request.param == "brian2" else ["engine=fast", "batch=4"]
+    runner.run("fig4_spiking", TINY + extra + ['algorithms=["fa","bp"]'], out, data=str(data_folder))
+    return request.param, out, json.loads((out / "summary.json").read_text())
+
+
+def test_summary_names_reading_and_steps(tiny_run):
+    engine, out, summary = tiny_run
+    assert set(summary["results"]) == {"fa", "bp"}
+    r = summary["results"]["fa"]
+    assert 0 <= r["test_error"] <= 1 and r["reading"] == "tau" and r["steps_per_image"] == 4
+    assert r["train_images"] == 120 and r["test_images"] == 60 and r["train_steps"] == 480
+    assert r["engine"] == engine and (engine == "fast" or r["ms_per_step"] > 0)
+    assert (out / "figures" / "test_error.png").exists()
+
+
+def test_checkpoint_is_written_and_loads(tiny_run):
+    _, out, summary = tiny_run
+    spec, state, meta = load_checkpoint(out / "fa.npz")
+    assert spec.sizes == (784, 24, 16, 10) and spec.feedback == "fa" and meta["images_seen"] == 120
+    assert meta["test_error"] == summary["results"]["fa"]["test_error"]
+    spec_bp, state_bp, _ = load_checkpoint(out / "bp.npz")
+    np.testing.assert_array_equal(state_bp["B2"], state_bp["w3"].T)
+
+
+def test_evaluate_with_both_engines(tiny_run, data_folder, capsys):
+    _, out, _ = tiny_run
+    for engine in (["--engine", "fast"], ["--engine", "brian2", "--device", "numpy"]):
+        assert main(["evaluate", str(out / "fa.npz"), *engine, "--n-test", "30", "--json", "--data", str(data_folder)]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["n_test"] == 30 and 0 <= result["test_error"] <= 1 and result["steps_per_image"] == 4
+
+
+def test_traces_records_psp_and_modulator(tiny_run, data_folder, tmp_path):
+    _, out, _ = tiny_run
+    assert main(["traces", str(out / "fa.npz"), "--out", str(tmp_path / "tr"), "--steps", "12", "--neurons", "0", "5",
+                 "--device", "numpy", "--data", str(data_folder)]) == 0
+    tr = np.load(tmp_path / "tr" / "traces.npz")
+    assert tr["psp"].shape == tr["modulator"].shape == (4, 12)  # 2 neurons × 2 hidden layers, 12 steps
+    assert tr["neurons"].tolist() == [[1, 0], [1, 5], [2, 0], [2, 5]]
+    assert tr["t"].tolist() == list(range(12)) and tr["image_onsets"].tolist() == [0, 4, 8]
+    assert np.ptp(tr["psp"]) > 0 and np.ptp(tr["modulator"]) > 0
+    assert (tmp_path / "tr" / "traces.png").stat().st_size > 10_000
+
+
+def test_traces_refuses_missing_neurons_and_bad_checkpoint(tiny_run, data_folder, tmp_path, capsys):
+    _, out, _ = tiny_run
+    assert main(["traces", str(out / "fa.npz"), "--neurons", "99", "--device", "numpy", "--out", str(tmp_path / "x"),
+                 "--data", str(data_folder)]) == 2
+    assert "neurons [99]" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"junk")
+    assert main(["evaluate", str(bad)]) == 2
+    assert "not a spikefa checkpoint" in capsys.readouterr().err
+
+
+def test_standalone_chunks_divide_train_and_test():
+    cfg = {"chunk_images": 1000, "engine": "brian2", "device": "cpp_standalone"}
+    assert chunk_size(cfg, 20000, 1000) == 1000
+    assert chunk_size(cfg, 60000, 10000) == 1000
+    assert chunk_size(cfg, 1200, 900) == 300
+    assert chunk_size({**cfg, "device": "runtime"}, 1200, 900) == 1000
+
+
+def test_one_stream_step_of_the_full_network_is_about_32_mflop():
+    assert stream_step_flops(SpikingSpec()) == pytest.approx(31.8e6, rel=0.01)
+
+
+def test_bad_spiking_config_exits_2(capsys, tmp_path):
+    for item, word in (("engine=gpu", "engine"), ('algorithms=["sgd"]', "algorithms"), ("sizes=[784,10]", "sizes"),
+                       ("reading=\"both\"", "reading"), ("device=quantum", "device"), ("batch=0", "batch")):
+        assert main(["run", "fig4_spiking", "--set", item, "--out", str(tmp_path / "r")]) == 2
+        assert word in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
