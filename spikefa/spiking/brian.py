@@ -46,6 +46,10 @@ class Recording:
 def _activate(device: str, directory: str | None, threads: int):
     import brian2
 
+    # every object built here belongs to the network; Brian2 would still warn at exit about a
+    # network that was built but never run
+    brian2.BrianLogger.suppress_name("unused_brian_object")
+
     current = brian2.get_device()
     if device in STANDALONE:
         if device == "cuda_standalone":
