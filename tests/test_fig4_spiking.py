@@ -19,7 +19,8 @@ TINY = ["sizes=[784,24,16,10]", "steps_per_image=4", "train.images=120", "test.i
 def tiny_run(request, tmp_path_factory, data_folder):
     out = tmp_path_factory.mktemp("fig4") / request.param
     extra = ["engine=brian2", "device=numpy"] if request.param == "brian2" else ["engine=fast", "batch=4"]
-    runner.run("fig4_spiking", TINY + extra + ['algorithms=["fa","bp"]'], out, data=str(data_folder))
+    runner.run("fig4_spiking", TINY + extra + ['algorithms=["fa","bp"]', "test.every_images=80", "keep_snapshots=true"],
+               out, data=str(data_folder))
     return request.param, out, json.loads((out / "summary.json").read_text())
 
 
@@ -38,6 +39,9 @@ def test_checkpoint_is_written_and_loads(tiny_run):
     spec, state, meta = load_checkpoint(out / "fa.npz")
     assert spec.sizes == (784, 24, 16, 10) and spec.feedback == "fa" and meta["images_seen"] == 120
     assert meta["test_error"] == summary["results"]["fa"]["test_error"]
+    snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snapshots == ["bp-00000080.npz", "bp-00000120.npz", "fa-00000080.npz", "fa-00000120.npz"]
+    assert load_checkpoint(out / "snapshots" / "fa-00000080.npz")[2]["images_seen"] == 80
     spec_bp, state_bp, _ = load_checkpoint(out / "bp.npz")
     np.testing.assert_array_equal(state_bp["B2"], state_bp["w3"].T)
 

@@ -100,9 +100,12 @@ def run(cfg: dict, out, data_dir=None) -> dict:
             curve.append((seen, test_error))
             rows.append({"algorithm": mode, "epoch": round(epoch_done, 4), "images": seen, "test_error": test_error})
             bar.set_postfix(test_error=f"{test_error:.3f}")
-            save_checkpoint(out.path / f"{mode}.npz", spec, state,
-                            {"images_seen": seen, "epoch": epoch_done, "test_error": test_error,
-                             "dataset": cfg["dataset"], "engine": cfg["engine"]})
+            meta = {"images_seen": seen, "epoch": epoch_done, "test_error": test_error,
+                    "dataset": cfg["dataset"], "engine": cfg["engine"]}
+            save_checkpoint(out.path / f"{mode}.npz", spec, state, meta)  # the latest, replaced each time
+            if cfg["keep_snapshots"]:
+                (out.path / "snapshots").mkdir(exist_ok=True)
+                save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", spec, state, meta)
 
         for epoch in range(cfg["train"]["epochs"]):
             perm = order.permutation(len(X))

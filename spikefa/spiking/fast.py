@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 
 
 def sigmoid(u):
-    return 1.0 / (1.0 + np.exp(-u))
+    return expit(u)  # 1 / (1 + exp(−u)) without overflow warnings for very negative u
 
 
 @dataclass
