@@ -56,7 +56,7 @@ def brian2_ms_per_step(spec: SpikingSpec, device: str, threads: int = 1, images:
 def fast_stream_steps_per_s(spec: SpikingSpec, batch: int, images_per_stream: int = 2) -> float:
     from spikefa.spiking import fast
 
-    state = fast.batch_state(initial_state(spec), batch)
+    state = fast.batch_state(spec, initial_state(spec), batch)
     x, y = _images(spec, batch * images_per_stream)
     images, labels = x.reshape(batch, images_per_stream, -1), y.reshape(batch, -1)
     rng = np.random.default_rng(0)

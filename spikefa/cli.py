@@ -12,7 +12,7 @@ from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when
 def _cmd_run(args) -> int:
     from spikefa import runner
 
-    path = runner.run(args.config, args.set, args.out, args.data)
+    path = runner.run(args.config, args.set, args.out, args.data, resume=args.resume)
     print(path)
     return 0
 
@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config key (dotted for tables; value parsed as TOML)")
     r.add_argument("--out", help="results folder (default results/<name>-<timestamp>/)")
     r.add_argument("--data", help="data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its latest checkpoints (--set train.epochs=N extends it)")
     r.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("evaluate", help="test error of a trained spiking network (learning off)")

@@ -45,10 +45,11 @@ def default_out(name: str) -> Path:
 
 
 class ResultsDir:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, resume: bool = False):
+        """`resume`: continue an earlier run in this folder (its files are replaced as it goes)."""
         self.path = Path(path)
-        if (self.path / "summary.json").exists():
-            raise SpikefaError(f"{self.path} already holds a finished run; choose another --out")
+        if (self.path / "summary.json").exists() and not resume:
+            raise SpikefaError(f"{self.path} already holds a finished run; choose another --out (or --resume it)")
         try:
             (self.path / "figures").mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.path / ".write-test", b"")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import platform
 import time
 from pathlib import Path
@@ -20,7 +21,12 @@ def versions() -> dict:
             "numpy": numpy.__version__, "numba": numba.__version__}
 
 
-def run(config_name: str, sets: list[str] = (), out: str | Path | None = None, data: str | None = None) -> Path:
+def run(config_name: str, sets: list[str] = (), out: str | Path | None = None, data: str | None = None,
+        resume: bool = False) -> Path:
+    if resume:
+        if out is None or not (Path(out) / "config.toml").is_file():
+            raise SpikefaError("--resume needs --out DIR naming an earlier run's results folder (with its config.toml)")
+        config_name = str(Path(out) / "config.toml")  # the run's own config; --set may extend it (e.g. epochs)
     cfg = config.resolve(config_name, sets)
     name = cfg["experiment"]
     if name not in experiments.EXPERIMENTS:
@@ -28,10 +34,12 @@ def run(config_name: str, sets: list[str] = (), out: str | Path | None = None, d
                            f"{', '.join(experiments.EXPERIMENTS)}")
     experiment = experiments.get(name)
     experiment.validate(cfg)  # before anything is written
-    results = ResultsDir(out or default_out(name))
+    if resume and "resume" not in inspect.signature(experiment.run).parameters:
+        raise SpikefaError(f"{name} runs are short and cannot be resumed; start a new run")
+    results = ResultsDir(out or default_out(name), resume=resume)
     results.write_text("config.toml", config.to_toml(cfg))
     start = time.perf_counter()
-    outcome = experiment.run(cfg, results, data_dir=data)
+    outcome = experiment.run(cfg, results, data_dir=data, **({"resume": True} if resume else {}))
     summary = {"experiment": name, "seed": cfg["seed"], "wall_seconds": round(time.perf_counter() - start, 2),
                "versions": versions(), **outcome}
     results.write_json("summary.json", summary)  # written last: its presence marks a finished run

@@ -12,7 +12,9 @@ import numpy as np
 STREAMS = ("task", "data", "test", "init", "feedback", "masks", "perturbation", "spikes", "order")
 
 
-def stream(seed: int, name: str) -> np.random.Generator:
+def stream(seed: int, name: str, *index: int) -> np.random.Generator:
+    """The generator of stream `name`; `index` (e.g. an epoch) picks an independent sub-stream."""
     if name not in STREAMS:
         raise ValueError(f"unknown random stream {name!r}; known: {', '.join(STREAMS)}")
-    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(zlib.crc32(name.encode()),)))
+    key = (zlib.crc32(name.encode()), *map(int, index))
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=key))

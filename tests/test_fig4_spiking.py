@@ -95,3 +95,23 @@ def test_bad_spiking_config_exits_2(capsys, tmp_path):
         assert main(["run", "fig4_spiking", "--set", item, "--out", str(tmp_path / "r")]) == 2
         assert word in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, data_folder):
+    fast = TINY + ["engine=fast", "batch=3", "test.every_images=40"]
+    runner.run("fig4_spiking", fast + ["train.epochs=2"], tmp_path / "whole", data=str(data_folder))
+    runner.run("fig4_spiking", fast + ["train.epochs=1"], tmp_path / "pieces", data=str(data_folder))
+    runner.run("fig4_spiking", ["train.epochs=2"], tmp_path / "pieces", data=str(data_folder), resume=True)
+    _, whole, meta_w = load_checkpoint(tmp_path / "whole" / "fa.npz")
+    _, pieces, meta_p = load_checkpoint(tmp_path / "pieces" / "fa.npz")
+    for k in whole:
+        np.testing.assert_array_equal(whole[k], pieces[k])
+    assert meta_w["curve"] == meta_p["curve"] and meta_p["images_seen"] == 240
+    summary = json.loads((tmp_path / "pieces" / "summary.json").read_text())
+    assert summary["results"]["fa"]["epochs"] == 2.0
+    assert (tmp_path / "pieces" / "metrics.csv").read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
+
+
+def test_resume_needs_an_earlier_run(tmp_path, capsys):
+    assert main(["run", "fig4_spiking", "--resume", "--out", str(tmp_path / "nothing")]) == 2
+    assert "--resume needs" in capsys.readouterr().err

@@ -169,7 +169,7 @@ def test_fast_engine_matches_brian2_step_by_step(mode):
     images, labels, uniforms = inputs(spec, 50)
     net = BrianNetwork(spec, 50, "numpy", noise=True, trace_neurons=all_neurons(spec), record_spikes=True)
     ref, rec = net.run(state, images, labels, uniforms=uniforms)
-    mine = fast.batch_state(state, 1)
+    mine = fast.batch_state(spec, state, 1)
     y, steps = fast.run(spec, mine, images[None], labels[None], uniforms=[uniforms[l][None] for l in range(3)], record=True)
     for k in ref:
         np.testing.assert_allclose(mine[k].reshape(ref[k].shape), ref[k], rtol=1e-5, atol=1e-12)

@@ -17,7 +17,7 @@ from spikefa import plotting
 from spikefa.data import load_images
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.seeds import stream
-from spikefa.spiking.spec import FEEDBACK_MODES, SpikingSpec, initial_state, save_checkpoint
+from spikefa.spiking.spec import FEEDBACK_MODES, SpikingSpec, initial_state, load_checkpoint, save_checkpoint
 from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
 SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "weight_decay",
@@ -73,66 +73,78 @@ def _check_finite(state: dict, mode: str, seen: int) -> None:
                                   f"checkpoint is kept — lower eta")
 
 
-def run(cfg: dict, out, data_dir=None) -> dict:
+def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     data = load_images(cfg["dataset"], data_dir)
     n_train = cfg["train"]["images"] or len(data.train_x)
     n_test = cfg["test"]["images"] or len(data.test_x)
-    X, Y = data.train_x[:n_train], data.train_y[:n_train]
-    Xt, Yt = data.test_x[:n_test], data.test_y[:n_test]
-    chunk = chunk_size(cfg, len(X), len(Xt))
     dtype = np.dtype(cfg["dtype"])
-    X, Xt = X.astype(dtype), Xt.astype(dtype)
-
-    results, rows, curves = {}, [], {}
+    train = (data.train_x[:n_train].astype(dtype), data.train_y[:n_train])
+    test = (data.test_x[:n_test].astype(dtype), data.test_y[:n_test])
+    chunk = chunk_size(cfg, n_train, n_test)
+    results, curves = {}, {}
     for mode in cfg["algorithms"]:
-        spec = spec_for(cfg, mode)
-        start = time.perf_counter()
-        runner = make_runner(cfg, spec, chunk)
-        state = runner.prepare(initial_state(spec))
-        order, seen, curve = stream(cfg["seed"], "order"), 0, []
-        every = cfg["test"]["every_images"]
-        bar = tqdm(total=cfg["train"]["epochs"] * len(X), desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
-
-        def measure(epoch_done: float) -> None:
-            # Judge by held-out images only: while an image is shown, learning pulls the output
-            # towards its label, so errors scored during training are far too optimistic (SPEC §4).
-            test_error = evaluate(runner, state, Xt, Yt)
-            curve.append((seen, test_error))
-            rows.append({"algorithm": mode, "epoch": round(epoch_done, 4), "images": seen, "test_error": test_error})
-            bar.set_postfix(test_error=f"{test_error:.3f}")
-            meta = {"images_seen": seen, "epoch": epoch_done, "test_error": test_error,
-                    "dataset": cfg["dataset"], "engine": cfg["engine"]}
-            save_checkpoint(out.path / f"{mode}.npz", spec, state, meta)  # the latest, replaced each time
-            if cfg["keep_snapshots"]:
-                (out.path / "snapshots").mkdir(exist_ok=True)
-                save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", spec, state, meta)
-
-        for epoch in range(cfg["train"]["epochs"]):
-            perm = order.permutation(len(X))
-            for lo in range(0, len(X), chunk):
-                idx = perm[lo:lo + chunk]
-                state, _ = runner.run(state, X[idx], Y[idx], learn=True)
-                seen += len(idx)
-                _check_finite(state, mode, seen)
-                bar.update(len(idx))
-                if lo + chunk >= len(X) or (every and seen % every < len(idx)):
-                    measure(seen / len(X))
-        bar.close()
-        wall = time.perf_counter() - start
-        steps = seen * spec.steps_per_image
-        res = {"test_error": curve[-1][1], "reading": spec.reading, "decay_per_step": spec.decay, "tau_steps": spec.tau_steps,
-               "steps_per_image": spec.steps_per_image, "train_images": seen, "test_images": len(Xt),
-               "engine": cfg["engine"], "wall_seconds": round(wall, 1), "train_steps": steps}
-        if cfg["engine"] == "brian2":
-            res.update(device=cfg["device"], ms_per_step=1e3 * runner.sim_seconds / runner.steps,
-                       compile_seconds=round(runner.net.build_seconds, 1))
-        else:
-            res.update(batch=cfg["batch"])
-        results[mode] = res
-        curves[mode] = np.array(curve)
-    out.write_csv("metrics.csv", rows)
+        results[mode], curves[mode] = train_mode(cfg, mode, train, test, chunk, out, curves, resume)
     _figure(curves, out)
     return {"results": results, "stats": {}}
+
+
+def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
+    """Train one feedback mode, measuring the test error and checkpointing as it goes. With `resume`,
+    continue from `<mode>.npz` in the results folder: its state, random state and position."""
+    (X, Y), (Xt, Yt) = train, test
+    spec = spec_for(cfg, mode)
+    runner = make_runner(cfg, spec, chunk)
+    state, meta = runner.prepare(initial_state(spec)), {"images_seen": 0, "curve": [], "wall_seconds": 0.0}
+    path = out.path / f"{mode}.npz"
+    if resume and path.exists():
+        saved_spec, saved, meta = load_checkpoint(path)
+        if saved_spec != spec:
+            raise SpikefaError(f"{path} was trained with another spec than this config ({saved_spec.describe()})")
+        state = runner.prepare(saved)
+        runner.restore_random_state(meta.get("random_state"))
+    seen, curve = meta["images_seen"], [tuple(c) for c in meta["curve"]]
+    total, every = cfg["train"]["epochs"] * len(X), cfg["test"]["every_images"]
+    start, wall_before = time.perf_counter(), meta["wall_seconds"]
+    bar = tqdm(total=total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
+    while seen < total:
+        epoch, lo = divmod(seen, len(X))
+        perm = stream(cfg["seed"], "order", epoch).permutation(len(X))  # the same order after a resume
+        idx = perm[lo:lo + chunk]
+        state, _ = runner.run(state, X[idx], Y[idx], learn=True)
+        seen += len(idx)
+        _check_finite(state, mode, seen)
+        bar.update(len(idx))
+        if seen % len(X) == 0 or (every and seen % every < len(idx)):
+            # Judge by held-out images only: while an image is shown, learning pulls the output
+            # towards its label, so errors scored during training are far too optimistic (SPEC §4).
+            curve.append((seen, evaluate(runner, state, Xt, Yt)))
+            bar.set_postfix(test_error=f"{curve[-1][1]:.4f}")
+            meta = {"images_seen": seen, "epoch": seen / len(X), "test_error": curve[-1][1], "curve": curve,
+                    "dataset": cfg["dataset"], "engine": cfg["engine"], "random_state": runner.random_state(),
+                    "wall_seconds": wall_before + time.perf_counter() - start}
+            save_checkpoint(path, spec, runner.export(state), meta)  # the latest, replaced each time
+            if cfg["keep_snapshots"]:
+                (out.path / "snapshots").mkdir(exist_ok=True)
+                save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", spec, runner.export(state), meta)
+            curves[mode] = np.array(curve)
+            _write_metrics(curves, len(X), out)
+    bar.close()
+    res = {"test_error": curve[-1][1], "reading": spec.reading, "decay_per_step": spec.decay,
+           "tau_steps": spec.tau_steps, "steps_per_image": spec.steps_per_image, "train_images": seen,
+           "epochs": seen / len(X), "test_images": len(Xt), "engine": cfg["engine"],
+           "wall_seconds": round(meta["wall_seconds"], 1), "train_steps": seen * spec.steps_per_image}
+    if cfg["engine"] == "brian2":
+        if runner.steps:
+            res.update(device=cfg["device"], ms_per_step=1e3 * runner.sim_seconds / runner.steps,
+                       compile_seconds=round(runner.net.build_seconds, 1))
+    else:
+        res.update(batch=cfg["batch"])
+    return res, np.array(curve)
+
+
+def _write_metrics(curves: dict, n_train: int, out) -> None:
+    out.write_csv("metrics.csv", [{"algorithm": m, "epoch": round(seen / n_train, 4), "images": int(seen),
+                                   "test_error": err} for m, c in curves.items() for seen, err in c])
 
 
 def _figure(curves: dict, out) -> None:

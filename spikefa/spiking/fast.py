@@ -8,9 +8,11 @@ model of `brian.py`. One step does, in the order of `brian.BrianNetwork._schedul
   2. bottom-up, l = 0 … L−1: s_l = [r < σ(u_l)] (input: [r < pixel]); p_l += (1−decay)·s_l;
      u_{l+1} += (1−decay)·s_l w_{l+1}
   3. δ_L = y* − σ(u_L); top-down, l = L−1 … 1: mod_l = δ_src B_l;  δ_l = σ'(u_l)·mod_l
-  4. w_l += η·p_{l−1}ᵀ δ_l;  bias_l += η·Σ δ_l;  bp mode: B_l += η·δ_{l+1}ᵀ p_l (stays = w_{l+1}ᵀ)
+  4. w_l += η·p_{l−1}ᵀ δ_l;  bias_l += η·Σ δ_l   (bp mode: B_l is a view of w_{l+1}ᵀ, so it follows)
 
-Written against NumPy's array interface.
+`step` works on the state record in place (no allocation per step). The arithmetic goes through a
+backend: `ArrayOps` uses only NumPy's array interface, so it runs on NumPy or CuPy unchanged;
+`CpuOps` does the same on the CPU with in-place float32 BLAS calls and fused Numba kernels.
 """
 
 from __future__ import annotations
@@ -18,80 +20,220 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+from numba import njit
+from scipy.linalg import blas
 
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 
 
-def sigmoid(u):
-    return expit(u)  # 1 / (1 + exp(−u)) without overflow warnings for very negative u
+# ------------------------------------------------------------------------------------ backends
+class ArrayOps:
+    """Every operation through NumPy's array interface (`xp` = numpy or cupy)."""
+
+    def __init__(self, xp=np):
+        self.xp = xp
+
+    def sigmoid(self, u):
+        return 1.0 / (1.0 + self.xp.exp(-u))
+
+    def decay(self, u, bias, d):
+        u *= d
+        u += (1.0 - d) * bias
+
+    def spike(self, drive, r, p, s, d, from_psp: bool):
+        """s = [r < σ(u)] (or [r < pixel]); p ← decay·p + (1 − decay)·s."""
+        prob = self.sigmoid(drive) if from_psp else drive
+        s[...] = r < prob
+        p *= d
+        p += (1.0 - d) * s
+
+    def output_error(self, u, target, y, delta):
+        y[...] = self.sigmoid(u)
+        delta[...] = target - y
+
+    def hidden_delta(self, u, mod, delta):
+        sig = self.sigmoid(u)
+        delta[...] = sig * (1 - sig) * mod
+
+    def gemm(self, a, b, out, alpha=1.0, accumulate=False, trans_a=False):
+        """out = α·a b (or out += …); `trans_a` uses aᵀ."""
+        prod = (a.T if trans_a else a) @ b
+        if accumulate:
+            out += alpha * prod
+        else:
+            out[...] = alpha * prod
+
+    def uniforms(self, rng, out):
+        out[...] = rng.random(out.shape, dtype=out.dtype)
+
+
+class CpuOps(ArrayOps):
+    """float32/float64 BLAS in place (no temporaries) and fused element-wise Numba kernels."""
+
+    def decay(self, u, bias, d):
+        _decay(u, bias, d)
+
+    def spike(self, drive, r, p, s, d, from_psp: bool):
+        _spike(drive, r, p, s, d, from_psp)
+
+    def output_error(self, u, target, y, delta):
+        _output_error(u, target, y, delta)
+
+    def hidden_delta(self, u, mod, delta):
+        _hidden_delta(u, mod, delta)
+
+    def gemm(self, a, b, out, alpha=1.0, accumulate=False, trans_a=False):
+        # Row-major out = α·x·b (x = a or aᵀ) is column-major outᵀ = α·bᵀ·xᵀ; every operand goes to
+        # BLAS as a column-major view, with its transpose flag, so nothing is copied.
+        x = a.T if trans_a else a
+        (A, ta), (B, tb) = _column_major(b.T), _column_major(x.T)
+        f = blas.sgemm if out.dtype == np.float32 else blas.dgemm
+        res = f(alpha, A, B, trans_a=ta, trans_b=tb, beta=1.0 if accumulate else 0.0, c=out.T, overwrite_c=True)
+        if not np.shares_memory(res, out):  # out was not C-contiguous and BLAS worked on a copy
+            out[...] = res.T
+
+    def uniforms(self, rng, out):
+        rng.random(out=out, dtype=out.dtype) if out.flags.c_contiguous else super().uniforms(rng, out)
+
+
+def _column_major(m):
+    """(array, transpose flag) such that BLAS reading the array column-major and applying the flag sees m."""
+    return (m, False) if m.flags.f_contiguous else (m.T, True)
+
+
+@njit(cache=True)
+def _decay(u, bias, d):
+    g = 1.0 - d
+    for b in range(u.shape[0]):
+        for i in range(u.shape[1]):
+            u[b, i] = u[b, i] * d + g * bias[i]
+
+
+@njit(cache=True)
+def _spike(drive, r, p, s, d, from_psp):
+    g = 1.0 - d
+    for b in range(drive.shape[0]):
+        for i in range(drive.shape[1]):
+            prob = 1.0 / (1.0 + np.exp(-drive[b, i])) if from_psp else drive[b, i]
+            fired = r[b, i] < prob
+            s[b, i] = fired
+            p[b, i] = p[b, i] * d + (g if fired else 0.0)
+
+
+@njit(cache=True)
+def _output_error(u, target, y, delta):
+    for b in range(u.shape[0]):
+        for i in range(u.shape[1]):
+            y[b, i] = 1.0 / (1.0 + np.exp(-u[b, i]))
+            delta[b, i] = target[b, i] - y[b, i]
+
+
+@njit(cache=True)
+def _hidden_delta(u, mod, delta):
+    for b in range(u.shape[0]):
+        for i in range(u.shape[1]):
+            sig = 1.0 / (1.0 + np.exp(-u[b, i]))
+            delta[b, i] = sig * (1.0 - sig) * mod[b, i]
+
+
+# ------------------------------------------------------------------------------------ the step
+@dataclass
+class Workspace:
+    """Per-step buffers of a batch: spikes s_l, uniforms r_l, modulators, δs and output rates."""
+    s: list
+    r: list
+    mod: list
+    delta: list
+    y: object
+    target: object
+
+    @classmethod
+    def allocate(cls, spec: SpikingSpec, batch: int, xp=np):
+        dt, sizes, L = np.dtype(spec.dtype), spec.sizes, spec.n_layers
+        return cls(s=[xp.zeros((batch, n), dt) for n in sizes[:-1]], r=[xp.zeros((batch, n), dt) for n in sizes[:-1]],
+                   mod=[None] + [xp.zeros((batch, sizes[l]), dt) for l in range(1, L)],
+                   delta=[None] + [xp.zeros((batch, sizes[l]), dt) for l in range(1, L + 1)],
+                   y=xp.zeros((batch, sizes[-1]), dt), target=xp.zeros((batch, sizes[-1]), dt))
+
+
+def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: ArrayOps) -> None:
+    """Advance every stream by one step, in place. x: batch × n_in pixels; ws.r holds this step's
+    uniforms and ws.target the one-hot labels; the step leaves its spikes, δs and rates in `ws`."""
+    L, d = spec.n_layers, spec.decay
+    g = 1.0 - d
+    for l in range(1, L + 1):
+        ops.decay(state[f"u{l}"], state[f"bias{l}"], d)
+    for l in range(L):
+        drive = x if l == 0 else state[f"u{l}"]
+        ops.spike(drive, ws.r[l], state[f"p{l}"], ws.s[l], d, from_psp=l > 0)
+        ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=g, accumulate=True)
+    ops.output_error(state[f"u{L}"], ws.target, ws.y, ws.delta[L])
+    for l in reversed(range(1, L)):
+        ops.gemm(ws.delta[spec.feedback_source(l)], state[f"B{l}"], ws.mod[l])
+        ops.hidden_delta(state[f"u{l}"], ws.mod[l], ws.delta[l])
+    if eta:
+        for l in range(1, L + 1):
+            if spec.weight_decay:
+                state[f"w{l}"] *= 1.0 - eta * spec.weight_decay * x.shape[0]
+            ops.gemm(state[f"p{l - 1}"], ws.delta[l], state[f"w{l}"], alpha=eta, accumulate=True, trans_a=True)
+            state[f"bias{l}"] += eta * ws.delta[l].sum(axis=0)
+
+
+def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
+    """A copy of `state` for `batch` streams: PSPs and traces get one row per stream (single-stream
+    values are repeated); in bp mode each B_l becomes a view of w_{l+1}ᵀ, so it follows w exactly."""
+    out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])) if is_stream_var(k) else v) for k, v in state.items()}
+    if spec.feedback == "bp":
+        for l in range(1, spec.n_layers):
+            out[f"B{l}"] = out[f"w{l + 1}"].T
+    return out
 
 
 @dataclass
 class StepRecord:
-    y: np.ndarray       # output rates, batch × n_out
-    mod: list           # mod_l per hidden layer l (index 0 unused), batch × n_l
-    delta: list         # δ_l per layer l = 1 … L
-    spikes: list        # s_l per layer l = 0 … L−1
+    y: np.ndarray
+    mod: list
+    delta: list
+    spikes: list
 
 
-def batch_state(state: dict, batch: int) -> dict:
-    """A copy of `state` whose PSPs and traces have one row per stream (single-stream state is repeated)."""
-    return {k: np.array(np.broadcast_to(v, (batch, v.shape[-1]))) if is_stream_var(k) else v.copy()
-            for k, v in state.items()}
-
-
-def step(spec: SpikingSpec, state: dict, x: np.ndarray, target: np.ndarray, uniforms: list, eta: float) -> StepRecord:
-    """Advance every stream by one step, updating `state` in place. x: batch × n_in pixels,
-    target: batch × n_out one-hot, uniforms[l]: batch × n_l uniforms for layer l = 0 … L−1."""
-    L, d = spec.n_layers, spec.decay
-    g = 1.0 - d
-    for l in range(1, L + 1):
-        state[f"u{l}"] *= d
-        state[f"u{l}"] += g * state[f"bias{l}"]
-    spikes = []
-    for l in range(L):
-        state[f"p{l}"] *= d
-        drive = x if l == 0 else sigmoid(state[f"u{l}"])
-        s = (uniforms[l] < drive).astype(state[f"p{l}"].dtype)
-        spikes.append(s)
-        state[f"p{l}"] += g * s
-        state[f"u{l + 1}"] += g * (s @ state[f"w{l + 1}"])
-    y = sigmoid(state[f"u{L}"])
-    delta, mod = [None] * (L + 1), [None] * L
-    delta[L] = target - y
-    for l in reversed(range(1, L)):
-        mod[l] = delta[spec.feedback_source(l)] @ state[f"B{l}"]
-        sig = sigmoid(state[f"u{l}"])
-        delta[l] = sig * (1 - sig) * mod[l]
-    if eta:
-        for l in range(1, L + 1):
-            if spec.weight_decay:
-                state[f"w{l}"] -= eta * spec.weight_decay * x.shape[0] * state[f"w{l}"]
-            state[f"w{l}"] += eta * (state[f"p{l - 1}"].T @ delta[l])
-            state[f"bias{l}"] += eta * delta[l].sum(axis=0)
-        if spec.feedback == "bp":
-            for l in range(1, L):
-                state[f"B{l}"] = state[f"w{l + 1}"].T.copy()
-    return StepRecord(y, mod, delta, spikes)
-
-
-def run(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.ndarray, learn: bool = True,
-        uniforms: list | None = None, rng: np.random.Generator | None = None, record: bool = False):
+def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, uniforms: list | None = None,
+        rng=None, record: bool = False, ops: ArrayOps | None = None, ws: Workspace | None = None):
     """Show images[k] (batch × n_img × n_in) to stream k in order. Returns (y, records): y has shape
-    steps × batch × n_out; records holds every StepRecord when `record` is set."""
+    steps × batch × n_out; records holds a StepRecord per step when `record` is set. Uniforms come
+    from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`."""
+    ops = ops or default_ops(images)
+    xp = ops.xp
     batch, n_img, _ = images.shape
-    T = spec.steps_per_image
-    eye = np.eye(spec.sizes[-1], dtype=images.dtype)
-    ys, records = [], []
+    ws = ws if ws is not None and ws.y.shape[0] == batch else Workspace.allocate(spec, batch, xp)
+    T, eta = spec.steps_per_image, spec.eta if learn else 0.0
+    eye = xp.eye(spec.sizes[-1], dtype=ws.y.dtype)
+    ys = xp.zeros((n_img * T, batch, spec.sizes[-1]), ws.y.dtype)
+    records = []
     for k in range(n_img * T):
         img = k // T
-        if uniforms is None:
-            us = [rng.random((batch, n)).astype(images.dtype) for n in spec.sizes[:-1]]
-        else:
-            us = [u[:, k] for u in uniforms]
-        r = step(spec, state, images[:, img], eye[labels[:, img]], us, spec.eta if learn else 0.0)
-        ys.append(r.y)
+        if k % T == 0:
+            ws.target[...] = eye[labels[:, img]]
+            x = xp.ascontiguousarray(images[:, img])
+        for l in range(spec.n_layers):
+            if uniforms is None:
+                ops.uniforms(rng, ws.r[l])
+            else:
+                ws.r[l][...] = uniforms[l][:, k]
+        step(spec, state, x, ws, eta, ops)
+        ys[k] = ws.y
         if record:
-            records.append(r)
-    return np.stack(ys), records
+            records.append(StepRecord(ws.y.copy(), [m if m is None else m.copy() for m in ws.mod],
+                                      [dl if dl is None else dl.copy() for dl in ws.delta], [s.copy() for s in ws.s]))
+    return ys, records
+
+
+def default_ops(array) -> ArrayOps:
+    return CpuOps() if isinstance(array, np.ndarray) else ArrayOps(_array_module(array))
+
+
+def _array_module(array):
+    import importlib
+
+    return importlib.import_module(type(array).__module__.split(".")[0])
+

@@ -30,14 +30,23 @@ def single_stream(state: dict) -> dict:
 
 class BrianRunner:
     def __init__(self, spec: SpikingSpec, chunk: int, device: str = "cpp_standalone", threads: int = 1, **kw):
-        from spikefa.spiking.brian import STANDALONE, BrianNetwork
+        from spikefa.spiking.brian import BrianNetwork
 
-        self.spec, self.chunk, self.exact_chunks = spec, chunk, device in STANDALONE
+        self.spec, self.chunk = spec, chunk
         self.net = BrianNetwork(spec, chunk, device, threads=threads, **kw)
         self.steps, self.sim_seconds = 0, 0.0
 
     def prepare(self, state: dict) -> dict:
         return single_stream(state)
+
+    def export(self, state: dict) -> dict:
+        return state
+
+    def random_state(self):
+        return None  # Brian2 draws its own numbers: a resumed Brian2 run is not bit-identical
+
+    def restore_random_state(self, saved) -> None:
+        pass
 
     def run(self, state, images, labels, learn=True):
         state, rec = self.net.run(state, images, labels, learn)
@@ -48,12 +57,26 @@ class BrianRunner:
 
 class FastRunner:
     def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1):
-        self.spec, self.chunk, self.batch, self.exact_chunks = spec, chunk, batch, False
+        self.spec, self.chunk, self.batch = spec, chunk, batch
         self.rng = stream(spec.seed, "spikes")
+        self.ops = fast.CpuOps()
+        self.ws = {}  # workspaces by number of streams
         self.steps = 0
 
     def prepare(self, state: dict) -> dict:
-        return fast.batch_state(single_stream(state), self.batch)
+        """The state for this runner's streams; a checkpoint of the same batch size keeps every stream."""
+        same_batch = all(v.shape[0] == self.batch for k, v in state.items() if is_stream_var(k) and v.ndim == 2)
+        return fast.batch_state(self.spec, state if same_batch else single_stream(state), self.batch)
+
+    def export(self, state: dict) -> dict:
+        return {k: np.ascontiguousarray(v) for k, v in state.items()}
+
+    def random_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def restore_random_state(self, saved) -> None:
+        if saved:
+            self.rng.bit_generator.state = saved
 
     def run(self, state, images, labels, learn=True):
         head = len(images) - len(images) % self.batch  # a remainder runs on the first streams alone
@@ -62,13 +85,13 @@ class FastRunner:
         return state, np.concatenate(parts)
 
     def _run_streams(self, state, images, labels, learn, k):
+        """Run the first k streams (their rows of u and p are views, updated in place)."""
         sub = {key: (v[:k] if is_stream_var(key) else v) for key, v in state.items()}
-        y, _ = fast.run(self.spec, sub, images.reshape(k, -1, images.shape[-1]), labels.reshape(k, -1), learn, rng=self.rng)
-        for key, v in sub.items():
-            if is_stream_var(key):
-                state[key][:k] = v
-            else:
-                state[key] = v  # bp mode rebinds B
+        if k not in self.ws:
+            self.ws[k] = fast.Workspace.allocate(self.spec, k)
+        ws = self.ws[k]
+        y, _ = fast.run(self.spec, sub, images.reshape(k, -1, images.shape[-1]), labels.reshape(k, -1), learn,
+                        rng=self.rng, ops=self.ops, ws=ws)
         self.steps += len(images) * self.spec.steps_per_image
         # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
         return np.concatenate([readout(y[:, s], self.spec) for s in range(k)])

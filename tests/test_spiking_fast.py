@@ -1,0 +1,91 @@
+"""The batched engine: its two backends agree, streams add up, and checkpoints move between engines."""
+
+import numpy as np
+import pytest
+
+from spikefa.spiking import fast
+from spikefa.spiking.brian import BrianNetwork
+from spikefa.spiking.spec import SpikingSpec, initial_state
+
+SIZES = (12, 9, 7, 3)
+
+
+def spec_(**kw):
+    return SpikingSpec(**{**dict(sizes=SIZES, reading="tau", steps_per_image=4, eta=0.05, dtype="float64"), **kw})
+
+
+def draws(spec, batch, n_img, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.random((batch, n_img, spec.sizes[0])).astype(spec.dtype)
+    labels = rng.integers(0, spec.sizes[-1], (batch, n_img))
+    uniforms = [rng.random((batch, n_img * spec.steps_per_image, n)).astype(spec.dtype) for n in spec.sizes[:-1]]
+    return images, labels, uniforms
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_blas_matches_numpy(trans_a, accumulate, dtype):
+    rng = np.random.default_rng(0)
+    a = rng.random((5, 7)).astype(dtype)
+    b = rng.random((5 if trans_a else 7, 4)).astype(dtype)
+    out = rng.random((7 if trans_a else 5, 4)).astype(dtype)
+    expected = (out if accumulate else 0) + 0.5 * ((a.T if trans_a else a) @ b)
+    for x, y in ((a, b), (np.asfortranarray(a), np.asfortranarray(b))):  # either memory order
+        result = out.copy()
+        fast.CpuOps().gemm(x, y, result, alpha=0.5, accumulate=accumulate, trans_a=trans_a)
+        np.testing.assert_allclose(result, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("mode", ["fa", "dfa", "bp"])
+def test_numba_blas_backend_equals_array_backend(mode):
+    spec = spec_(feedback=mode)
+    images, labels, uniforms = draws(spec, 3, 10)
+    results = []
+    for ops in (fast.CpuOps(), fast.ArrayOps(np)):
+        state = fast.batch_state(spec, initial_state(spec), 3)
+        y, _ = fast.run(spec, state, images, labels, uniforms=uniforms, ops=ops)
+        results.append((state, y))
+    (s1, y1), (s2, y2) = results
+    np.testing.assert_allclose(y1, y2, rtol=1e-12)
+    for k in s1:
+        np.testing.assert_allclose(s1[k], s2[k], rtol=1e-10, atol=1e-14)
+
+
+def test_weight_changes_of_streams_add_up():
+    spec = SpikingSpec(sizes=SIZES, reading="tau", steps_per_image=1, eta=0.05, dtype="float64")
+    images, labels, uniforms = draws(spec, 2, 1)
+    start = initial_state(spec)
+    both = fast.batch_state(spec, start, 2)
+    fast.run(spec, both, images, labels, uniforms=uniforms)
+    change = {k: both[k] - start[k] for k in ("w1", "w2", "w3", "bias1", "bias3")}
+    alone = []
+    for b in range(2):
+        one = fast.batch_state(spec, start, 1)
+        fast.run(spec, one, images[b:b + 1], labels[b:b + 1], uniforms=[u[b:b + 1] for u in uniforms])
+        alone.append({k: one[k] - start[k] for k in change})
+    for k in change:
+        np.testing.assert_allclose(change[k], alone[0][k] + alone[1][k], rtol=1e-10, atol=1e-15)
+        assert np.abs(alone[0][k]).max() > 0
+
+
+@pytest.mark.parametrize("first", ["fast", "brian2"])
+def test_checkpoints_move_both_ways(first):
+    """Train a while in one engine, continue in both from that state: the two continuations agree."""
+    spec = spec_()
+    images, labels, uniforms = draws(spec, 1, 12, seed=5)
+    half = 6 * spec.steps_per_image
+    net = BrianNetwork(spec, 6, "numpy", noise=True)
+    state = initial_state(spec)
+    if first == "fast":
+        s = fast.batch_state(spec, state, 1)
+        fast.run(spec, s, images[:, :6], labels[:, :6], uniforms=[u[:, :half] for u in uniforms])
+        trained = {k: (v[0] if v.ndim == 2 and k[0] in "up" else v) for k, v in s.items()}
+    else:
+        trained, _ = net.run(state, images[0, :6], labels[0, :6], uniforms={l: u[0, :half] for l, u in enumerate(uniforms)})
+    via_brian, _ = net.run(trained, images[0, 6:], labels[0, 6:], uniforms={l: u[0, half:] for l, u in enumerate(uniforms)})
+    via_fast = fast.batch_state(spec, trained, 1)
+    fast.run(spec, via_fast, images[:, 6:], labels[:, 6:], uniforms=[u[:, half:] for u in uniforms])
+    for k in via_brian:
+        np.testing.assert_allclose(via_fast[k].reshape(via_brian[k].shape), via_brian[k], rtol=1e-9, atol=1e-13)
+    assert not np.allclose(via_brian["w1"], trained["w1"])
