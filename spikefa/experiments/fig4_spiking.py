@@ -34,6 +34,8 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(f"algorithms must name feedback modes from {', '.join(FEEDBACK_MODES)}, got {cfg['algorithms']}")
     if cfg["engine"] not in ("brian2", "fast"):
         raise SpikefaError(f"engine must be brian2 or fast, got {cfg['engine']!r}")
+    if cfg["backend"] not in ("numpy", "cupy"):
+        raise SpikefaError(f"backend must be numpy or cupy, got {cfg['backend']!r}")
     from spikefa.spiking.brian import DEVICES
     if cfg["device"] not in DEVICES:
         raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {cfg['device']!r}")
@@ -63,7 +65,7 @@ def chunk_size(cfg: dict, n_train: int, n_test: int) -> int:
 def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
     if cfg["engine"] == "brian2":
         return BrianRunner(spec, chunk, cfg["device"], threads=cfg["threads"])
-    return FastRunner(spec, chunk, batch=cfg["batch"])
+    return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"])
 
 
 def _check_finite(state: dict, mode: str, seen: int) -> None:
@@ -138,7 +140,7 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
             res.update(device=cfg["device"], ms_per_step=1e3 * runner.sim_seconds / runner.steps,
                        compile_seconds=round(runner.net.build_seconds, 1))
     else:
-        res.update(batch=cfg["batch"])
+        res.update(batch=cfg["batch"], backend=cfg["backend"])
     return res, np.array(curve)
 
 

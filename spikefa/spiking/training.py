@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spikefa.errors import SpikefaError
 from spikefa.spiking import fast
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 from spikefa.seeds import stream
@@ -56,23 +57,36 @@ class BrianRunner:
 
 
 class FastRunner:
-    def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1):
+    """`backend="numpy"`: the CPU backend (BLAS + Numba); `backend="cupy"`: the same step through
+    NumPy's array interface on a GPU (needs the `gpu` extra). CuPy's random state is not saved, so
+    a resumed CuPy run continues with fresh spike noise."""
+
+    def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1, backend: str = "numpy"):
         self.spec, self.chunk, self.batch = spec, chunk, batch
-        self.rng = stream(spec.seed, "spikes")
-        self.ops = fast.CpuOps()
+        if backend == "cupy":
+            try:
+                import cupy
+            except ImportError:
+                raise SpikefaError("backend cupy needs CuPy and a GPU (pip install -e '.[gpu]')") from None
+            self.xp, self.ops = cupy, fast.ArrayOps(cupy)
+            self.rng = cupy.random.default_rng(spec.seed)
+        else:
+            self.xp, self.ops = np, fast.CpuOps()
+            self.rng = stream(spec.seed, "spikes")
         self.ws = {}  # workspaces by number of streams
         self.steps = 0
 
     def prepare(self, state: dict) -> dict:
         """The state for this runner's streams; a checkpoint of the same batch size keeps every stream."""
         same_batch = all(v.shape[0] == self.batch for k, v in state.items() if is_stream_var(k) and v.ndim == 2)
-        return fast.batch_state(self.spec, state if same_batch else single_stream(state), self.batch)
+        return fast.batch_state(self.spec, state if same_batch else single_stream(state), self.batch, self.xp)
 
     def export(self, state: dict) -> dict:
-        return {k: np.ascontiguousarray(v) for k, v in state.items()}
+        to_host = getattr(self.xp, "asnumpy", np.asarray)
+        return {k: np.ascontiguousarray(to_host(v)) for k, v in state.items()}
 
-    def random_state(self) -> dict:
-        return self.rng.bit_generator.state
+    def random_state(self) -> dict | None:
+        return self.rng.bit_generator.state if self.xp is np else None
 
     def restore_random_state(self, saved) -> None:
         if saved:
@@ -88,10 +102,11 @@ class FastRunner:
         """Run the first k streams (their rows of u and p are views, updated in place)."""
         sub = {key: (v[:k] if is_stream_var(key) else v) for key, v in state.items()}
         if k not in self.ws:
-            self.ws[k] = fast.Workspace.allocate(self.spec, k)
-        ws = self.ws[k]
-        y, _ = fast.run(self.spec, sub, images.reshape(k, -1, images.shape[-1]), labels.reshape(k, -1), learn,
-                        rng=self.rng, ops=self.ops, ws=ws)
+            self.ws[k] = fast.Workspace.allocate(self.spec, k, self.xp)
+        xp = self.xp
+        y, _ = fast.run(self.spec, sub, xp.asarray(images.reshape(k, -1, images.shape[-1])),
+                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k])
+        y = getattr(xp, "asnumpy", np.asarray)(y)
         self.steps += len(images) * self.spec.steps_per_image
         # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
         return np.concatenate([readout(y[:, s], self.spec) for s in range(k)])
