@@ -83,8 +83,15 @@ def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone")) -> dic
         out["brian2_standalone_profile"] = per_thread[1]["profile"]
     out["fast_stream_steps_per_s_batch1"] = round(fast_stream_steps_per_s(spec, 1), 1)
     rate = fast_stream_steps_per_s(spec, batch)
+    gflops = rate * stream_step_flops(spec) / 1e9
     out.update(fast_stream_steps_per_s_batched=round(rate, 1), fast_batch_size=batch,
-               fast_batched_gflops=round(rate * stream_step_flops(spec) / 1e9, 1))
+               fast_batched_gflops=round(gflops, 1),
+               fast_batched_fraction_of_gemm_peak=round(gflops / out["gemm_peak_gflops"], 3),
+               fast_epoch_seconds=round(60000 * spec.steps_per_image / rate, 1))  # 60,000 images, learning on
+    best_brian2 = min((v for k, v in out.items() if k.startswith("brian2_") and k.endswith("ms_per_step")), default=None)
+    if best_brian2:
+        out["fast_batched_vs_brian2_best_per_stream_step"] = round(rate * best_brian2 / 1e3, 1)
+        out["fast_batch1_vs_brian2_best"] = round(out["fast_stream_steps_per_s_batch1"] * best_brian2 / 1e3, 2)
     return out
 
 

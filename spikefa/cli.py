@@ -115,6 +115,20 @@ def _cmd_traces(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    import numpy as np
+
+    from spikefa.spiking.spec import is_stream_var, load_checkpoint, save_checkpoint
+
+    spec, state, meta = load_checkpoint(args.checkpoint)
+    if not args.keep_state:  # a shipped network starts from rest: one stream, zero PSPs and traces
+        state = {k: np.zeros(v.shape[-1], v.dtype) if is_stream_var(k) else v for k, v in state.items()}
+    path = save_checkpoint(args.out, spec, state, {**meta, "random_state": None},
+                           store_dtype="float16" if args.float16 else None)
+    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _cmd_bench(args) -> int:
     import json
 
@@ -167,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learn", action="store_true", help="keep plasticity on while recording")
     t.add_argument("--data", help="data folder")
     t.set_defaults(func=_cmd_traces)
+
+    x = sub.add_parser("export", help="write a compact copy of a checkpoint (e.g. to ship in models/)")
+    x.add_argument("checkpoint")
+    x.add_argument("out")
+    x.add_argument("--float16", action="store_true", help="store weights as float16 (loaded back as the spec's dtype)")
+    x.add_argument("--keep-state", action="store_true", help="keep every stream's PSPs and traces (to resume)")
+    x.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="side-by-side throughput, measured in one run")
     b.add_argument("what", choices=("rate", "spiking"))

@@ -115,3 +115,13 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, data_fol
 def test_resume_needs_an_earlier_run(tmp_path, capsys):
     assert main(["run", "fig4_spiking", "--resume", "--out", str(tmp_path / "nothing")]) == 2
     assert "--resume needs" in capsys.readouterr().err
+
+
+def test_export_float16_loads_back_as_float32(tiny_run, tmp_path, capsys):
+    _, out, _ = tiny_run
+    assert main(["export", str(out / "fa.npz"), str(tmp_path / "small.npz"), "--float16"]) == 0
+    spec, full, _ = load_checkpoint(out / "fa.npz")
+    spec16, small, meta = load_checkpoint(tmp_path / "small.npz")
+    assert spec16 == spec and small["w1"].dtype == np.dtype(spec.dtype) and small["u1"].shape == (24,)
+    np.testing.assert_allclose(small["w2"], full["w2"], rtol=1e-3, atol=1e-4)
+    assert not small["u1"].any() and meta["random_state"] is None

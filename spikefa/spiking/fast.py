@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from scipy.linalg import blas
 
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
@@ -40,19 +40,22 @@ class ArrayOps:
         u *= d
         u += (1.0 - d) * bias
 
-    def spike(self, drive, r, p, s, d, from_psp: bool):
-        """s = [r < σ(u)] (or [r < pixel]); p ← decay·p + (1 − decay)·s."""
-        prob = self.sigmoid(drive) if from_psp else drive
-        s[...] = r < prob
+    def spike_input(self, x, r, p, s, d):
+        """s = [r < pixel]; p ← decay·p + (1 − decay)·s."""
+        s[...] = r < x
         p *= d
         p += (1.0 - d) * s
+
+    def spike_hidden(self, u, r, p, s, sig, d):
+        """sig = σ(u) (kept for δ); s = [r < sig]; p ← decay·p + (1 − decay)·s."""
+        sig[...] = self.sigmoid(u)
+        self.spike_input(sig, r, p, s, d)
 
     def output_error(self, u, target, y, delta):
         y[...] = self.sigmoid(u)
         delta[...] = target - y
 
-    def hidden_delta(self, u, mod, delta):
-        sig = self.sigmoid(u)
+    def hidden_delta(self, sig, mod, delta):
         delta[...] = sig * (1 - sig) * mod
 
     def gemm(self, a, b, out, alpha=1.0, accumulate=False, trans_a=False):
@@ -73,14 +76,17 @@ class CpuOps(ArrayOps):
     def decay(self, u, bias, d):
         _decay(u, bias, d)
 
-    def spike(self, drive, r, p, s, d, from_psp: bool):
-        _spike(drive, r, p, s, d, from_psp)
+    def spike_input(self, x, r, p, s, d):
+        _spike_input(x, r, p, s, d)
+
+    def spike_hidden(self, u, r, p, s, sig, d):
+        _spike_hidden(u, r, p, s, sig, d)
 
     def output_error(self, u, target, y, delta):
         _output_error(u, target, y, delta)
 
-    def hidden_delta(self, u, mod, delta):
-        _hidden_delta(u, mod, delta)
+    def hidden_delta(self, sig, mod, delta):
+        _hidden_delta(sig, mod, delta)
 
     def gemm(self, a, b, out, alpha=1.0, accumulate=False, trans_a=False):
         # Row-major out = α·x·b (x = a or aᵀ) is column-major outᵀ = α·bᵀ·xᵀ; every operand goes to
@@ -101,47 +107,58 @@ def _column_major(m):
     return (m, False) if m.flags.f_contiguous else (m.T, True)
 
 
-@njit(cache=True)
+# Element-wise kernels, parallel over streams (prange); each touches every element once.
+@njit(cache=True, parallel=True)
 def _decay(u, bias, d):
     g = 1.0 - d
-    for b in range(u.shape[0]):
+    for b in prange(u.shape[0]):
         for i in range(u.shape[1]):
             u[b, i] = u[b, i] * d + g * bias[i]
 
 
-@njit(cache=True)
-def _spike(drive, r, p, s, d, from_psp):
+@njit(cache=True, parallel=True)
+def _spike_input(x, r, p, s, d):
     g = 1.0 - d
-    for b in range(drive.shape[0]):
-        for i in range(drive.shape[1]):
-            prob = 1.0 / (1.0 + np.exp(-drive[b, i])) if from_psp else drive[b, i]
-            fired = r[b, i] < prob
+    for b in prange(x.shape[0]):
+        for i in range(x.shape[1]):
+            fired = r[b, i] < x[b, i]
             s[b, i] = fired
             p[b, i] = p[b, i] * d + (g if fired else 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
+def _spike_hidden(u, r, p, s, sig, d):
+    g = 1.0 - d
+    for b in prange(u.shape[0]):
+        for i in range(u.shape[1]):
+            sig[b, i] = 1.0 / (1.0 + np.exp(-u[b, i]))
+            fired = r[b, i] < sig[b, i]
+            s[b, i] = fired
+            p[b, i] = p[b, i] * d + (g if fired else 0.0)
+
+
+@njit(cache=True, parallel=True)
 def _output_error(u, target, y, delta):
-    for b in range(u.shape[0]):
+    for b in prange(u.shape[0]):
         for i in range(u.shape[1]):
             y[b, i] = 1.0 / (1.0 + np.exp(-u[b, i]))
             delta[b, i] = target[b, i] - y[b, i]
 
 
-@njit(cache=True)
-def _hidden_delta(u, mod, delta):
-    for b in range(u.shape[0]):
-        for i in range(u.shape[1]):
-            sig = 1.0 / (1.0 + np.exp(-u[b, i]))
-            delta[b, i] = sig * (1.0 - sig) * mod[b, i]
+@njit(cache=True, parallel=True)
+def _hidden_delta(sig, mod, delta):
+    for b in prange(sig.shape[0]):
+        for i in range(sig.shape[1]):
+            delta[b, i] = sig[b, i] * (1.0 - sig[b, i]) * mod[b, i]
 
 
 # ------------------------------------------------------------------------------------ the step
 @dataclass
 class Workspace:
-    """Per-step buffers of a batch: spikes s_l, uniforms r_l, modulators, δs and output rates."""
+    """Per-step buffers of a batch: spikes s_l, uniforms r_l, σ(u_l), modulators, δs and output rates."""
     s: list
     r: list
+    sig: list
     mod: list
     delta: list
     y: object
@@ -151,6 +168,7 @@ class Workspace:
     def allocate(cls, spec: SpikingSpec, batch: int, xp=np):
         dt, sizes, L = np.dtype(spec.dtype), spec.sizes, spec.n_layers
         return cls(s=[xp.zeros((batch, n), dt) for n in sizes[:-1]], r=[xp.zeros((batch, n), dt) for n in sizes[:-1]],
+                   sig=[None] + [xp.zeros((batch, sizes[l]), dt) for l in range(1, L)],
                    mod=[None] + [xp.zeros((batch, sizes[l]), dt) for l in range(1, L)],
                    delta=[None] + [xp.zeros((batch, sizes[l]), dt) for l in range(1, L + 1)],
                    y=xp.zeros((batch, sizes[-1]), dt), target=xp.zeros((batch, sizes[-1]), dt))
@@ -164,13 +182,15 @@ def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: Arra
     for l in range(1, L + 1):
         ops.decay(state[f"u{l}"], state[f"bias{l}"], d)
     for l in range(L):
-        drive = x if l == 0 else state[f"u{l}"]
-        ops.spike(drive, ws.r[l], state[f"p{l}"], ws.s[l], d, from_psp=l > 0)
+        if l == 0:
+            ops.spike_input(x, ws.r[0], state["p0"], ws.s[0], d)
+        else:  # u_l is final for this step once it has spiked: σ(u_l) is kept for δ_l
+            ops.spike_hidden(state[f"u{l}"], ws.r[l], state[f"p{l}"], ws.s[l], ws.sig[l], d)
         ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=g, accumulate=True)
     ops.output_error(state[f"u{L}"], ws.target, ws.y, ws.delta[L])
     for l in reversed(range(1, L)):
         ops.gemm(ws.delta[spec.feedback_source(l)], state[f"B{l}"], ws.mod[l])
-        ops.hidden_delta(state[f"u{l}"], ws.mod[l], ws.delta[l])
+        ops.hidden_delta(ws.sig[l], ws.mod[l], ws.delta[l])
     if eta:
         for l in range(1, L + 1):
             if spec.weight_decay:

@@ -137,10 +137,14 @@ def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
     return state
 
 
-def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict | None = None) -> Path:
-    """Write `state` and the spec (as JSON) to a compressed `.npz`, atomically."""
+def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict | None = None,
+                    store_dtype: str | None = None) -> Path:
+    """Write `state` and the spec (as JSON) to a compressed `.npz`, atomically. `store_dtype`
+    (e.g. "float16", for shipping) shrinks the file; loading casts back to the spec's dtype."""
     from spikefa.results import atomic_write_bytes
 
+    if store_dtype:
+        state = {k: v.astype(store_dtype) for k, v in state.items()}
     buf = io.BytesIO()
     np.savez_compressed(buf, spec=json.dumps(spec.to_dict()), meta=json.dumps(meta or {}), **state)
     path = Path(path)
@@ -154,7 +158,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
         with np.load(path, allow_pickle=False) as z:
             spec = SpikingSpec.from_dict(json.loads(str(z["spec"])))
             meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-            state = {k: z[k] for k in z.files if k not in ("spec", "meta")}
+            state = {k: z[k].astype(spec.dtype, copy=False) for k in z.files if k not in ("spec", "meta")}
     except FileNotFoundError:
         raise SpikefaError(f"checkpoint {path} does not exist") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
