@@ -24,9 +24,11 @@ def versions() -> dict:
 def run(config_name: str, sets: list[str] = (), out: str | Path | None = None, data: str | None = None,
         resume: bool = False) -> Path:
     if resume:
-        if out is None or not (Path(out) / "config.toml").is_file():
-            raise SpikefaError("--resume needs --out DIR naming an earlier run's results folder (with its config.toml)")
-        config_name = str(Path(out) / "config.toml")  # the run's own config; --set may extend it (e.g. epochs)
+        if out is None or not Path(out).is_dir():
+            raise SpikefaError("--resume needs --out DIR naming an earlier run's results folder (or a folder "
+                               "holding a checkpoint <mode>.npz to continue)")
+        if (Path(out) / "config.toml").is_file():  # the run's own config; --set may extend it (e.g. epochs)
+            config_name = str(Path(out) / "config.toml")
     cfg = config.resolve(config_name, sets)
     name = cfg["experiment"]
     if name not in experiments.EXPERIMENTS:

@@ -125,3 +125,13 @@ def test_export_float16_loads_back_as_float32(tiny_run, tmp_path, capsys):
     assert spec16 == spec and small["w1"].dtype == np.dtype(spec.dtype) and small["u1"].shape == (24,)
     np.testing.assert_allclose(small["w2"], full["w2"], rtol=1e-3, atol=1e-4)
     assert not small["u1"].any() and meta["random_state"] is None
+
+
+def test_resume_from_a_copied_checkpoint(tmp_path, data_folder):
+    """A checkpoint alone (e.g. one shipped in models/) continues with the config given on the command line."""
+    sets = TINY + ["engine=fast", "batch=3"]
+    runner.run("fig4_spiking", sets, tmp_path / "first", data=str(data_folder))
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / "fa.npz").write_bytes((tmp_path / "first" / "fa.npz").read_bytes())
+    runner.run("fig4_spiking", sets + ["train.epochs=2"], tmp_path / "second", data=str(data_folder), resume=True)
+    assert load_checkpoint(tmp_path / "second" / "fa.npz")[2]["images_seen"] == 240

@@ -17,6 +17,7 @@ from spikefa import plotting
 from spikefa.data import load_images
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.seeds import stream
+from spikefa.spiking.brian import DEVICES, STANDALONE
 from spikefa.spiking.spec import FEEDBACK_MODES, SpikingSpec, initial_state, load_checkpoint, save_checkpoint
 from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
@@ -36,7 +37,6 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(f"engine must be brian2 or fast, got {cfg['engine']!r}")
     if cfg["backend"] not in ("numpy", "cupy"):
         raise SpikefaError(f"backend must be numpy or cupy, got {cfg['backend']!r}")
-    from spikefa.spiking.brian import DEVICES
     if cfg["device"] not in DEVICES:
         raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {cfg['device']!r}")
     if cfg["dataset"] not in ("mnist", "fashion-mnist"):
@@ -56,7 +56,7 @@ def chunk_size(cfg: dict, n_train: int, n_test: int) -> int:
     """Images per engine call. Standalone binaries run a fixed length, so there it must divide both
     the training and the test set: the largest divisor of their gcd not above `chunk_images`."""
     want = min(cfg["chunk_images"], n_train)
-    if cfg["engine"] != "brian2" or cfg["device"] not in ("cpp_standalone", "cuda_standalone"):
+    if cfg["engine"] != "brian2" or cfg["device"] not in STANDALONE:
         return want
     g = math.gcd(n_train, n_test)
     return max(d for d in range(1, min(want, g) + 1) if g % d == 0)
