@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from scipy.linalg import blas
 
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
@@ -107,29 +107,30 @@ def _column_major(m):
     return (m, False) if m.flags.f_contiguous else (m.T, True)
 
 
-# Element-wise kernels, parallel over streams (prange); each touches every element once.
-@njit(cache=True, parallel=True)
+# Element-wise kernels, each touching every element once. Single-threaded on purpose: Numba threads
+# next to OpenBLAS threads (which spin while idle) ran four times slower here.
+@njit(cache=True)
 def _decay(u, bias, d):
     g = 1.0 - d
-    for b in prange(u.shape[0]):
+    for b in range(u.shape[0]):
         for i in range(u.shape[1]):
             u[b, i] = u[b, i] * d + g * bias[i]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _spike_input(x, r, p, s, d):
     g = 1.0 - d
-    for b in prange(x.shape[0]):
+    for b in range(x.shape[0]):
         for i in range(x.shape[1]):
             fired = r[b, i] < x[b, i]
             s[b, i] = fired
             p[b, i] = p[b, i] * d + (g if fired else 0.0)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _spike_hidden(u, r, p, s, sig, d):
     g = 1.0 - d
-    for b in prange(u.shape[0]):
+    for b in range(u.shape[0]):
         for i in range(u.shape[1]):
             sig[b, i] = 1.0 / (1.0 + np.exp(-u[b, i]))
             fired = r[b, i] < sig[b, i]
@@ -137,17 +138,17 @@ def _spike_hidden(u, r, p, s, sig, d):
             p[b, i] = p[b, i] * d + (g if fired else 0.0)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _output_error(u, target, y, delta):
-    for b in prange(u.shape[0]):
+    for b in range(u.shape[0]):
         for i in range(u.shape[1]):
             y[b, i] = 1.0 / (1.0 + np.exp(-u[b, i]))
             delta[b, i] = target[b, i] - y[b, i]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _hidden_delta(sig, mod, delta):
-    for b in prange(sig.shape[0]):
+    for b in range(sig.shape[0]):
         for i in range(sig.shape[1]):
             delta[b, i] = sig[b, i] * (1.0 - sig[b, i]) * mod[b, i]
 
