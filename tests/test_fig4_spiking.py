@@ -135,3 +135,26 @@ def test_resume_from_a_copied_checkpoint(tmp_path, data_folder):
     (tmp_path / "second" / "fa.npz").write_bytes((tmp_path / "first" / "fa.npz").read_bytes())
     runner.run("fig4_spiking", sets + ["train.epochs=2"], tmp_path / "second", data=str(data_folder), resume=True)
     assert load_checkpoint(tmp_path / "second" / "fa.npz")[2]["images_seen"] == 240
+
+
+def test_eta_schedule_halves_the_rate():
+    from spikefa.experiments.fig4_spiking import eta_at
+
+    cfg = {"eta": 0.01, "train": {"eta_halving_epochs": 2.0}}
+    assert eta_at(cfg, 0) == 0.01 and eta_at(cfg, 2) == pytest.approx(0.005) and eta_at(cfg, 3) == pytest.approx(0.01 * 0.5 ** 1.5)
+    assert eta_at({"eta": 0.01, "train": {"eta_halving_epochs": 0.0}}, 5) == 0.01
+
+
+def test_eta_override_changes_the_step():
+    spec = SpikingSpec(sizes=(6, 5, 3), reading="tau", steps_per_image=2, eta=0.05, dtype="float64")
+    from spikefa.spiking import fast
+    from spikefa.spiking.spec import initial_state
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((1, 3, 6)), rng.integers(0, 3, (1, 3))
+    uniforms = [rng.random((1, 6, n)) for n in (6, 5)]
+    changes = []
+    for eta in (None, 0.025):
+        state = fast.batch_state(spec, initial_state(spec), 1)
+        fast.run(spec, state, images, labels, uniforms=uniforms, eta=eta)
+        changes.append(state["w2"] - initial_state(spec)["w2"])
+    assert not np.allclose(changes[0], changes[1]) and np.abs(changes[1]).max() > 0

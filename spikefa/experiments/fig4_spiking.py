@@ -45,6 +45,7 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(f"sizes must start with 784 inputs and end with 10 outputs, got {cfg['sizes']}")
     at_least = {"threads": (cfg["threads"], 1), "batch": (cfg["batch"], 1), "chunk_images": (cfg["chunk_images"], 1),
                 "train.epochs": (cfg["train"]["epochs"], 1), "train.images": (cfg["train"]["images"], 0),
+                "train.eta_halving_epochs": (cfg["train"]["eta_halving_epochs"], 0),
                 "test.images": (cfg["test"]["images"], 0), "test.every_images": (cfg["test"]["every_images"], 0)}
     for key, (v, low) in at_least.items():
         if v < low:
@@ -66,6 +67,12 @@ def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
     if cfg["engine"] == "brian2":
         return BrianRunner(spec, chunk, cfg["device"], threads=cfg["threads"])
     return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"])
+
+
+def eta_at(cfg: dict, epochs_done: float) -> float:
+    """Learning rate after `epochs_done` epochs: constant, or halved every `train.eta_halving_epochs`."""
+    halving = cfg["train"]["eta_halving_epochs"]
+    return cfg["eta"] * 0.5 ** (epochs_done / halving) if halving else cfg["eta"]
 
 
 def _check_finite(state: dict, mode: str, seen: int) -> None:
@@ -112,7 +119,7 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
         epoch, lo = divmod(seen, len(X))
         perm = stream(cfg["seed"], "order", epoch).permutation(len(X))  # the same order after a resume
         idx = perm[lo:lo + chunk]
-        state, _ = runner.run(state, X[idx], Y[idx], learn=True)
+        state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=eta_at(cfg, seen / len(X)))
         seen += len(idx)
         _check_finite(state, mode, seen)
         bar.update(len(idx))

@@ -210,8 +210,9 @@ class BrianNetwork:
         self._built = True
 
     def run(self, state: dict, images: np.ndarray, labels: np.ndarray, learn: bool = True,
-            uniforms: dict[int, np.ndarray] | None = None) -> tuple[dict, Recording]:
-        """Show `images` (n × n_in, pixels in [0,1]) in order; return the new state and the recording."""
+            uniforms: dict[int, np.ndarray] | None = None, eta: float | None = None) -> tuple[dict, Recording]:
+        """Show `images` (n × n_in, pixels in [0,1]) in order; return the new state and the recording.
+        `eta` overrides the spec's learning rate for this run (a schedule)."""
         import brian2 as b2
 
         n = len(images)
@@ -226,7 +227,7 @@ class BrianNetwork:
         padded[:n] = images
         lab = np.zeros(self.images_per_run, np.int32)
         lab[:n] = labels
-        values = self._values(state, self.spec.eta if learn else 0.0)
+        values = self._values(state, (self.spec.eta if eta is None else eta) if learn else 0.0)
         timed = {self.images: padded, self.labels: lab}
         for l, ta in self.uniforms.items():
             u = np.zeros((self.steps_per_run, self.spec.sizes[l]), dtype)

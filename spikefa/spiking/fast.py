@@ -220,15 +220,16 @@ class StepRecord:
 
 
 def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, uniforms: list | None = None,
-        rng=None, record: bool = False, ops: ArrayOps | None = None, ws: Workspace | None = None):
+        rng=None, record: bool = False, ops: ArrayOps | None = None, ws: Workspace | None = None,
+        eta: float | None = None):
     """Show images[k] (batch × n_img × n_in) to stream k in order. Returns (y, records): y has shape
     steps × batch × n_out; records holds a StepRecord per step when `record` is set. Uniforms come
-    from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`."""
+    from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`. `eta` overrides spec.eta."""
     ops = ops or default_ops(images)
     xp = ops.xp
     batch, n_img, _ = images.shape
     ws = ws if ws is not None and ws.y.shape[0] == batch else Workspace.allocate(spec, batch, xp)
-    T, eta = spec.steps_per_image, spec.eta if learn else 0.0
+    T, eta = spec.steps_per_image, (spec.eta if eta is None else eta) if learn else 0.0
     eye = xp.eye(spec.sizes[-1], dtype=ws.y.dtype)
     ys = xp.zeros((n_img * T, batch, spec.sizes[-1]), ws.y.dtype)
     records = []

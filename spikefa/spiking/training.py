@@ -49,8 +49,8 @@ class BrianRunner:
     def restore_random_state(self, saved) -> None:
         pass
 
-    def run(self, state, images, labels, learn=True):
-        state, rec = self.net.run(state, images, labels, learn)
+    def run(self, state, images, labels, learn=True, eta=None):
+        state, rec = self.net.run(state, images, labels, learn, eta=eta)
         self.steps += len(images) * self.spec.steps_per_image
         self.sim_seconds += self.net.last_run_seconds
         return state, readout(rec.y, self.spec)
@@ -92,20 +92,20 @@ class FastRunner:
         if saved:
             self.rng.bit_generator.state = saved
 
-    def run(self, state, images, labels, learn=True):
+    def run(self, state, images, labels, learn=True, eta=None):
         head = len(images) - len(images) % self.batch  # a remainder runs on the first streams alone
-        parts = [self._run_streams(state, images[lo:hi], labels[lo:hi], learn, k)
+        parts = [self._run_streams(state, images[lo:hi], labels[lo:hi], learn, k, eta)
                  for lo, hi, k in ((0, head, self.batch), (head, len(images), len(images) - head)) if hi > lo]
         return state, np.concatenate(parts)
 
-    def _run_streams(self, state, images, labels, learn, k):
+    def _run_streams(self, state, images, labels, learn, k, eta=None):
         """Run the first k streams (their rows of u and p are views, updated in place)."""
         sub = {key: (v[:k] if is_stream_var(key) else v) for key, v in state.items()}
         if k not in self.ws:
             self.ws[k] = fast.Workspace.allocate(self.spec, k, self.xp)
         xp = self.xp
         y, _ = fast.run(self.spec, sub, xp.asarray(images.reshape(k, -1, images.shape[-1])),
-                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k])
+                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta)
         y = getattr(xp, "asnumpy", np.asarray)(y)
         self.steps += len(images) * self.spec.steps_per_image
         # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
