@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from spikefa.errors import SpikefaError
@@ -216,4 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spikefa: interrupted; files already written are complete, earlier results are untouched",
               file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Exit at once: a second interrupt pending in a library's shutdown code would otherwise turn
+        # the exit into a kill by SIGINT. Every file is written atomically, so nothing is left half-done.
+        os._exit(130)
