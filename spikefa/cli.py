@@ -89,7 +89,6 @@ def _cmd_traces(args) -> int:
     import time
     from pathlib import Path
 
-    import numpy as np
 
     from spikefa import plotting
     from spikefa.data import load_images

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from spikefa import plotting
+from spikefa.errors import SpikefaError
 from spikefa.spiking.brian import BrianNetwork
 from spikefa.spiking.spec import SpikingSpec
 from spikefa.spiking.training import single_stream
@@ -22,7 +23,6 @@ def record_traces(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np
     L = spec.n_layers
     bad = [n for n in neurons if not 0 <= n < min(spec.sizes[1:L])]
     if bad:
-        from spikefa.errors import SpikefaError
         raise SpikefaError(f"neurons {bad} do not exist in every hidden layer (sizes {list(spec.sizes)})")
     net = BrianNetwork(spec, len(images), device, trace_neurons={l: neurons for l in range(1, L)}, record_spikes=True)
     _, rec = net.run(single_stream(state), images, labels, learn=learn)
