@@ -161,10 +161,12 @@ def test_learning_off_keeps_weights():
         np.testing.assert_array_equal(new[k], state[k])
 
 
-@pytest.mark.parametrize("mode", ["fa", "sparse_fa", "dfa", "bp"])
-def test_fast_engine_matches_brian2_step_by_step(mode):
-    """Conformance: same uniforms, one stream, 250 steps — PSPs, δs, spikes and weights agree."""
-    spec = small_spec(feedback=mode)
+@pytest.mark.parametrize("mode, eta_scale", [("fa", ()), ("sparse_fa", ()), ("dfa", ()), ("bp", ()),
+                                             ("fa", (0.5, 0.0, 2.0)), ("bp", (2.0, 0.5, 1.0))])
+def test_fast_engine_matches_brian2_step_by_step(mode, eta_scale):
+    """Conformance: same uniforms, one stream, 250 steps — PSPs, δs, spikes and weights agree
+    (also with per-layer learning rates, which in bp mode the mirrored feedback must follow)."""
+    spec = small_spec(feedback=mode, eta_scale=eta_scale)
     state = initial_state(spec)
     images, labels, uniforms = inputs(spec, 50)
     net = BrianNetwork(spec, 50, "numpy", noise=True, trace_neurons=all_neurons(spec), record_spikes=True)
@@ -237,3 +239,7 @@ def test_spec_refuses_bad_fields():
         SpikingSpec(feedback="magic")
     with pytest.raises(SpikefaError, match="time_constant"):
         SpikingSpec(reading="decay", time_constant=1.5)
+    with pytest.raises(SpikefaError, match="eta_scale needs one factor"):
+        SpikingSpec(eta_scale=(1.0, 2.0))
+    with pytest.raises(SpikefaError, match="eta_scale must be lists of numbers"):
+        SpikingSpec(eta_scale=("fast",) * 4)

@@ -23,17 +23,17 @@ def draws(spec, batch, n_img, seed=0):
 
 
 @pytest.mark.parametrize("trans_a", [False, True])
-@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 0.3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_in_place_blas_matches_numpy(trans_a, accumulate, dtype):
+def test_in_place_blas_matches_numpy(trans_a, beta, dtype):
     rng = np.random.default_rng(0)
     a = rng.random((5, 7)).astype(dtype)
     b = rng.random((5 if trans_a else 7, 4)).astype(dtype)
     out = rng.random((7 if trans_a else 5, 4)).astype(dtype)
-    expected = (out if accumulate else 0) + 0.5 * ((a.T if trans_a else a) @ b)
+    expected = beta * out + 0.5 * ((a.T if trans_a else a) @ b)
     for x, y in ((a, b), (np.asfortranarray(a), np.asfortranarray(b))):  # either memory order
         result = out.copy()
-        fast.CpuOps().gemm(x, y, result, alpha=0.5, accumulate=accumulate, trans_a=trans_a)
+        fast.CpuOps().gemm(x, y, result, alpha=0.5, beta=beta, trans_a=trans_a)
         np.testing.assert_allclose(result, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 

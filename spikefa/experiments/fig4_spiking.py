@@ -21,8 +21,8 @@ from spikefa.spiking.brian import DEVICES, STANDALONE
 from spikefa.spiking.spec import FEEDBACK_MODES, SpikingSpec, initial_state, load_checkpoint, save_checkpoint
 from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
-SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "weight_decay",
-             "init_scale", "feedback_scale", "feedback_sparsity", "seed", "dtype")
+SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "eta_scale",
+             "weight_decay", "init_scale", "feedback_scale", "feedback_sparsity", "seed", "dtype")
 
 
 def spec_for(cfg: dict, mode: str) -> SpikingSpec:

@@ -187,7 +187,7 @@ class BrianNetwork:
             values[self.forward[l].w] = state[f"w{l}"].ravel()
             values[self.layers[l].bias] = state[f"bias{l}"]
             values[self.layers[l].u] = state[f"u{l}"]
-            values[self.layers[l].eta] = eta
+            values[self.layers[l].eta] = self.spec.layer_eta(eta, l)
             values[self.layers[l - 1].p] = state[f"p{l - 1}"]
         for l in range(1, L):
             src, dst = self._fb_index[l]

@@ -2,13 +2,16 @@
 
 Each of `batch` independent streams has its own PSPs and traces (arrays batch × n); the weights are
 shared and the weight changes of all streams add up, so a batch of 1 is exactly the single-stream
-model of `brian.py`. One step does, in the order of `brian.BrianNetwork._schedule`:
+model of `brian.py`. One step computes what `brian.BrianNetwork._schedule` does, in this order:
 
-  1. u_l ← decay·u_l + (1−decay)·bias_l;  p_l ← decay·p_l
-  2. bottom-up, l = 0 … L−1: s_l = [r < σ(u_l)] (input: [r < pixel]); p_l += (1−decay)·s_l;
-     u_{l+1} += (1−decay)·s_l w_{l+1}
-  3. δ_L = y* − σ(u_L); top-down, l = L−1 … 1: mod_l = δ_src B_l;  δ_l = σ'(u_l)·mod_l
-  4. w_l += η·p_{l−1}ᵀ δ_l;  bias_l += η·Σ δ_l   (bp mode: B_l is a view of w_{l+1}ᵀ, so it follows)
+  1. bottom-up, l = 0 … L−1: (l ≥ 1) u_l += (1−decay)·bias_l, after which u_l is final for the step;
+     s_l = [r < σ(u_l)] (input: [r < pixel]); p_l ← decay·p_l + (1−decay)·s_l;
+     u_{l+1} ← decay·u_{l+1} + (1−decay)·s_l w_{l+1}  (one GEMM: the decay is BLAS's β)
+  2. u_L += (1−decay)·bias_L; δ_L = y* − σ(u_L); top-down, l = L−1 … 1: mod_l = δ_src B_l;
+     δ_l = σ'(u_l)·mod_l
+  3. w_l += η_l·p_{l−1}ᵀ δ_l;  bias_l += η_l·Σ δ_l   (bp mode: B_l is a view of w_{l+1}ᵀ, so it follows)
+
+The sums in u are those of the Brian2 model taken in another order (equal to rounding).
 
 `step` works on the state record in place (no allocation per step). The arithmetic goes through a
 backend: `ArrayOps` uses only NumPy's array interface, so it runs on NumPy or CuPy unchanged;
@@ -33,12 +36,12 @@ class ArrayOps:
     def __init__(self, xp=np):
         self.xp = xp
 
-    def sigmoid(self, u):
-        return 1.0 / (1.0 + self.xp.exp(-u))
-
-    def decay(self, u, bias, d):
-        u *= d
-        u += (1.0 - d) * bias
+    def sigmoid(self, u, out):
+        """out = σ(u) = (1 + tanh(u/2))/2: one SIMD tanh instead of exp, add and divide, no overflow."""
+        self.xp.multiply(u, 0.5, out=out)
+        self.xp.tanh(out, out=out)
+        out *= 0.5
+        out += 0.5
 
     def spike_input(self, x, r, p, s, d):
         """s = [r < pixel]; p ← decay·p + (1 − decay)·s."""
@@ -46,22 +49,26 @@ class ArrayOps:
         p *= d
         p += (1.0 - d) * s
 
-    def spike_hidden(self, u, r, p, s, sig, d):
-        """sig = σ(u) (kept for δ); s = [r < sig]; p ← decay·p + (1 − decay)·s."""
-        sig[...] = self.sigmoid(u)
+    def spike_hidden(self, u, bias, r, p, s, sig, d):
+        """u += (1 − decay)·bias (u is then final for this step); sig = σ(u), kept for δ;
+        s = [r < sig]; p ← decay·p + (1 − decay)·s."""
+        u += (1.0 - d) * bias
+        self.sigmoid(u, sig)
         self.spike_input(sig, r, p, s, d)
 
-    def output_error(self, u, target, y, delta):
-        y[...] = self.sigmoid(u)
-        delta[...] = target - y
+    def output_error(self, u, bias, target, y, delta, d):
+        u += (1.0 - d) * bias
+        self.sigmoid(u, y)
+        self.xp.subtract(target, y, out=delta)
 
     def hidden_delta(self, sig, mod, delta):
         delta[...] = sig * (1 - sig) * mod
 
-    def gemm(self, a, b, out, alpha=1.0, accumulate=False, trans_a=False):
-        """out = α·a b (or out += …); `trans_a` uses aᵀ."""
+    def gemm(self, a, b, out, alpha=1.0, beta=0.0, trans_a=False):
+        """out = α·a b + β·out; `trans_a` uses aᵀ."""
         prod = (a.T if trans_a else a) @ b
-        if accumulate:
+        if beta:
+            out *= beta
             out += alpha * prod
         else:
             out[...] = alpha * prod
@@ -73,28 +80,19 @@ class ArrayOps:
 class CpuOps(ArrayOps):
     """float32/float64 BLAS in place (no temporaries) and fused element-wise Numba kernels."""
 
-    def decay(self, u, bias, d):
-        _decay(u, bias, d)
-
     def spike_input(self, x, r, p, s, d):
         _spike_input(x, r, p, s, d)
-
-    def spike_hidden(self, u, r, p, s, sig, d):
-        _spike_hidden(u, r, p, s, sig, d)
-
-    def output_error(self, u, target, y, delta):
-        _output_error(u, target, y, delta)
 
     def hidden_delta(self, sig, mod, delta):
         _hidden_delta(sig, mod, delta)
 
-    def gemm(self, a, b, out, alpha=1.0, accumulate=False, trans_a=False):
+    def gemm(self, a, b, out, alpha=1.0, beta=0.0, trans_a=False):
         # Row-major out = α·x·b (x = a or aᵀ) is column-major outᵀ = α·bᵀ·xᵀ; every operand goes to
         # BLAS as a column-major view, with its transpose flag, so nothing is copied.
         x = a.T if trans_a else a
         (A, ta), (B, tb) = _column_major(b.T), _column_major(x.T)
         f = blas.sgemm if out.dtype == np.float32 else blas.dgemm
-        res = f(alpha, A, B, trans_a=ta, trans_b=tb, beta=1.0 if accumulate else 0.0, c=out.T, overwrite_c=True)
+        res = f(alpha, A, B, trans_a=ta, trans_b=tb, beta=beta, c=out.T, overwrite_c=True)
         if not np.shares_memory(res, out):  # out was not C-contiguous and BLAS worked on a copy
             out[...] = res.T
 
@@ -107,16 +105,10 @@ def _column_major(m):
     return (m, False) if m.flags.f_contiguous else (m.T, True)
 
 
-# Element-wise kernels, each touching every element once. Single-threaded on purpose: Numba threads
-# next to OpenBLAS threads (which spin while idle) ran four times slower here.
-@njit(cache=True)
-def _decay(u, bias, d):
-    g = 1.0 - d
-    for b in range(u.shape[0]):
-        for i in range(u.shape[1]):
-            u[b, i] = u[b, i] * d + g * bias[i]
-
-
+# Element-wise kernels, each touching every element once (no fastmath: contracting to FMA would
+# make the results depend on array alignment, and resumed runs must repeat uninterrupted ones).
+# Single-threaded on purpose: Numba threads next to OpenBLAS threads (which spin while idle) ran four
+# times slower here.
 @njit(cache=True)
 def _spike_input(x, r, p, s, d):
     g = 1.0 - d
@@ -125,25 +117,6 @@ def _spike_input(x, r, p, s, d):
             fired = r[b, i] < x[b, i]
             s[b, i] = fired
             p[b, i] = p[b, i] * d + (g if fired else 0.0)
-
-
-@njit(cache=True)
-def _spike_hidden(u, r, p, s, sig, d):
-    g = 1.0 - d
-    for b in range(u.shape[0]):
-        for i in range(u.shape[1]):
-            sig[b, i] = 1.0 / (1.0 + np.exp(-u[b, i]))
-            fired = r[b, i] < sig[b, i]
-            s[b, i] = fired
-            p[b, i] = p[b, i] * d + (g if fired else 0.0)
-
-
-@njit(cache=True)
-def _output_error(u, target, y, delta):
-    for b in range(u.shape[0]):
-        for i in range(u.shape[1]):
-            y[b, i] = 1.0 / (1.0 + np.exp(-u[b, i]))
-            delta[b, i] = target[b, i] - y[b, i]
 
 
 @njit(cache=True)
@@ -180,24 +153,23 @@ def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: Arra
     uniforms and ws.target the one-hot labels; the step leaves its spikes, δs and rates in `ws`."""
     L, d = spec.n_layers, spec.decay
     g = 1.0 - d
-    for l in range(1, L + 1):
-        ops.decay(state[f"u{l}"], state[f"bias{l}"], d)
     for l in range(L):
         if l == 0:
             ops.spike_input(x, ws.r[0], state["p0"], ws.s[0], d)
-        else:  # u_l is final for this step once it has spiked: σ(u_l) is kept for δ_l
-            ops.spike_hidden(state[f"u{l}"], ws.r[l], state[f"p{l}"], ws.s[l], ws.sig[l], d)
-        ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=g, accumulate=True)
-    ops.output_error(state[f"u{L}"], ws.target, ws.y, ws.delta[L])
+        else:
+            ops.spike_hidden(state[f"u{l}"], state[f"bias{l}"], ws.r[l], state[f"p{l}"], ws.s[l], ws.sig[l], d)
+        ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=g, beta=d)  # the decay rides on β
+    ops.output_error(state[f"u{L}"], state[f"bias{L}"], ws.target, ws.y, ws.delta[L], d)
     for l in reversed(range(1, L)):
         ops.gemm(ws.delta[spec.feedback_source(l)], state[f"B{l}"], ws.mod[l])
         ops.hidden_delta(ws.sig[l], ws.mod[l], ws.delta[l])
     if eta:
         for l in range(1, L + 1):
+            eta_l = spec.layer_eta(eta, l)
             if spec.weight_decay:
-                state[f"w{l}"] *= 1.0 - eta * spec.weight_decay * x.shape[0]
-            ops.gemm(state[f"p{l - 1}"], ws.delta[l], state[f"w{l}"], alpha=eta, accumulate=True, trans_a=True)
-            state[f"bias{l}"] += eta * ws.delta[l].sum(axis=0)
+                state[f"w{l}"] *= 1.0 - eta_l * spec.weight_decay * x.shape[0]
+            ops.gemm(state[f"p{l - 1}"], ws.delta[l], state[f"w{l}"], alpha=eta_l, beta=1.0, trans_a=True)
+            state[f"bias{l}"] += eta_l * ws.delta[l].sum(axis=0)
 
 
 def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:

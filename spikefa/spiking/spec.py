@@ -43,6 +43,7 @@ class SpikingSpec:
     steps_per_image: int = 100      # images follow each other with no pause and no reset
     readout_fraction: float = 0.5   # read-out: mean output rate over this last part of each image
     eta: float = 1e-3               # learning rate per step (weights and biases)
+    eta_scale: tuple[float, ...] = ()  # per weight layer 1..L: η_l = η·eta_scale[l−1] (empty: all 1)
     weight_decay: float = 0.0       # w += η(δ p − α w) when α > 0
     init_scale: float = 4.0         # w ~ init_scale · U[−1, 1] / √fan_in (Glorot scale for σ units)
     feedback_scale: float = 0.5     # B ~ U[−β, β]
@@ -52,8 +53,16 @@ class SpikingSpec:
     dtype: str = "float32"
 
     def __post_init__(self):
-        object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
+        try:
+            object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
+            object.__setattr__(self, "eta_scale", tuple(float(a) for a in self.eta_scale))
+        except (TypeError, ValueError):
+            raise SpikefaError(f"sizes and eta_scale must be lists of numbers, got {self.sizes!r} and "
+                               f"{self.eta_scale!r}") from None
         problems = []
+        if self.eta_scale and (len(self.eta_scale) != len(self.sizes) - 1 or min(self.eta_scale) < 0):
+            problems.append(f"eta_scale needs one factor ≥ 0 per weight layer ({len(self.sizes) - 1}), "
+                            f"got {list(self.eta_scale)}")
         if len(self.sizes) < 3 or min(self.sizes) < 1:
             problems.append(f"sizes needs input, ≥1 hidden and output layers of positive size, got {list(self.sizes)}")
         if self.reading not in READINGS:
@@ -86,6 +95,10 @@ class SpikingSpec:
         """Weight layers L (hidden layers + output)."""
         return len(self.sizes) - 1
 
+    def layer_eta(self, eta: float, l: int) -> float:
+        """Learning rate of weight layer l (1-based) when the global rate is `eta`."""
+        return eta * self.eta_scale[l - 1] if self.eta_scale else eta
+
     def feedback_source(self, l: int) -> int:
         """Index (in `sizes`) of the layer whose δ feeds hidden layer l (1-based)."""
         return self.n_layers if self.feedback == "dfa" else l + 1
@@ -97,6 +110,7 @@ class SpikingSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sizes"] = list(self.sizes)
+        d["eta_scale"] = list(self.eta_scale)
         return d
 
     @classmethod

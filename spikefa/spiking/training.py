@@ -72,7 +72,7 @@ class FastRunner:
             self.rng = cupy.random.default_rng(spec.seed)
         else:
             self.xp, self.ops = np, fast.CpuOps()
-            self.rng = stream(spec.seed, "spikes")
+            self.rng = stream(spec.seed, "spikes", bits=np.random.PCG64DXSM)
         self.ws = {}  # workspaces by number of streams
         self.steps = 0
 
@@ -89,7 +89,8 @@ class FastRunner:
         return self.rng.bit_generator.state if self.xp is np else None
 
     def restore_random_state(self, saved) -> None:
-        if saved:
+        # a checkpoint from another bit generator (or from CuPy) continues with this runner's noise
+        if saved and saved.get("bit_generator") == type(self.rng.bit_generator).__name__:
             self.rng.bit_generator.state = saved
 
     def run(self, state, images, labels, learn=True, eta=None):
