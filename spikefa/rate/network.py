@@ -1,0 +1,244 @@
+"""Rate networks of any depth learning online, as Numba kernels (SPEC §0, §2, §3, §5).
+
+Weights are stored pre × post, as synapses are: W_l[i, j] connects unit i of layer l−1 to unit j
+of layer l, so the paper's W_l is our W_lᵀ and its backprop pathway W_lᵀ is our W_l itself. Layer
+l = 1 … L computes a_l[j] = Σ_i h_{l−1}[i] W_l[i, j] + b_l[j], h_l = f_l(a_l) (h_0 = x); f is linear,
+sigmoid or tanh, and f' is written through the unit's output h (sigmoid h(1−h), tanh 1−h², linear 1).
+The error is e = y* − h_L and every update is added:
+
+  output δ_L     e                        (`output_delta="e"`, the paper's MNIST choice)
+                 e ∘ f'_L(h_L)            (`output_delta="mse"`, the exact gradient of ½‖e‖²)
+  modulator m_l  W_{l+1} δ_{l+1}          bp (weight transport)
+                 B_l δ_{l+1}              fa, sparse_fa (B_l fixed, n_l × n_{l+1}, the shape of W_{l+1})
+                 B_l δ_L                  dfa (B_l fixed, n_l × n_L: the error straight down)
+                 sign(W_{l+1}) δ_{l+1}·β  sign_symmetric (β = `feedback_scale`)
+  δ_l            m_l ∘ f'_l(h_l)
+  ΔW_l           η_l (h_{l−1} δ_lᵀ − λ W_l),  Δb_l = η_l δ_l   (shallow: only the output layer;
+                 sparse_fa: ΔW_l ∘ mask_l, so removed synapses stay at zero)
+
+All δs are computed from the weights before the example's update. With `angles` given, a step also
+records, per hidden layer, the folded angle between its modulator and the one backprop would send
+through the same weights (m_l^BP = W_{l+1} δ_{l+1}^BP, the chain started from the same δ_L).
+
+Speed: the forward pass and the update walk the rows of W (one presynaptic unit each, contiguous)
+and skip units whose activity is exactly zero, which most MNIST pixels are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+from numba.typed import List
+
+ALGORITHMS = ("bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow")
+BP, FA, SPARSE_FA, DFA, SIGN_SYMMETRIC, SHALLOW = range(6)
+ACTIVATIONS = ("linear", "sigmoid", "tanh")
+LINEAR, SIGMOID, TANH = range(3)
+
+
+@njit(cache=True)
+def _activate(kind, a, h):
+    for i in range(a.shape[0]):
+        if kind == SIGMOID:
+            h[i] = 1.0 / (1.0 + math.exp(-a[i]))
+        elif kind == TANH:
+            h[i] = math.tanh(a[i])
+        else:
+            h[i] = a[i]
+
+
+@njit(cache=True)
+def _times_slope(kind, h, m, out):
+    """out = m ∘ f'(h), with f' written through the unit's output h."""
+    for i in range(h.shape[0]):
+        if kind == SIGMOID:
+            out[i] = m[i] * h[i] * (1.0 - h[i])
+        elif kind == TANH:
+            out[i] = m[i] * (1.0 - h[i] * h[i])
+        else:
+            out[i] = m[i]
+
+
+@njit(cache=True)
+def _forward(h_pre, W, bias, out):
+    """out = h_pre W + bias, one row of W per active presynaptic unit."""
+    out[:] = bias
+    for i in range(W.shape[0]):
+        a = h_pre[i]
+        if a != 0.0:
+            for j in range(W.shape[1]):
+                out[j] += a * W[i, j]
+
+
+@njit(cache=True)
+def _project(M, d, out, sign_only):
+    """out = M d (or sign(M) d): the modulator reaching each row's unit."""
+    for i in range(M.shape[0]):
+        s = 0.0
+        for j in range(M.shape[1]):
+            a = M[i, j]
+            if sign_only:
+                a = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
+            s += a * d[j]
+        out[i] = s
+
+
+@njit(cache=True)
+def _folded_angle(a, b):
+    dot, na, nb = 0.0, 0.0, 0.0
+    for i in range(a.shape[0]):
+        dot += a[i] * b[i]
+        na += a[i] * a[i]
+        nb += b[i] * b[i]
+    if na == 0.0 or nb == 0.0:
+        return np.nan
+    return math.degrees(math.acos(min(1.0, abs(dot) / math.sqrt(na * nb))))
+
+
+@njit(cache=True)
+def step(algo, kinds, W, b, B, masks, x, ystar, etas, decay, mse_output, feedback_scale, h, m, delta, m_bp,
+         d_bp, angles):
+    """One online update in place. Lists are indexed by layer 0 … L (entry 0 unused except h[0]);
+    h, m, delta, m_bp, d_bp are work vectors; `angles` (length L−1, or empty) receives the
+    modulator angles to backprop. Returns ½‖e‖² before the update."""
+    L = len(W) - 1
+    h[0][:] = x
+    for l in range(1, L + 1):
+        _forward(h[l - 1], W[l], b[l], m[l])
+        _activate(kinds[l], m[l], h[l])
+    loss = 0.0
+    for k in range(h[L].shape[0]):
+        e = ystar[k] - h[L][k]
+        loss += 0.5 * e * e
+        delta[L][k] = e
+    if mse_output:
+        _times_slope(kinds[L], h[L], delta[L], delta[L])
+    for l in range(L - 1, 0, -1):
+        if algo == BP or algo == SHALLOW:
+            _project(W[l + 1], delta[l + 1], m[l], False)
+        elif algo == SIGN_SYMMETRIC:
+            _project(W[l + 1], delta[l + 1], m[l], True)
+            m[l] *= feedback_scale
+        else:
+            _project(B[l], delta[L] if algo == DFA else delta[l + 1], m[l], False)
+        _times_slope(kinds[l], h[l], m[l], delta[l])
+    if angles.shape[0]:
+        d_bp[L][:] = delta[L]
+        for l in range(L - 1, 0, -1):
+            _project(W[l + 1], d_bp[l + 1], m_bp[l], False)
+            _times_slope(kinds[l], h[l], m_bp[l], d_bp[l])
+            angles[l - 1] = _folded_angle(m[l], m_bp[l])
+    for l in range(L if algo == SHALLOW else 1, L + 1):
+        eta, Wl, dl, hp = etas[l], W[l], delta[l], h[l - 1]
+        for i in range(Wl.shape[0]):
+            a = hp[i]
+            if algo == SPARSE_FA:
+                for j in range(Wl.shape[1]):
+                    Wl[i, j] += eta * (a * dl[j] - decay * Wl[i, j]) * masks[l][i, j]
+            elif decay != 0.0:
+                for j in range(Wl.shape[1]):
+                    Wl[i, j] += eta * (a * dl[j] - decay * Wl[i, j])
+            elif a != 0.0:
+                for j in range(Wl.shape[1]):
+                    Wl[i, j] += eta * a * dl[j]
+        for j in range(dl.shape[0]):
+            b[l][j] += eta * dl[j]
+    return loss
+
+
+@njit(cache=True)
+def train(algo, kinds, W, b, B, masks, X, Y, etas, decay, mse_output, feedback_scale, h, m, delta, m_bp, d_bp,
+          angles, losses):
+    """`step` over the rows of X, Y in order; example i's angles go to row i of `angles`
+    (shape n × (L−1), or n × 0 to skip them) and its loss to losses[i]."""
+    for i in range(X.shape[0]):
+        losses[i] = step(algo, kinds, W, b, B, masks, X[i], Y[i], etas, decay, mse_output, feedback_scale,
+                         h, m, delta, m_bp, d_bp, angles[i])
+
+
+def typed(arrays) -> List:
+    """A Numba typed list (layer 0 first)."""
+    out = List()
+    for a in arrays:
+        out.append(a)
+    return out
+
+
+class Network:
+    """A rate network and its learning rule: weights, fixed feedback, masks and work vectors.
+
+    sizes         n_0 … n_L;  hidden / output: activation names of the hidden and output layers
+    init_scale    W_l ~ U[−ω, ω] (one ω, or one per layer);  feedback_scale  B_l ~ U[−β, β]
+    sparsity      sparse_fa: fraction of W and of B set to zero for good (separate random masks)
+    etas          learning rate of each weight layer 1 … L (one number: the same for all)
+    Random draws come from the generators passed in (see `spikefa.seeds`), so BP and FA runs of one
+    seed start from the same W.
+    """
+
+    def __init__(self, sizes, algorithm, init_rng, feedback_rng, mask_rng=None, hidden="sigmoid",
+                 output="sigmoid", init_scale=0.05, feedback_scale=0.5, sparsity=0.5, etas=1e-3,
+                 weight_decay=0.0, output_delta="e", dtype="float64"):
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+        if hidden not in ACTIVATIONS or output not in ACTIVATIONS:
+            raise ValueError(f"activations must be among {', '.join(ACTIVATIONS)}, got {hidden!r}, {output!r}")
+        if output_delta not in ("e", "mse"):
+            raise ValueError(f"output_delta must be 'e' or 'mse', got {output_delta!r}")
+        self.sizes, self.algorithm, self.dtype = tuple(sizes), algorithm, np.dtype(dtype)
+        L = self.L = len(sizes) - 1
+        omegas = np.broadcast_to(np.asarray(init_scale, float), (L,))
+        self.etas = np.concatenate([[0.0], np.broadcast_to(np.asarray(etas, float), (L,))])
+        self.kinds = np.array([LINEAR] + [ACTIVATIONS.index(hidden)] * (L - 1) + [ACTIVATIONS.index(output)])
+        self.decay, self.mse_output, self.feedback_scale = float(weight_decay), output_delta == "mse", float(feedback_scale)
+        dt, none = self.dtype, np.zeros((0, 0), self.dtype)
+        self.W = [none] + [init_rng.uniform(-w, w, (sizes[l - 1], sizes[l])).astype(dt)
+                           for l, w in zip(range(1, L + 1), omegas)]
+        self.b = [np.zeros(0, dt)] + [np.zeros(n, dt) for n in sizes[1:]]
+        self.B = [none] * L
+        self.masks = [none] * (L + 1)
+        if algorithm in ("fa", "sparse_fa", "dfa"):
+            src = (lambda l: sizes[L]) if algorithm == "dfa" else (lambda l: sizes[l + 1])
+            self.B = [none] + [feedback_rng.uniform(-feedback_scale, feedback_scale, (sizes[l], src(l))).astype(dt)
+                               for l in range(1, L)]
+        if algorithm == "sparse_fa":
+            keep = lambda shape: (mask_rng.random(shape) >= sparsity).astype(dt)
+            self.masks = [none] + [keep(w.shape) for w in self.W[1:]]
+            self.W = [w * k for w, k in zip(self.W, self.masks)]
+            self.B = [none] + [Bl * keep(Bl.shape) for Bl in self.B[1:]]
+        self._work = {k: typed([np.zeros(n, dt) for n in sizes]) for k in ("h", "m", "delta", "m_bp", "d_bp")}
+
+    def train(self, X, Y, angles: bool = False):
+        """One online pass over the rows of X, Y in order. Returns (losses, angles or None), the
+        angles with one column per hidden layer (bottom first)."""
+        X, Y = np.ascontiguousarray(X, self.dtype), np.ascontiguousarray(Y, self.dtype)
+        out = np.full((len(X), self.L - 1 if angles else 0), np.nan)
+        losses = np.zeros(len(X))
+        Wt, bt = typed(self.W), typed(self.b)
+        w = self._work
+        train(ALGORITHMS.index(self.algorithm), self.kinds, Wt, bt, typed(self.B), typed(self.masks), X, Y,
+              self.etas, self.decay, self.mse_output, self.feedback_scale, w["h"], w["m"], w["delta"],
+              w["m_bp"], w["d_bp"], out, losses)
+        return losses, (out if angles else None)
+
+    def forward(self, X) -> list:
+        """Activities of every layer for a batch (h_0 = X), in NumPy."""
+        hs = [np.asarray(X, self.dtype)]
+        for l in range(1, self.L + 1):
+            a = hs[-1] @ self.W[l] + self.b[l]
+            k = self.kinds[l]
+            hs.append(1.0 / (1.0 + np.exp(-a)) if k == SIGMOID else np.tanh(a) if k == TANH else a)
+        return hs
+
+    def predict(self, X) -> np.ndarray:
+        return self.forward(X)[-1]
+
+    def weight_feedback_angles(self) -> list:
+        """Angle (degrees, signed) between the forward weights W_{l+1} and the feedback B_l that
+        stands in for them, for each hidden layer l (fa and sparse_fa; the paper's W vs Bᵀ)."""
+        from spikefa.metrics import angle_deg
+
+        if self.algorithm not in ("fa", "sparse_fa"):
+            return []
+        return [angle_deg(self.W[l + 1], self.B[l], folded=False) for l in range(1, self.L)]
