@@ -39,7 +39,7 @@ def reference_step(net, x, y):
         delta[l] = m[l] * slope[names[l]](h[l])
         m_bp[l] = W[l + 1] @ d_bp[l + 1]
         d_bp[l] = m_bp[l] * slope[names[l]](h[l])
-    angles = [np.degrees(np.arccos(min(1, abs(m[l] @ m_bp[l]) / np.linalg.norm(m[l]) / np.linalg.norm(m_bp[l]))))
+    angles = [np.degrees(np.arccos(min(1, abs(delta[l] @ d_bp[l]) / np.linalg.norm(delta[l]) / np.linalg.norm(d_bp[l]))))
               for l in range(1, L)]
     for l in range(L if net.algorithm == "shallow" else 1, L + 1):
         dw = net.etas[l] * (np.outer(h[l - 1], delta[l]) - net.decay * W[l])
@@ -103,8 +103,9 @@ def test_dfa_equals_fa_with_one_hidden_layer():
 
 def test_sparse_masks_stay_zero_and_remove_the_fraction():
     net = Network((40, 30, 20, 3), "sparse_fa", *[np.random.default_rng([2, k]) for k in range(3)], sparsity=0.5)
-    removed = [np.mean(net.masks[l] == 0) for l in range(1, net.L + 1)] + [np.mean(B == 0) for B in net.B[1:]]
+    removed = [np.mean(net.masks[l] == 0) for l in range(2, net.L + 1)] + [np.mean(B == 0) for B in net.B[1:]]
     assert all(0.4 < r < 0.6 for r in removed)
+    assert np.all(net.W[1] != 0)  # the input layer stays dense
     rng = np.random.default_rng(3)
     net.train(rng.normal(size=(200, 40)), rng.random((200, 3)))
     for l in range(1, net.L + 1):

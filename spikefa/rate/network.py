@@ -13,12 +13,14 @@ The error is e = y* − h_L and every update is added:
                  B_l δ_L                  dfa (B_l fixed, n_l × n_L: the error straight down)
                  sign(W_{l+1}) δ_{l+1}·β  sign_symmetric (β = `feedback_scale`)
   δ_l            m_l ∘ f'_l(h_l)
-  ΔW_l           η_l (h_{l−1} δ_lᵀ − λ W_l),  Δb_l = η_l δ_l   (shallow: only the output layer;
-                 sparse_fa: ΔW_l ∘ mask_l, so removed synapses stay at zero)
+  ΔW_l           η_l (h_{l−1} δ_lᵀ − λ W_l),  Δb_l = η_l δ_l   (shallow: only the output layer)
 
+sparse_fa removes a fraction of every B_l and of the forward weights it stands in for (W_2 … W_L;
+W_1 stays dense, SPEC §2), and masks their updates so that removed synapses stay at zero.
 All δs are computed from the weights before the example's update. With `angles` given, a step also
-records, per hidden layer, the folded angle between its modulator and the one backprop would send
-through the same weights (m_l^BP = W_{l+1} δ_{l+1}^BP, the chain started from the same δ_L).
+records, per hidden layer, the folded angle between its δ_l and the δ_l backprop would compute
+through the same weights (δ_l^BP = (W_{l+1} δ_{l+1}^BP) ∘ f'_l, the chain started from the same δ_L):
+the vectors that actually drive ΔW_l (SPEC §2).
 
 Speed: the forward pass and the update walk the rows of W (one presynaptic unit each, contiguous)
 and skip units whose activity is exactly zero, which most MNIST pixels are.
@@ -62,19 +64,21 @@ def _times_slope(kind, h, m, out):
 
 
 @njit(cache=True)
-def _forward(h_pre, W, bias, out):
-    """out = h_pre W + bias, one row of W per active presynaptic unit."""
-    out[:] = bias
-    for i in range(W.shape[0]):
+def _forward(h_pre, V, scale, bias, out):
+    """out = scale·(h_pre V) + bias, one row of V per active presynaptic unit."""
+    out[:] = 0.0
+    for i in range(V.shape[0]):
         a = h_pre[i]
         if a != 0.0:
-            for j in range(W.shape[1]):
-                out[j] += a * W[i, j]
+            for j in range(V.shape[1]):
+                out[j] += a * V[i, j]
+    for j in range(out.shape[0]):
+        out[j] = scale * out[j] + bias[j]
 
 
 @njit(cache=True)
-def _project(M, d, out, sign_only):
-    """out = M d (or sign(M) d): the modulator reaching each row's unit."""
+def _project(M, scale, d, out, sign_only):
+    """out = scale·(M d) (or sign(M) d): the modulator reaching each row's unit."""
     for i in range(M.shape[0]):
         s = 0.0
         for j in range(M.shape[1]):
@@ -82,7 +86,7 @@ def _project(M, d, out, sign_only):
             if sign_only:
                 a = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
             s += a * d[j]
-        out[i] = s
+        out[i] = s if sign_only else scale * s
 
 
 @njit(cache=True)
@@ -98,15 +102,18 @@ def _folded_angle(a, b):
 
 
 @njit(cache=True)
-def step(algo, kinds, W, b, B, masks, x, ystar, etas, decay, mse_output, feedback_scale, h, m, delta, m_bp,
-         d_bp, angles):
+def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output, feedback_scale, h, m, delta,
+         m_bp, d_bp, angles):
     """One online update in place. Lists are indexed by layer 0 … L (entry 0 unused except h[0]);
-    h, m, delta, m_bp, d_bp are work vectors; `angles` (length L−1, or empty) receives the
-    modulator angles to backprop. Returns ½‖e‖² before the update."""
+    the weights of layer l are scales[l]·W[l]; h, m, delta, m_bp, d_bp are work vectors; `angles`
+    (length L−1, or empty) receives the δ angles to backprop. Returns ½‖e‖² before the update.
+
+    Weight decay W ← (1 − ηλ)W shrinks the scale instead of every weight, so an update still
+    touches only the rows of active presynaptic units."""
     L = len(W) - 1
     h[0][:] = x
     for l in range(1, L + 1):
-        _forward(h[l - 1], W[l], b[l], m[l])
+        _forward(h[l - 1], W[l], scales[l], b[l], m[l])
         _activate(kinds[l], m[l], h[l])
     loss = 0.0
     for k in range(h[L].shape[0]):
@@ -117,44 +124,43 @@ def step(algo, kinds, W, b, B, masks, x, ystar, etas, decay, mse_output, feedbac
         _times_slope(kinds[L], h[L], delta[L], delta[L])
     for l in range(L - 1, 0, -1):
         if algo == BP or algo == SHALLOW:
-            _project(W[l + 1], delta[l + 1], m[l], False)
+            _project(W[l + 1], scales[l + 1], delta[l + 1], m[l], False)
         elif algo == SIGN_SYMMETRIC:
-            _project(W[l + 1], delta[l + 1], m[l], True)
+            _project(W[l + 1], 1.0, delta[l + 1], m[l], True)
             m[l] *= feedback_scale
         else:
-            _project(B[l], delta[L] if algo == DFA else delta[l + 1], m[l], False)
+            _project(B[l], 1.0, delta[L] if algo == DFA else delta[l + 1], m[l], False)
         _times_slope(kinds[l], h[l], m[l], delta[l])
     if angles.shape[0]:
         d_bp[L][:] = delta[L]
         for l in range(L - 1, 0, -1):
-            _project(W[l + 1], d_bp[l + 1], m_bp[l], False)
+            _project(W[l + 1], scales[l + 1], d_bp[l + 1], m_bp[l], False)
             _times_slope(kinds[l], h[l], m_bp[l], d_bp[l])
-            angles[l - 1] = _folded_angle(m[l], m_bp[l])
+            angles[l - 1] = _folded_angle(delta[l], d_bp[l])
     for l in range(L if algo == SHALLOW else 1, L + 1):
-        eta, Wl, dl, hp = etas[l], W[l], delta[l], h[l - 1]
+        eta, Wl, Ml, dl, hp = etas[l], W[l], masks[l], delta[l], h[l - 1]
+        scales[l] *= 1.0 - eta * decay
         for i in range(Wl.shape[0]):
-            a = hp[i]
-            if algo == SPARSE_FA:
-                for j in range(Wl.shape[1]):
-                    Wl[i, j] += eta * (a * dl[j] - decay * Wl[i, j]) * masks[l][i, j]
-            elif decay != 0.0:
-                for j in range(Wl.shape[1]):
-                    Wl[i, j] += eta * (a * dl[j] - decay * Wl[i, j])
-            elif a != 0.0:
-                for j in range(Wl.shape[1]):
-                    Wl[i, j] += eta * a * dl[j]
+            g = eta * hp[i] / scales[l]
+            if g != 0.0:
+                if algo == SPARSE_FA:
+                    for j in range(Wl.shape[1]):
+                        Wl[i, j] += g * dl[j] * Ml[i, j]
+                else:
+                    for j in range(Wl.shape[1]):
+                        Wl[i, j] += g * dl[j]
         for j in range(dl.shape[0]):
             b[l][j] += eta * dl[j]
     return loss
 
 
 @njit(cache=True)
-def train(algo, kinds, W, b, B, masks, X, Y, etas, decay, mse_output, feedback_scale, h, m, delta, m_bp, d_bp,
-          angles, losses):
+def train(algo, kinds, W, scales, b, B, masks, X, Y, etas, decay, mse_output, feedback_scale, h, m, delta, m_bp,
+          d_bp, angles, losses):
     """`step` over the rows of X, Y in order; example i's angles go to row i of `angles`
     (shape n × (L−1), or n × 0 to skip them) and its loss to losses[i]."""
     for i in range(X.shape[0]):
-        losses[i] = step(algo, kinds, W, b, B, masks, X[i], Y[i], etas, decay, mse_output, feedback_scale,
+        losses[i] = step(algo, kinds, W, scales, b, B, masks, X[i], Y[i], etas, decay, mse_output, feedback_scale,
                          h, m, delta, m_bp, d_bp, angles[i])
 
 
@@ -171,7 +177,7 @@ class Network:
 
     sizes         n_0 … n_L;  hidden / output: activation names of the hidden and output layers
     init_scale    W_l ~ U[−ω, ω] (one ω, or one per layer);  feedback_scale  B_l ~ U[−β, β]
-    sparsity      sparse_fa: fraction of W and of B set to zero for good (separate random masks)
+    sparsity      sparse_fa: fraction of W_2 … W_L and of B set to zero for good (separate masks)
     etas          learning rate of each weight layer 1 … L (one number: the same for all)
     Random draws come from the generators passed in (see `spikefa.seeds`), so BP and FA runs of one
     seed start from the same W.
@@ -204,7 +210,7 @@ class Network:
                                for l in range(1, L)]
         if algorithm == "sparse_fa":
             keep = lambda shape: (mask_rng.random(shape) >= sparsity).astype(dt)
-            self.masks = [none] + [keep(w.shape) for w in self.W[1:]]
+            self.masks = [none, np.ones_like(self.W[1])] + [keep(w.shape) for w in self.W[2:]]
             self.W = [w * k for w, k in zip(self.W, self.masks)]
             self.B = [none] + [Bl * keep(Bl.shape) for Bl in self.B[1:]]
         self._work = {k: typed([np.zeros(n, dt) for n in sizes]) for k in ("h", "m", "delta", "m_bp", "d_bp")}
@@ -215,11 +221,12 @@ class Network:
         X, Y = np.ascontiguousarray(X, self.dtype), np.ascontiguousarray(Y, self.dtype)
         out = np.full((len(X), self.L - 1 if angles else 0), np.nan)
         losses = np.zeros(len(X))
-        Wt, bt = typed(self.W), typed(self.b)
-        w = self._work
-        train(ALGORITHMS.index(self.algorithm), self.kinds, Wt, bt, typed(self.B), typed(self.masks), X, Y,
-              self.etas, self.decay, self.mse_output, self.feedback_scale, w["h"], w["m"], w["delta"],
-              w["m_bp"], w["d_bp"], out, losses)
+        w, scales = self._work, np.ones(self.L + 1)
+        train(ALGORITHMS.index(self.algorithm), self.kinds, typed(self.W), scales, typed(self.b), typed(self.B),
+              typed(self.masks), X, Y, self.etas, self.decay, self.mse_output, self.feedback_scale, w["h"], w["m"],
+              w["delta"], w["m_bp"], w["d_bp"], out, losses)
+        for W, c in zip(self.W[1:], scales[1:]):  # fold the decay back into the weights
+            W *= c
         return losses, (out if angles else None)
 
     def forward(self, X) -> list:

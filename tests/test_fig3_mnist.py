@@ -1,0 +1,61 @@
+"""The MNIST experiment end to end on a small slice (all algorithms, two runs each)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spikefa import runner
+from spikefa.cli import main
+
+SMALL = ["train.images=600", "test.images=300", "train.epochs=2.0", "train.eval_every=1.0", "runs=2",
+         "angle.window=100", 'algorithms=["bp","fa","sparse_fa","shallow","dfa","sign_symmetric"]']
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, data_folder):
+    out = tmp_path_factory.mktemp("fig3") / "run"
+    runner.run("fig3_mnist", SMALL + ["eta=0.03"], out, data=str(data_folder))
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_every_algorithm_learns_and_reports(small_run):
+    out, summary = small_run
+    res = summary["results"]
+    assert set(res) == {"bp", "fa", "sparse_fa", "shallow", "dfa", "sign_symmetric"}
+    for algo, r in res.items():
+        assert len(r["test_errors"]) == 2 and r["runs"] == 2
+        assert r["examples_per_s"] > 0
+        if algo != "shallow":  # its random hidden layer needs far more examples (and a smaller η)
+            assert r["test_error"] < 0.45, algo  # chance is 0.9
+    for algo in ("fa", "sparse_fa", "dfa", "sign_symmetric"):
+        assert 0 <= res[algo]["angle_deg_final"] <= 90
+    assert "angle_deg_w_vs_b_final" in res["fa"] and "angle_deg_final" not in res["bp"]
+    assert 0 <= summary["stats"]["bp_best_epoch"] <= 2
+    for f in ("test_error.png", "angle.png", "receptive_fields.png"):
+        assert (out / "figures" / f).stat().st_size > 1000
+
+
+def test_runs_share_initial_weights_across_algorithms(small_run):
+    out, _ = small_run
+    curves = np.load(out / "curves.npz")
+    # run 0 of every algorithm starts from the same W (sparse FA removes half of the output
+    # weights): the same test error before any update
+    first = {k: curves[k][0] for k in curves.files if k.endswith("_run0_test_error") and "sparse" not in k}
+    assert len(set(first.values())) == 1, first
+
+
+def test_metrics_csv_has_a_row_per_evaluation(small_run):
+    out, _ = small_run
+    lines = (out / "metrics.csv").read_text().strip().splitlines()
+    assert lines[0] == "algorithm,run,epoch,examples,test_error"
+    assert len(lines) - 1 == 6 * 2 * 3  # 6 algorithms × 2 runs × (start + one evaluation per epoch)
+
+
+@pytest.mark.parametrize("item, words", [("sizes=[784,10]", "sizes"), ('algorithms=["fa","xx"]', "algorithms"),
+                                         ("sparsity=1.0", "sparsity"), ("runs=0", "runs"),
+                                         ('hidden="relu"', "hidden")])
+def test_bad_config_exits_2(item, words, tmp_path, capsys):
+    assert main(["run", "fig3_mnist", "--set", item, "--out", str(tmp_path / "r")]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
