@@ -3,7 +3,8 @@ and `run(cfg, out, data_dir) -> {"results": ..., "stats": ...}`."""
 
 from importlib import import_module
 
-EXPERIMENTS = {"fig2_linear": "spikefa.experiments.fig2_linear", "fig3_mnist": "spikefa.experiments.fig3_mnist",
+EXPERIMENTS = {"fig2_linear": "spikefa.experiments.fig2_linear", "fig3_deep": "spikefa.experiments.fig3_deep",
+               "fig3_mnist": "spikefa.experiments.fig3_mnist",
                "fig4_spiking": "spikefa.experiments.fig4_spiking"}
 
 
