@@ -5,7 +5,7 @@ from importlib import import_module
 
 EXPERIMENTS = {"fig2_linear": "spikefa.experiments.fig2_linear", "fig3_deep": "spikefa.experiments.fig3_deep",
                "fig3_mnist": "spikefa.experiments.fig3_mnist",
-               "fig4_spiking": "spikefa.experiments.fig4_spiking"}
+               "fig4_spiking": "spikefa.experiments.fig4_spiking", "fig5_quadratic": "spikefa.experiments.fig5_quadratic"}
 
 
 def get(name: str):
