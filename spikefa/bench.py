@@ -1,6 +1,9 @@
-"""`spikefa bench spiking`: side-by-side speed of the spiking engines, measured in one run.
+"""`spikefa bench spiking|rate`: side-by-side speed, measured in one run.
 
-All figures are for the full 784-1500-1500-1500-10 network with learning and feedback on. Brian2
+Rate engine: FA training of the 784-1000-10 MNIST network (SPEC §2) in examples per second, online
+and in minibatches of 100, beside the same network and rule in PyTorch (`benchmarks/torch_fa.py`).
+
+Spiking engines: the full 784-1500-1500-1500-10 network with learning and feedback on. Brian2
 figures are milliseconds per simulated step (simulation only; code generation and compilation are
 reported separately as build seconds); fast-engine figures are stream-steps per second. The float32
 matrix-multiply peak of this machine is measured in the same run, as the yardstick.
@@ -101,3 +104,68 @@ def stream_step_flops(spec: SpikingSpec) -> float:
     forward = sum(a * b for a, b in zip(s[:-1], s[1:]))
     feedback = sum(s[spec.feedback_source(l)] * s[l] for l in range(1, spec.n_layers))
     return 2.0 * (2 * forward + feedback)
+
+
+def rate_example_flops(sizes=(784, 1000, 10)) -> float:
+    """Multiply-adds ×2 of one dense FA example: forward, modulators and the weight update."""
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 2.0 * (2 * weights + sum(sizes[1:-1]) * sizes[-1])
+
+
+def _torch_baseline():
+    """benchmarks/torch_fa.py of this checkout (it lives beside the package, not inside it)."""
+    import importlib.util
+    from pathlib import Path
+
+    from spikefa.errors import SpikefaError
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "torch_fa.py"
+    if not path.is_file():
+        raise SpikefaError(f"bench rate needs {path} (an editable install of the repository: pip install -e .)")
+    try:
+        spec = importlib.util.spec_from_file_location("torch_fa", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        raise SpikefaError(f"bench rate needs PyTorch for its baseline ({exc}): pip install -e '.[bench]'") from None
+    return module
+
+
+def bench_rate(n_online: int = 20000, n_batch: int = 60000, data_dir=None) -> dict:
+    torch_fa = _torch_baseline()
+    from spikefa.data import load_images
+    from spikefa.rate.network import Network
+
+    data = load_images("mnist", data_dir)
+    X = data.train_x[:n_batch].astype(np.float32)
+    Y = np.eye(10, dtype=np.float32)[data.train_y[:n_batch]]
+
+    def spikefa_rate(batch, n):
+        net = Network((784, 1000, 10), "fa", np.random.default_rng(0), np.random.default_rng(1), etas=1e-3,
+                      weight_decay=1e-6, dtype="float32")
+        train = (lambda a, b: net.train(a, b)) if batch == 1 else (lambda a, b: net.train_batch(a, b, batch))
+        train(X[:200], Y[:200])  # compile / warm up
+        return n / _timed(lambda: train(X[:n], Y[:n]))
+
+    def torch_rate(batch, n):  # PyTorch's best of one and two threads, each reported
+        rates = {t: torch_fa.examples_per_s(X[:n], Y[:n], batch, threads=t) for t in (1, 2)}
+        return {f"{t}thread": round(r) for t, r in rates.items()}, round(max(rates.values()))
+
+    out = {"network": "784-1000-10", "algorithm": "fa", "dtype": "float32",
+           "gemm_peak_gflops": round(gemm_peak_gflops(), 1)}
+    out["spikefa_online_ex_per_s"] = round(spikefa_rate(1, n_online))
+    out["torch_online_by_threads"], out["torch_online_ex_per_s"] = torch_rate(1, n_online // 4)
+    out["spikefa_batch100_ex_per_s"] = round(spikefa_rate(100, n_batch))
+    out["torch_batch100_by_threads"], out["torch_batch100_ex_per_s"] = torch_rate(100, n_batch)
+    out["online_vs_torch"] = round(out["spikefa_online_ex_per_s"] / out["torch_online_ex_per_s"], 2)
+    out["batch100_vs_torch"] = round(out["spikefa_batch100_ex_per_s"] / out["torch_batch100_ex_per_s"], 2)
+    flops = rate_example_flops()
+    out["batch100_fraction_of_gemm_peak"] = round(out["spikefa_batch100_ex_per_s"] * flops / 1e9
+                                                  / out["gemm_peak_gflops"], 3)
+    # Online, an example reads the W1 rows of its lit pixels for the forward pass and reads and
+    # writes them again for the update, plus all of W2 three times: that traffic bounds the rate.
+    lit = float(np.mean(np.count_nonzero(X[:n_online], axis=1)))
+    per_example = 4 * (3 * lit * 1000 + 3 * 1000 * 10)
+    out["online_bytes_per_example"] = round(per_example)
+    out["online_weight_traffic_gb_per_s"] = round(out["spikefa_online_ex_per_s"] * per_example / 1e9, 1)
+    return out

@@ -134,9 +134,7 @@ def _cmd_bench(args) -> int:
 
     from spikefa import bench
 
-    if args.what != "spiking":
-        raise SpikefaError("bench rate arrives with the completed rate engine; available: spiking")
-    result = bench.bench_spiking(batch=args.batch)
+    result = bench.bench_spiking(batch=args.batch) if args.what == "spiking" else bench.bench_rate(data_dir=args.data)
     if args.json:
         print(json.dumps(result))
     else:
@@ -191,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="side-by-side throughput, measured in one run")
     b.add_argument("what", choices=("rate", "spiking"))
-    b.add_argument("--batch", type=int, default=50, help="streams of the batched fast engine")
+    b.add_argument("--batch", type=int, default=50, help="spiking: streams of the batched fast engine")
+    b.add_argument("--data", help="rate: data folder holding MNIST")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_bench)
 

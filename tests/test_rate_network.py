@@ -133,3 +133,33 @@ def test_float32_follows_float64():
         n.train(x, y)
     assert nets[0].W[1].dtype == np.float32
     np.testing.assert_allclose(nets[0].W[1], nets[1].W[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_minibatch_of_one_is_the_online_rule(algorithm):
+    x, y = sample(3)
+    online, batched = make(algorithm, weight_decay=0.01), make(algorithm, weight_decay=0.01)
+    online.train(x, y)
+    batched.train_batch(x, y, batch=1)
+    for l in range(1, online.L + 1):
+        np.testing.assert_allclose(batched.W[l], online.W[l], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(batched.b[l], online.b[l], rtol=1e-10, atol=1e-13)
+
+
+def test_minibatch_update_is_the_mean_of_single_updates():
+    x, y = sample(8)
+    start = make("fa")
+    changes = []
+    for i in range(8):  # each example from the same starting weights
+        net = make("fa")
+        net.train(x[i:i + 1], y[i:i + 1])
+        changes.append(net.W[1] - start.W[1])
+    batched = make("fa")
+    batched.train_batch(x, y, batch=8)
+    np.testing.assert_allclose(batched.W[1] - start.W[1], np.mean(changes, axis=0), rtol=1e-9, atol=1e-13)
+
+
+def test_one_fa_example_of_the_mnist_network_is_about_3_mflop():
+    from spikefa.bench import rate_example_flops
+
+    assert rate_example_flops((784, 1000, 10)) == 2.0 * (2 * (784 * 1000 + 1000 * 10) + 1000 * 10)
