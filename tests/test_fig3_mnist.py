@@ -30,7 +30,8 @@ def test_every_algorithm_learns_and_reports(small_run):
             assert r["test_error"] < 0.45, algo  # chance is 0.9
     for algo in ("fa", "sparse_fa", "dfa", "sign_symmetric"):
         assert 0 <= res[algo]["angle_deg_final"] <= 90
-    assert "angle_deg_w_vs_b_final" in res["fa"] and "angle_deg_final" not in res["bp"]
+    assert "angle_deg_w_vs_b_final" in res["fa"]
+    assert "angle_deg_final" not in res["bp"] and "angle_deg_final" not in res["shallow"]
     assert 0 <= summary["stats"]["bp_best_epoch"] <= 2
     for f in ("test_error.png", "angle.png", "receptive_fields.png"):
         assert (out / "figures" / f).stat().st_size > 1000

@@ -68,7 +68,7 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
     """Online training over `train.epochs` reshuffled epochs; returns the curves of one run."""
     n, epochs, window = len(X), cfg["train"]["epochs"], cfg["angle"]["window"]
     chunk = max(1, int(round(cfg["train"]["eval_every"] * n)))
-    with_angles = net.L > 1 and net.algorithm != "bp"
+    with_angles = net.L > 1 and net.algorithm not in ("bp", "shallow")  # their δ is backprop's
     points, errors, angle_windows = [0], [error_rate(net, X_test, y_test)], []
     seen, start = 0, time.perf_counter()
     for epoch in range(int(np.ceil(epochs))):
