@@ -1,8 +1,9 @@
-"""Data: MNIST / Fashion-MNIST (verified, downloaded on demand) and the paper's synthetic tasks."""
+"""Data: MNIST / Fashion-MNIST / SVHN (verified, downloaded on demand) and the paper's synthetic tasks."""
 
 from spikefa.data.datasets import DATASETS, ImageData, check, data_dir, load_fashion_mnist, load_images, load_mnist
 from spikefa.data.idx import read_idx
+from spikefa.data.svhn import load_svhn
 from spikefa.data.synthetic import LinearTask, QuadraticTask, TanhTeacher
 
 __all__ = ["DATASETS", "ImageData", "LinearTask", "QuadraticTask", "TanhTeacher", "check", "data_dir",
-           "load_fashion_mnist", "load_images", "load_mnist", "read_idx"]
+           "load_fashion_mnist", "load_images", "load_mnist", "load_svhn", "read_idx"]

@@ -125,29 +125,41 @@ def check(name: str, folder: Path) -> dict[str, str]:
     return status
 
 
-def _download(info: DatasetInfo, stem: str, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    target, errors = folder / f"{stem}.gz", []
-    for mirror in info.mirrors:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".part")
+def fetch_verified(urls, target: Path, verify, desc: str) -> list[str]:
+    """Download the first of `urls` that works to `target` through a temporary file that must pass
+    `verify(path)` (raising DataError) before it is renamed into place. Returns the errors met;
+    an empty list means `target` now exists."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in urls:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(mirror + f"{stem}.gz", timeout=30) as resp:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=f"{info.name}/{stem}.gz") as bar:
+                with tqdm(total=total, unit="B", unit_scale=True, desc=desc) as bar:
                     for block in iter(lambda: resp.read(1 << 16), b""):
                         out.write(block)
                         bar.update(len(block))
-            verify_file(info, stem, Path(tmp), gzipped=True)
+            verify(Path(tmp))
             os.replace(tmp, target)
-            return target
+            return []
         except (urllib.error.URLError, OSError, DataError) as exc:
-            errors.append(f"{mirror}: {exc}")
+            errors.append(f"{url}: {exc}")
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    raise DataError(
-        f"cannot download {info.name} ({'; '.join(errors)}). Offline? Put the files "
-        f"{', '.join(f + '.gz' for f in FILES)} into {folder}")
+    return errors
+
+
+def _download(info: DatasetInfo, stem: str, folder: Path) -> Path:
+    target = folder / f"{stem}.gz"
+    errors = fetch_verified([m + f"{stem}.gz" for m in info.mirrors], target,
+                            lambda p: verify_file(info, stem, p, gzipped=True), f"{info.name}/{stem}.gz")
+    if errors:
+        raise DataError(
+            f"cannot download {info.name} ({'; '.join(errors)}). Offline? Put the files "
+            f"{', '.join(f + '.gz' for f in FILES)} into {folder}")
+    return target
 
 
 def dataset_files(name: str, folder: str | Path | None = None, download: bool = True) -> dict[str, Path]:
