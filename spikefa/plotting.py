@@ -46,13 +46,15 @@ def plot_angle_band(ax, x, mean, sd, algorithm: str = "fa", n_sd: float = 2.0, l
 
 def receptive_fields(panels: dict, shape=(28, 28)):
     """One panel per entry: the input weights of up to 100 units (columns of a pre × post matrix)
-    as 28×28 tiles on a 10×10 grid, grey scale per tile (white = strongly positive; Supp. Fig. 5)."""
+    as image tiles on a 10×10 grid, grey scale per tile (white = strongly positive; Supp. Fig. 5);
+    colour inputs (shape h × w × 3) are shown as the mean over channels."""
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), squeeze=False)
     for ax, (title, W) in zip(axes[0], panels.items()):
         n = min(100, W.shape[1])
-        tiles = np.ones((10 * (shape[0] + 1), 10 * (shape[1] + 1)))
+        tiles = np.ones((10 * (shape[0] + 1), 10 * (shape[1] + 1)))  # one blank line between tiles
         for k in range(n):
             w = W[:, k].reshape(shape)
+            w = w.mean(axis=2) if w.ndim == 3 else w
             w = (w - w.min()) / (np.ptp(w) or 1.0)
             r, c = divmod(k, 10)
             tiles[r * (shape[0] + 1):r * (shape[0] + 1) + shape[0], c * (shape[1] + 1):c * (shape[1] + 1) + shape[1]] = w

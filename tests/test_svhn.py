@@ -57,3 +57,15 @@ def test_offline_download_names_the_folder(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="Offline"):
         svhn.load_svhn(tmp_path)
     assert not list((tmp_path / "svhn").glob("*.part"))
+
+
+def test_fig3_runs_on_svhn(folder):
+    import json
+
+    from spikefa import runner
+
+    path, _ = folder
+    out = runner.run("fig3_mnist", ['dataset="svhn"', "sizes=[3072,20,10]", "runs=1", "train.epochs=1.0",
+                                    'algorithms=["bp","fa"]', "angle.window=10"], path / "run", data=str(path))
+    res = json.loads((out / "summary.json").read_text())["results"]
+    assert set(res) == {"bp", "fa"} and (out / "figures" / "receptive_fields.png").exists()

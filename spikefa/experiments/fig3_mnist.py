@@ -4,7 +4,8 @@ Each algorithm trains `runs` networks online (run r uses seed + r: its own forwa
 and example order; BP and FA of one run start from the same W). Recorded: test error every
 `train.eval_every` epochs, the angle between each hidden layer's δ and backprop's on every training
 example (summarised in windows), the angle between W and B at the end, and the receptive fields of
-100 hidden units of run 0. Deeper and wider networks are a `sizes` away.
+100 hidden units of run 0. Deeper and wider networks are a `sizes` away; `dataset` may also be
+fashion-mnist or svhn (3,072 standardised inputs, SPEC §6.4).
 """
 
 from __future__ import annotations
@@ -15,23 +16,25 @@ import numpy as np
 from tqdm import tqdm
 
 from spikefa import metrics, plotting
-from spikefa.data import load_images
+from spikefa.data import load_images, load_svhn
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.rate.network import ACTIVATIONS, ALGORITHMS, Network
 from spikefa.seeds import stream
 
 CHANCE = 0.9
+INPUTS = {"mnist": 784, "fashion-mnist": 784, "svhn": 3072}
 
 
 def validate(cfg: dict) -> None:
     algos = cfg["algorithms"]
     if not algos or len(set(algos)) != len(algos) or any(a not in ALGORITHMS for a in algos):
         raise SpikefaError(f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}")
-    if cfg["dataset"] not in ("mnist", "fashion-mnist"):
-        raise SpikefaError(f"dataset must be mnist or fashion-mnist, got {cfg['dataset']!r}")
-    sizes = cfg["sizes"]
-    if len(sizes) < 3 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
-        raise SpikefaError(f"sizes must be [784, hidden..., 10] with at least one hidden layer, got {sizes}")
+    if cfg["dataset"] not in INPUTS:
+        raise SpikefaError(f"dataset must be one of {', '.join(INPUTS)}, got {cfg['dataset']!r}")
+    sizes, n_in = cfg["sizes"], INPUTS[cfg["dataset"]]
+    if len(sizes) < 3 or sizes[0] != n_in or sizes[-1] != 10 or min(sizes) < 1:
+        raise SpikefaError(f"sizes must be [{n_in}, hidden..., 10] for {cfg['dataset']} with at least one hidden "
+                           f"layer, got {sizes}")
     if cfg["hidden"] not in ACTIVATIONS or cfg["output"] not in ACTIVATIONS:
         raise SpikefaError(f"hidden and output must be among {', '.join(ACTIVATIONS)}")
     if cfg["output_delta"] not in ("e", "mse"):
@@ -95,7 +98,7 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
 
 
 def run(cfg: dict, out, data_dir=None) -> dict:
-    data = load_images(cfg["dataset"], data_dir)
+    data = load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
     n_train = cfg["train"]["images"] or len(data.train_x)
     n_test = cfg["test"]["images"] or len(data.test_x)
     dt = cfg["dtype"]
@@ -172,6 +175,7 @@ def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out) -> None:
         plotting.close(fig)
 
     units = stream(cfg["seed"], "figures").choice(cfg["sizes"][1], size=min(100, cfg["sizes"][1]), replace=False)
-    fig = plotting.receptive_fields({k: v[:, units] for k, v in fields.items()})
+    shape = (32, 32, 3) if cfg["dataset"] == "svhn" else (28, 28)
+    fig = plotting.receptive_fields({k: v[:, units] for k, v in fields.items()}, shape)
     out.savefig(fig, "receptive_fields.png")
     plotting.close(fig)
