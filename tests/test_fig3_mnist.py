@@ -54,6 +54,7 @@ def test_metrics_csv_has_a_row_per_evaluation(small_run):
 
 
 @pytest.mark.parametrize("item, words", [("sizes=[784,10]", "sizes"), ('algorithms=["fa","xx"]', "algorithms"),
+                                         ('algorithms=["node_perturbation"]', "algorithms"),
                                          ("sparsity=1.0", "sparsity"), ("runs=0", "runs"),
                                          ('hidden="relu"', "hidden")])
 def test_bad_config_exits_2(item, words, tmp_path, capsys):

@@ -8,9 +8,13 @@ from spikefa.rate.network import ALGORITHMS, Network
 SIZES = (6, 5, 4, 3)
 
 
+SIGMA = 0.1
+
+
 def make(algorithm, hidden="sigmoid", output="sigmoid", seed=0, **kw):
     rngs = [np.random.default_rng([seed, k]) for k in range(3)]
-    return Network(SIZES, algorithm, *rngs, hidden=hidden, output=output, init_scale=0.8, etas=[0.1, 0.2, 0.3], **kw)
+    return Network(SIZES, algorithm, *rngs, hidden=hidden, output=output, init_scale=0.8, etas=[0.1, 0.2, 0.3],
+                   sigma=SIGMA, perturbation_rng=np.random.default_rng([seed, 3]), **kw)
 
 
 def sample(n=1, seed=5):
@@ -18,8 +22,9 @@ def sample(n=1, seed=5):
     return rng.normal(size=(n, SIZES[0])), rng.random((n, SIZES[-1]))
 
 
-def reference_step(net, x, y):
-    """The docstring's equations in NumPy, for one example; returns new (W, b) and the BP-angle list."""
+def reference_step(net, x, y, seed=0):
+    """The docstring's equations in NumPy, for one example; returns new (W, b) and the BP-angle list.
+    Node perturbation's ξ is the first row the network's own generator will draw."""
     f = {"sigmoid": lambda a: 1 / (1 + np.exp(-a)), "tanh": np.tanh, "linear": lambda a: a}
     slope = {"sigmoid": lambda h: h * (1 - h), "tanh": lambda h: 1 - h * h, "linear": lambda h: np.ones_like(h)}
     names = ["linear"] + [("linear", "sigmoid", "tanh")[k] for k in net.kinds[1:]]
@@ -29,14 +34,24 @@ def reference_step(net, x, y):
         h.append(f[names[l]](h[-1] @ W[l] + b[l]))
     delta = {L: (y - h[L]) * (slope[names[L]](h[L]) if net.mse_output else 1)}
     d_bp, m, m_bp = dict(delta), {}, {}
+    xi = np.split(np.random.default_rng([seed, 3]).standard_normal(sum(SIZES[1:-1])) * SIGMA,
+                  np.cumsum(SIZES[1:-2]))
+    hq = [x]
+    for l in range(1, L + 1):
+        hq.append(f[names[l]](hq[-1] @ W[l] + b[l] + (xi[l - 1] if l < L else 0)))
+    dloss = 0.5 * np.sum((y - hq[L]) ** 2) - 0.5 * np.sum((y - h[L]) ** 2)
     for l in range(L - 1, 0, -1):
-        if net.algorithm in ("bp", "shallow"):
+        if net.algorithm == "node_perturbation":
+            m[l] = None
+            delta[l] = -dloss * xi[l - 1] / SIGMA ** 2
+        elif net.algorithm in ("bp", "shallow"):
             m[l] = W[l + 1] @ delta[l + 1]
         elif net.algorithm == "sign_symmetric":
             m[l] = np.sign(W[l + 1]) @ delta[l + 1] * net.feedback_scale
         else:
             m[l] = net.B[l] @ (delta[L] if net.algorithm == "dfa" else delta[l + 1])
-        delta[l] = m[l] * slope[names[l]](h[l])
+        if m[l] is not None:
+            delta[l] = m[l] * slope[names[l]](h[l])
         m_bp[l] = W[l + 1] @ d_bp[l + 1]
         d_bp[l] = m_bp[l] * slope[names[l]](h[l])
     angles = [np.degrees(np.arccos(min(1, abs(delta[l] @ d_bp[l]) / np.linalg.norm(delta[l]) / np.linalg.norm(d_bp[l]))))
@@ -121,9 +136,11 @@ def test_short_learning_runs_improve(algorithm):
     X = rng.normal(size=(3000, 10))
     Y = np.tanh(np.tanh(X @ Ws[0].T) @ Ws[1].T) @ Ws[2].T
     net = Network((10, 5, 4, 2), algorithm, *[np.random.default_rng([5, k]) for k in range(3)], hidden="tanh",
-                  output="linear", init_scale=0.3, etas=0.01, sparsity=0.25)
+                  output="linear", init_scale=0.3, etas=0.01, sparsity=0.25, sigma=0.01,
+                  perturbation_rng=np.random.default_rng(6))
     losses, _ = net.train(X, Y)
-    assert losses[-500:].mean() < (0.95 if algorithm == "shallow" else 0.5) * losses[:500].mean()
+    slow = algorithm in ("shallow", "node_perturbation")  # random hidden layers / a noisy gradient estimate
+    assert losses[-500:].mean() < (0.95 if slow else 0.5) * losses[:500].mean()
 
 
 def test_float32_follows_float64():
@@ -135,7 +152,7 @@ def test_float32_follows_float64():
     np.testing.assert_allclose(nets[0].W[1], nets[1].W[1], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS if a != "node_perturbation"])
 def test_minibatch_of_one_is_the_online_rule(algorithm):
     x, y = sample(3)
     online, batched = make(algorithm, weight_decay=0.01), make(algorithm, weight_decay=0.01)
@@ -163,3 +180,8 @@ def test_one_fa_example_of_the_mnist_network_is_about_3_mflop():
     from spikefa.bench import rate_example_flops
 
     assert rate_example_flops((784, 1000, 10)) == 2.0 * (2 * (784 * 1000 + 1000 * 10) + 1000 * 10)
+
+
+def test_node_perturbation_is_online_only():
+    with pytest.raises(ValueError, match="online"):
+        make("node_perturbation").train_batch(*sample(4))

@@ -13,6 +13,8 @@ The error is e = y* − h_L and every update is added:
                  B_l δ_L                  dfa (B_l fixed, n_l × n_L: the error straight down)
                  sign(W_{l+1}) δ_{l+1}·β  sign_symmetric (β = `feedback_scale`)
   δ_l            m_l ∘ f'_l(h_l)
+                 −(L(ξ) − L)·ξ_l/σ²       node_perturbation: a second forward pass adds ξ_l ~ N(0, σ²)
+                                          to every hidden net input a_l; L(ξ) is its loss ½‖e‖²
   ΔW_l           η_l (h_{l−1} δ_lᵀ − λ W_l),  Δb_l = η_l δ_l   (shallow: only the output layer)
 
 sparse_fa removes a fraction of every B_l and of the forward weights it stands in for (W_2 … W_L;
@@ -34,8 +36,8 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
-ALGORITHMS = ("bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow")
-BP, FA, SPARSE_FA, DFA, SIGN_SYMMETRIC, SHALLOW = range(6)
+ALGORITHMS = ("bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow", "node_perturbation")
+BP, FA, SPARSE_FA, DFA, SIGN_SYMMETRIC, SHALLOW, NODE_PERTURBATION = range(7)
 ACTIVATIONS = ("linear", "sigmoid", "tanh")
 LINEAR, SIGMOID, TANH = range(3)
 
@@ -102,11 +104,12 @@ def _folded_angle(a, b):
 
 
 @njit(cache=True)
-def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output, feedback_scale, h, m, delta,
-         m_bp, d_bp, angles):
+def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output, feedback_scale, xi, sigma2, h, m,
+         delta, m_bp, d_bp, angles):
     """One online update in place. Lists are indexed by layer 0 … L (entry 0 unused except h[0]);
-    the weights of layer l are scales[l]·W[l]; h, m, delta, m_bp, d_bp are work vectors; `angles`
-    (length L−1, or empty) receives the δ angles to backprop. Returns ½‖e‖² before the update.
+    the weights of layer l are scales[l]·W[l]; h, m, delta, m_bp, d_bp are work vectors; `xi` holds
+    node perturbation's ξ of every hidden unit, bottom layer first; `angles` (length L−1, or empty)
+    receives the δ angles to backprop. Returns ½‖e‖² before the update.
 
     Weight decay W ← (1 − ηλ)W shrinks the scale instead of every weight, so an update still
     touches only the rows of active presynaptic units."""
@@ -122,15 +125,18 @@ def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output,
         delta[L][k] = e
     if mse_output:
         _times_slope(kinds[L], h[L], delta[L], delta[L])
-    for l in range(L - 1, 0, -1):
-        if algo == BP or algo == SHALLOW:
-            _project(W[l + 1], scales[l + 1], delta[l + 1], m[l], False)
-        elif algo == SIGN_SYMMETRIC:
-            _project(W[l + 1], 1.0, delta[l + 1], m[l], True)
-            m[l] *= feedback_scale
-        else:
-            _project(B[l], 1.0, delta[L] if algo == DFA else delta[l + 1], m[l], False)
-        _times_slope(kinds[l], h[l], m[l], delta[l])
+    if algo == NODE_PERTURBATION:
+        _perturbed_deltas(kinds, W, scales, b, x, ystar, xi, sigma2, loss, m_bp, d_bp, delta)
+    else:
+        for l in range(L - 1, 0, -1):
+            if algo == BP or algo == SHALLOW:
+                _project(W[l + 1], scales[l + 1], delta[l + 1], m[l], False)
+            elif algo == SIGN_SYMMETRIC:
+                _project(W[l + 1], 1.0, delta[l + 1], m[l], True)
+                m[l] *= feedback_scale
+            else:
+                _project(B[l], 1.0, delta[L] if algo == DFA else delta[l + 1], m[l], False)
+            _times_slope(kinds[l], h[l], m[l], delta[l])
     if angles.shape[0]:
         d_bp[L][:] = delta[L]
         for l in range(L - 1, 0, -1):
@@ -155,13 +161,38 @@ def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output,
 
 
 @njit(cache=True)
-def train(algo, kinds, W, scales, b, B, masks, X, Y, etas, decay, mse_output, feedback_scale, h, m, delta, m_bp,
-          d_bp, angles, losses):
-    """`step` over the rows of X, Y in order; example i's angles go to row i of `angles`
-    (shape n × (L−1), or n × 0 to skip them) and its loss to losses[i]."""
+def _perturbed_deltas(kinds, W, scales, b, x, ystar, xi, sigma2, loss, a, h, delta):
+    """Node perturbation: rerun the forward pass with ξ added to the hidden net inputs (work vectors
+    a, h) and set every hidden δ_l = −(L(ξ) − L)·ξ_l/σ², an unbiased estimate of −∂L/∂a_l."""
+    L = len(W) - 1
+    h[0][:] = x
+    offset = 0
+    for l in range(1, L + 1):
+        _forward(h[l - 1], W[l], scales[l], b[l], a[l])
+        if l < L:
+            for i in range(a[l].shape[0]):
+                a[l][i] += xi[offset + i]
+            offset += a[l].shape[0]
+        _activate(kinds[l], a[l], h[l])
+    perturbed = 0.0
+    for k in range(h[L].shape[0]):
+        perturbed += 0.5 * (ystar[k] - h[L][k]) ** 2
+    g = -(perturbed - loss) / sigma2
+    offset = 0
+    for l in range(1, L):
+        for i in range(delta[l].shape[0]):
+            delta[l][i] = g * xi[offset + i]
+        offset += delta[l].shape[0]
+
+
+@njit(cache=True)
+def train(algo, kinds, W, scales, b, B, masks, X, Y, etas, decay, mse_output, feedback_scale, XI, sigma2, h, m,
+          delta, m_bp, d_bp, angles, losses):
+    """`step` over the rows of X, Y (and of XI, node perturbation's ξ) in order; example i's angles
+    go to row i of `angles` (shape n × (L−1), or n × 0 to skip them) and its loss to losses[i]."""
     for i in range(X.shape[0]):
         losses[i] = step(algo, kinds, W, scales, b, B, masks, X[i], Y[i], etas, decay, mse_output, feedback_scale,
-                         h, m, delta, m_bp, d_bp, angles[i])
+                         XI[i], sigma2, h, m, delta, m_bp, d_bp, angles[i])
 
 
 def typed(arrays) -> List:
@@ -179,20 +210,24 @@ class Network:
     init_scale    W_l ~ U[−ω, ω] (one ω, or one per layer);  feedback_scale  B_l ~ U[−β, β]
     sparsity      sparse_fa: fraction of W_2 … W_L and of B set to zero for good (separate masks)
     etas          learning rate of each weight layer 1 … L (one number: the same for all)
+    sigma         node_perturbation: SD of ξ, drawn from `perturbation_rng` for every example
     Random draws come from the generators passed in (see `spikefa.seeds`), so BP and FA runs of one
     seed start from the same W.
     """
 
     def __init__(self, sizes, algorithm, init_rng, feedback_rng, mask_rng=None, hidden="sigmoid",
                  output="sigmoid", init_scale=0.05, feedback_scale=0.5, sparsity=0.5, etas=1e-3,
-                 weight_decay=0.0, output_delta="e", dtype="float64"):
+                 weight_decay=0.0, output_delta="e", dtype="float64", sigma=1e-3, perturbation_rng=None):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
         if hidden not in ACTIVATIONS or output not in ACTIVATIONS:
             raise ValueError(f"activations must be among {', '.join(ACTIVATIONS)}, got {hidden!r}, {output!r}")
         if output_delta not in ("e", "mse"):
             raise ValueError(f"output_delta must be 'e' or 'mse', got {output_delta!r}")
+        if algorithm == "node_perturbation" and perturbation_rng is None:
+            raise ValueError("node_perturbation needs perturbation_rng")
         self.sizes, self.algorithm, self.dtype = tuple(sizes), algorithm, np.dtype(dtype)
+        self.sigma, self.perturbation_rng = float(sigma), perturbation_rng
         L = self.L = len(sizes) - 1
         omegas = np.broadcast_to(np.asarray(init_scale, float), (L,))
         self.etas = np.concatenate([[0.0], np.broadcast_to(np.asarray(etas, float), (L,))])
@@ -222,9 +257,12 @@ class Network:
         out = np.full((len(X), self.L - 1 if angles else 0), np.nan)
         losses = np.zeros(len(X))
         w, scales = self._work, np.ones(self.L + 1)
+        hidden = sum(self.sizes[1:-1]) if self.algorithm == "node_perturbation" else 0
+        XI = (self.perturbation_rng.standard_normal((len(X), hidden)) * self.sigma if hidden
+              else np.zeros((len(X), 0))).astype(self.dtype)
         train(ALGORITHMS.index(self.algorithm), self.kinds, typed(self.W), scales, typed(self.b), typed(self.B),
-              typed(self.masks), X, Y, self.etas, self.decay, self.mse_output, self.feedback_scale, w["h"], w["m"],
-              w["delta"], w["m_bp"], w["d_bp"], out, losses)
+              typed(self.masks), X, Y, self.etas, self.decay, self.mse_output, self.feedback_scale, XI,
+              self.sigma ** 2, w["h"], w["m"], w["delta"], w["m_bp"], w["d_bp"], out, losses)
         for W, c in zip(self.W[1:], scales[1:]):  # fold the decay back into the weights
             W *= c
         return losses, (out if angles else None)
@@ -233,6 +271,8 @@ class Network:
         """Minibatch learning in NumPy (BLAS): the same rule with every δ computed from the weights
         before the batch's update and the weight change averaged over the batch. Returns each
         batch's mean loss. A batch of 1 is the online rule."""
+        if self.algorithm == "node_perturbation":
+            raise ValueError("node_perturbation learns online only (Network.train)")
         X, Y = np.asarray(X, self.dtype), np.asarray(Y, self.dtype)
         algo, L, losses = self.algorithm, self.L, []
         for lo in range(0, len(X), batch):
