@@ -145,3 +145,10 @@ def to_toml(cfg: dict) -> str:
         return lines
 
     return "\n".join(table(copy.deepcopy(cfg), "")) + "\n"
+
+
+def require_positive(values: dict, allow_zero: bool = False) -> None:
+    """Raise SpikefaError naming the first config key whose value is not > 0 (≥ 0 with allow_zero)."""
+    for key, v in values.items():
+        if not (v >= 0 if allow_zero else v > 0):
+            raise SpikefaError(f"{key} must be {'at least 0' if allow_zero else 'positive'}, got {v}")

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from spikefa import runner
 from spikefa.cli import main

@@ -5,6 +5,7 @@ import pytest
 from scipy.io import savemat
 
 from spikefa.data import svhn
+from spikefa.data.datasets import digest
 from spikefa.errors import DataError
 
 
@@ -22,7 +23,7 @@ def folder(tmp_path, monkeypatch):
     base = tmp_path / "svhn"
     sizes = {"train": 40, "test": 12}
     data = {split: write_mat(base / name, sizes[split], k) for k, (split, (name, _)) in enumerate(svhn.FILES.items())}
-    monkeypatch.setattr(svhn, "FILES", {s: (name, svhn.md5(base / name)) for s, (name, _) in svhn.FILES.items()})
+    monkeypatch.setattr(svhn, "FILES", {s: (name, digest(base / name, "md5")) for s, (name, _) in svhn.FILES.items()})
     return tmp_path, data
 
 

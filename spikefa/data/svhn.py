@@ -8,12 +8,11 @@ standardised with the training set's mean and SD; labels 0–9. The `extra` set 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from spikefa.data.datasets import ImageData, data_dir, fetch_verified
+from spikefa.data.datasets import ImageData, data_dir, digest, fetch_verified
 from spikefa.errors import DataError
 
 URL = "http://ufldl.stanford.edu/housenumbers/"
@@ -21,16 +20,8 @@ FILES = {"train": ("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
          "test": ("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3")}
 
 
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verify(path: Path, expected: str) -> None:
-    if md5(path) != expected:
+    if digest(path, "md5") != expected:
         raise DataError(f"{path} is corrupted (MD5 mismatch); delete it and it will be downloaded again")
 
 

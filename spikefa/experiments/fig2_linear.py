@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from spikefa import metrics, plotting
+from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import LinearTask
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.rate import linear
@@ -61,9 +61,7 @@ def validate(cfg: dict) -> None:
                 "node_perturbation.lr_hidden": cfg["node_perturbation"]["lr_hidden"],
                 "angle.window": cfg["angle"]["window"], "angle.final_examples": cfg["angle"]["final_examples"],
                 **{f"lr.{a}": cfg["lr"][a] for a in linear.ALGORITHMS}}
-    for key, v in positive.items():
-        if not v > 0:
-            raise SpikefaError(f"{key} must be positive, got {v}")
+    config.require_positive(positive)
 
 
 def make_setup(cfg: dict) -> Setup:

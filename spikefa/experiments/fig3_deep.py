@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats as sstats
 from tqdm import tqdm
 
-from spikefa import metrics, plotting
+from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import TanhTeacher
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.rate.network import Network
@@ -39,9 +39,7 @@ def validate(cfg: dict) -> None:
                 "feedback_scale": cfg["feedback_scale"], "teacher_scale": cfg["teacher_scale"],
                 "train.examples": cfg["train"]["examples"], "train.eval_every": cfg["train"]["eval_every"],
                 "test.points": cfg["test"]["points"]}
-    for key, v in positive.items():
-        if not v > 0:
-            raise SpikefaError(f"{key} must be positive, got {v}")
+    config.require_positive(positive)
 
 
 def student(cfg: dict, name: str, seed: int) -> Network:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from spikefa import metrics, plotting
+from spikefa import config, plotting
 from spikefa.data import load_images, load_svhn
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.rate.network import ACTIVATIONS, ALGORITHMS, Network
@@ -44,14 +44,10 @@ def validate(cfg: dict) -> None:
     positive = {"runs": cfg["runs"], "eta": cfg["eta"], "init_scale": cfg["init_scale"],
                 "feedback_scale": cfg["feedback_scale"], "train.epochs": cfg["train"]["epochs"],
                 "train.eval_every": cfg["train"]["eval_every"], "angle.window": cfg["angle"]["window"]}
-    for key, v in positive.items():
-        if not v > 0:
-            raise SpikefaError(f"{key} must be positive, got {v}")
+    config.require_positive(positive)
     at_least_zero = {"weight_decay": cfg["weight_decay"], "train.images": cfg["train"]["images"],
                      "test.images": cfg["test"]["images"]}
-    for key, v in at_least_zero.items():
-        if v < 0:
-            raise SpikefaError(f"{key} must be at least 0, got {v}")
+    config.require_positive(at_least_zero, allow_zero=True)
     if not 0 <= cfg["sparsity"] < 1:
         raise SpikefaError(f"sparsity must be in [0, 1), got {cfg['sparsity']}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikefa import metrics, plotting
+from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import QuadraticTask
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.rate.network import Network
@@ -27,9 +27,7 @@ def validate(cfg: dict) -> None:
     positive = {"eta": cfg["eta"], "init_scale": cfg["init_scale"], "feedback_scale": cfg["feedback_scale"],
                 "hidden_units": cfg["hidden_units"], "train.examples": cfg["train"]["examples"],
                 "train.eval_every": cfg["train"]["eval_every"], "test.points": cfg["test"]["points"]}
-    for key, v in positive.items():
-        if not v > 0:
-            raise SpikefaError(f"{key} must be positive, got {v}")
+    config.require_positive(positive)
 
 
 def network(cfg: dict, name: str) -> Network:

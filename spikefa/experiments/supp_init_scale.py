@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikefa import metrics, plotting
+from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import LinearTask
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.rate.network import Network
@@ -25,9 +25,7 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(f"init_scales must be a list of positive numbers, got {cfg['init_scales']}")
     positive = {"eta": cfg["eta"], "feedback_scale": cfg["feedback_scale"], "train.examples": cfg["train"]["examples"],
                 "train.eval_every": cfg["train"]["eval_every"], "test.points": cfg["test"]["points"]}
-    for key, v in positive.items():
-        if not v > 0:
-            raise SpikefaError(f"{key} must be positive, got {v}")
+    config.require_positive(positive)
 
 
 def held_out_angles(net: Network, E: np.ndarray) -> tuple[float, float]:

@@ -15,10 +15,10 @@ For FA, each step also returns the angle between δ_FA = B e and δ_BP = Wᵀ e 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
+
+from spikefa.rate.network import folded_angle
 
 ALGORITHMS = ("shallow", "node_perturbation", "bp", "fa")
 SHALLOW, NODE_PERTURBATION, BP, FA = range(4)
@@ -52,19 +52,6 @@ def _outer_add(A, scale, u, v):
 
 
 @njit(cache=True)
-def _folded_angle(a, b):
-    dot, na, nb = 0.0, 0.0, 0.0
-    for i in range(a.shape[0]):
-        dot += a[i] * b[i]
-        na += a[i] * a[i]
-        nb += b[i] * b[i]
-    if na == 0.0 or nb == 0.0:
-        return np.nan
-    c = min(1.0, abs(dot) / math.sqrt(na * nb))
-    return math.degrees(math.acos(c))
-
-
-@njit(cache=True)
 def step(algo, W0, W, B, x, ystar, eta0, eta, xi, sigma2):
     """One online update of (W0, W) in place for example (x, y*). Returns the FA angle or NaN."""
     n_h, n_out = W0.shape[0], W.shape[0]
@@ -83,7 +70,7 @@ def step(algo, W0, W, B, x, ystar, eta0, eta, xi, sigma2):
         _matvec(B, e, delta)
         d_bp = np.empty(n_h)
         _matvec_t(W, e, d_bp)
-        angle = _folded_angle(delta, d_bp)
+        angle = folded_angle(delta, d_bp)
     elif algo == NODE_PERTURBATION:
         # L1 − L0 = ½‖e − Wξ‖² − ½‖e‖², evaluated exactly; the estimate of −∂L/∂h is −(L1 − L0) ξ / σ².
         wxi = np.empty(n_out)

@@ -92,7 +92,8 @@ def _project(M, scale, d, out, sign_only):
 
 
 @njit(cache=True)
-def _folded_angle(a, b):
+def folded_angle(a, b):
+    """The paper's angle between vectors, arccos(|aᵀb|/(‖a‖‖b‖)) in degrees; NaN if one is zero."""
     dot, na, nb = 0.0, 0.0, 0.0
     for i in range(a.shape[0]):
         dot += a[i] * b[i]
@@ -142,7 +143,7 @@ def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output,
         for l in range(L - 1, 0, -1):
             _project(W[l + 1], scales[l + 1], d_bp[l + 1], m_bp[l], False)
             _times_slope(kinds[l], h[l], m_bp[l], d_bp[l])
-            angles[l - 1] = _folded_angle(delta[l], d_bp[l])
+            angles[l - 1] = folded_angle(delta[l], d_bp[l])
     for l in range(L if algo == SHALLOW else 1, L + 1):
         eta, Wl, Ml, dl, hp = etas[l], W[l], masks[l], delta[l], h[l - 1]
         scales[l] *= 1.0 - eta * decay
