@@ -20,18 +20,34 @@ from spikefa.spiking.spec import SpikingSpec, initial_state
 FULL = (784, 1500, 1500, 1500, 10)
 
 
-def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+def gemm_peak_gflops(n: int = 2048, repeats: int = 5, xp=np) -> float:
+    a = xp.asarray(np.random.default_rng(0).random((n, n), dtype=np.float32))
     b = a.copy()
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(_timed(lambda: a @ b, xp) for _ in range(repeats))
     return 2 * n ** 3 / best / 1e9
 
 
-def _timed(f) -> float:
+def _timed(f, xp=np) -> float:
+    """Seconds for f(); on a GPU, until the device has finished the work f queued."""
+    sync = xp.cuda.Device().synchronize if xp is not np else (lambda: None)
+    sync()
     t = time.perf_counter()
     f()
+    sync()
     return time.perf_counter() - t
+
+
+def array_backend(name: str):
+    """(array module, fast-engine ops) of the backend `name` (numpy or cupy)."""
+    from spikefa.spiking import fast
+
+    if name == "numpy":
+        return np, fast.CpuOps()
+    from spikefa.spiking.training import import_cupy
+
+    cupy = import_cupy()
+    return cupy, fast.ArrayOps(cupy)
 
 
 def _images(spec: SpikingSpec, n: int):
@@ -56,22 +72,29 @@ def brian2_ms_per_step(spec: SpikingSpec, device: str, threads: int = 1, images:
     return out
 
 
-def fast_stream_steps_per_s(spec: SpikingSpec, batch: int, images_per_stream: int = 2) -> float:
+def fast_stream_steps_per_s(spec: SpikingSpec, batch: int, images_per_stream: int = 2, backend: str = "numpy") -> float:
     from spikefa.spiking import fast
 
-    state = fast.batch_state(spec, initial_state(spec), batch)
+    xp, ops = array_backend(backend)
+    state = fast.batch_state(spec, initial_state(spec), batch, xp)
     x, y = _images(spec, batch * images_per_stream)
-    images, labels = x.reshape(batch, images_per_stream, -1), y.reshape(batch, -1)
-    rng = np.random.default_rng(0)
-    fast.run(spec, state, images[:, :1], labels[:, :1], rng=rng)  # warm-up
-    seconds = _timed(lambda: fast.run(spec, state, images, labels, rng=rng))
+    images, labels = xp.asarray(x.reshape(batch, images_per_stream, -1)), xp.asarray(y.reshape(batch, -1))
+    rng = np.random.default_rng(0) if xp is np else xp.random.default_rng(0)
+    fast.run(spec, state, images[:, :1], labels[:, :1], rng=rng, ops=ops)  # warm-up (and GPU kernel builds)
+    seconds = _timed(lambda: fast.run(spec, state, images, labels, rng=rng, ops=ops), xp)
     return batch * images_per_stream * spec.steps_per_image / seconds
 
 
-def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone")) -> dict:
+def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone"), backend: str = "numpy",
+                  scaling=()) -> dict:
+    """Brian2 on `devices` (none: skip) beside the fast engine on `backend` at batch 1, at `batch`
+    and at each batch size in `scaling`; the matrix-multiply peak is that of the backend's device."""
     spec = SpikingSpec(sizes=FULL, reading="tau", steps_per_image=10, eta=0.01)
+    xp, _ = array_backend(backend)
     out = {"network": "-".join(map(str, FULL)), "reading": spec.reading, "steps_per_image": spec.steps_per_image,
-           "gemm_peak_gflops": round(gemm_peak_gflops(), 1)}
+           "backend": backend, "gemm_peak_gflops": round(gemm_peak_gflops(4096 if xp is not np else 2048, xp=xp), 1)}
+    if xp is not np:
+        out["gpu"] = xp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     if "runtime" in devices:
         r = brian2_ms_per_step(spec, "runtime", images=1)
         out.update(brian2_runtime_ms_per_step=round(r["ms_per_step"], 2), brian2_runtime_build_seconds=r["build_seconds"])
@@ -84,13 +107,17 @@ def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone")) -> dic
             out[f"brian2_standalone_{threads}thread_build_seconds"] = r["build_seconds"]
         out["brian2_standalone_ms_per_step"] = round(min(r["ms_per_step"] for r in per_thread.values()), 2)
         out["brian2_standalone_profile"] = per_thread[1]["profile"]
-    out["fast_stream_steps_per_s_batch1"] = round(fast_stream_steps_per_s(spec, 1), 1)
-    rate = fast_stream_steps_per_s(spec, batch)
+    out["fast_stream_steps_per_s_batch1"] = round(fast_stream_steps_per_s(spec, 1, backend=backend), 1)
+    rate = fast_stream_steps_per_s(spec, batch, backend=backend)
     gflops = rate * stream_step_flops(spec) / 1e9
     out.update(fast_stream_steps_per_s_batched=round(rate, 1), fast_batch_size=batch,
                fast_batched_gflops=round(gflops, 1),
                fast_batched_fraction_of_gemm_peak=round(gflops / out["gemm_peak_gflops"], 3),
                fast_epoch_seconds=round(60000 * spec.steps_per_image / rate, 1))  # 60,000 images, learning on
+    for b in scaling:  # larger batches: how far from the peak the step is once launches and latency amortise
+        r = fast_stream_steps_per_s(spec, b, images_per_stream=1, backend=backend)
+        out[f"fast_stream_steps_per_s_batch{b}"] = round(r, 1)
+        out[f"fast_batch{b}_fraction_of_gemm_peak"] = round(r * stream_step_flops(spec) / 1e9 / out["gemm_peak_gflops"], 3)
     best_brian2 = min((v for k, v in out.items() if k.startswith("brian2_") and k.endswith("ms_per_step")), default=None)
     if best_brian2:
         out["fast_batched_vs_brian2_best_per_stream_step"] = round(rate * best_brian2 / 1e3, 1)

@@ -74,7 +74,7 @@ def _cmd_evaluate(args) -> int:
         chunk = max(d for d in range(1, min(n, 1000) + 1) if n % d == 0)  # standalone runs have a fixed length
         runner = BrianRunner(spec, chunk, args.device, threads=args.threads)
     else:
-        runner = FastRunner(spec, min(n, 1000), batch=args.batch)
+        runner = FastRunner(spec, min(n, 1000), batch=args.batch, backend=args.backend)
     err = evaluate(runner, runner.prepare(state), images, labels)
     result = {"test_error": err, "n_test": n, "engine": args.engine, "reading": spec.reading,
               "steps_per_image": spec.steps_per_image, "feedback": spec.feedback, "checkpoint": str(args.checkpoint)}
@@ -134,7 +134,11 @@ def _cmd_bench(args) -> int:
 
     from spikefa import bench
 
-    result = bench.bench_spiking(batch=args.batch) if args.what == "spiking" else bench.bench_rate(data_dir=args.data)
+    if args.what == "spiking":
+        devices = () if args.no_brian2 else ("runtime", "cpp_standalone")
+        result = bench.bench_spiking(batch=args.batch, devices=devices, backend=args.backend, scaling=args.scaling)
+    else:
+        result = bench.bench_rate(data_dir=args.data)
     if args.json:
         print(json.dumps(result))
     else:
@@ -163,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device (engine brian2)")
     e.add_argument("--threads", type=int, default=1, help="OpenMP threads of cpp_standalone")
     e.add_argument("--batch", type=int, default=100, help="streams of the fast engine")
+    e.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="arrays of the fast engine")
     e.add_argument("--n-test", type=int, default=0, help="use the first N test images (default all)")
     e.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="default: the checkpoint's")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -190,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="side-by-side throughput, measured in one run")
     b.add_argument("what", choices=("rate", "spiking"))
     b.add_argument("--batch", type=int, default=50, help="spiking: streams of the batched fast engine")
+    b.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="spiking: the fast engine's arrays")
+    b.add_argument("--scaling", type=int, nargs="+", default=[], metavar="BATCH",
+                   help="spiking: also time these batch sizes (one image per stream)")
+    b.add_argument("--no-brian2", action="store_true", help="spiking: skip the Brian2 devices")
     b.add_argument("--data", help="rate: data folder holding MNIST")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_bench)

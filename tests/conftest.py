@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spikefa.data import datasets
@@ -11,10 +12,31 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def data_folder() -> Path:
-    """A folder with verified MNIST and Fashion-MNIST: $SPIKEFA_DATA (CI: ../shared/data), else the
-    project's shared copy, else the user's cache, downloading what is missing."""
+    """A folder with verified MNIST: $SPIKEFA_DATA (CI: ../shared/data), else the project's shared
+    copy, else the user's cache, downloading what is missing (tests of other data sets check theirs)."""
     folder = Path(os.environ["SPIKEFA_DATA"]) if "SPIKEFA_DATA" in os.environ else (
         SHARED_DATA if SHARED_DATA.is_dir() else datasets.data_dir())
-    for name in ("mnist", "fashion-mnist"):
-        datasets.dataset_files(name, folder)
+    datasets.dataset_files("mnist", folder)
     return folder
+
+
+def _cupy_or_skip():
+    from spikefa.errors import SpikefaError
+    from spikefa.spiking.training import import_cupy
+
+    try:
+        return import_cupy()
+    except SpikefaError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def cupy():
+    """CuPy where a GPU answers (the test is skipped elsewhere)."""
+    return _cupy_or_skip()
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def xp(request):
+    """The array module of a backend: NumPy always; CuPy where a GPU answers (skipped elsewhere)."""
+    return np if request.param == "numpy" else _cupy_or_skip()

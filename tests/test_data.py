@@ -45,6 +45,7 @@ def test_mnist_loads_with_standard_split(data_folder):
 
 
 def test_fashion_mnist_loads(data_folder):
+    datasets.dataset_files("fashion-mnist", data_folder)
     d = load_fashion_mnist(data_folder, download=False)
     assert d.train_x.shape == (60000, 784) and np.bincount(d.test_y).tolist() == [1000] * 10
 

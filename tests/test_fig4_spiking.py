@@ -9,7 +9,7 @@ from spikefa import runner
 from spikefa.bench import stream_step_flops
 from spikefa.cli import main
 from spikefa.experiments.fig4_spiking import chunk_size
-from spikefa.spiking.spec import SpikingSpec, load_checkpoint
+from spikefa.spiking.spec import SpikingSpec, initial_state, load_checkpoint
 
 TINY = ["sizes=[784,24,16,10]", "steps_per_image=4", "train.images=120", "test.images=60", "chunk_images=40",
         "eta=0.01", "dtype=\"float64\""]
@@ -161,3 +161,20 @@ def test_eta_override_scales_the_weight_change():
         changes.append(state["w2"] - initial_state(spec)["w2"])
     assert np.abs(changes[0]).max() > 0
     np.testing.assert_allclose(changes[1], changes[0] / 2, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.gpu
+def test_cupy_backend_trains_end_to_end(cupy, tmp_path, data_folder):
+    """The experiment on the GPU: checkpoints come back as NumPy arrays that the CPU engines load."""
+    out = tmp_path / "gpu"
+    runner.run("fig4_spiking", TINY + ["engine=fast", "backend=\"cupy\"", "batch=4", 'algorithms=["fa","bp"]'],
+               out, data=str(data_folder))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"]["fa"]["backend"] == "cupy" and 0 <= summary["results"]["fa"]["test_error"] <= 1
+    spec, state, meta = load_checkpoint(out / "fa.npz")
+    assert meta["images_seen"] == 120 and all(isinstance(v, np.ndarray) for v in state.values())
+    start = initial_state(spec)
+    assert np.abs(state["w1"] - start["w1"]).max() > 1e-4 and np.array_equal(state["B1"], start["B1"])
+    _, state_bp, _ = load_checkpoint(out / "bp.npz")
+    np.testing.assert_array_equal(state_bp["B2"], state_bp["w3"].T)
+    assert main(["evaluate", str(out / "fa.npz"), "--engine", "fast", "--n-test", "30", "--data", str(data_folder)]) == 0

@@ -176,6 +176,25 @@ def test_minibatch_update_is_the_mean_of_single_updates():
     np.testing.assert_allclose(batched.W[1] - start.W[1], np.mean(changes, axis=0), rtol=1e-9, atol=1e-13)
 
 
+@pytest.mark.parametrize("algorithm", ["bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow"])
+def test_minibatch_path_gives_the_same_weights_on_every_backend(algorithm, xp):
+    """The minibatch rule moved to `xp` (NumPy, or CuPy where a GPU answers) equals it on NumPy."""
+    x, y = sample(40)
+    ref, moved = make(algorithm, weight_decay=0.01), make(algorithm, weight_decay=0.01).to(xp)
+    ref_losses, losses = ref.train_batch(x, y, batch=8), moved.train_batch(xp.asarray(x), y, batch=8)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-10)
+    np.testing.assert_allclose(moved.predict(x), ref.predict(x), rtol=1e-10)
+    moved.to(np)
+    for l in range(1, ref.L + 1):
+        assert isinstance(moved.W[l], np.ndarray)
+        np.testing.assert_allclose(moved.W[l], ref.W[l], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(moved.b[l], ref.b[l], rtol=1e-10, atol=1e-13)
+    assert not np.allclose(ref.W[-1], make(algorithm).W[-1])
+    if xp is not np:
+        with pytest.raises(ValueError, match="online"):
+            make(algorithm).to(xp).train(x, y)
+
+
 def test_one_fa_example_of_the_mnist_network_is_about_3_mflop():
     from spikefa.bench import rate_example_flops
 

@@ -12,6 +12,8 @@ from spikefa.spiking import fast
 from spikefa.spiking.brian import BrianNetwork
 from spikefa.spiking.spec import SpikingSpec, initial_state, load_checkpoint, save_checkpoint
 
+from spikefa.arrays import to_numpy
+
 SIZES = (12, 9, 7, 3)
 
 
@@ -163,24 +165,26 @@ def test_learning_off_keeps_weights():
 
 @pytest.mark.parametrize("mode, eta_scale", [("fa", ()), ("sparse_fa", ()), ("dfa", ()), ("bp", ()),
                                              ("fa", (0.5, 0.0, 2.0)), ("bp", (2.0, 0.5, 1.0))])
-def test_fast_engine_matches_brian2_step_by_step(mode, eta_scale):
+def test_fast_engine_matches_brian2_step_by_step(mode, eta_scale, xp):
     """Conformance: same uniforms, one stream, 250 steps — PSPs, δs, spikes and weights agree
-    (also with per-layer learning rates, which in bp mode the mirrored feedback must follow)."""
+    (also with per-layer learning rates, which in bp mode the mirrored feedback must follow), on
+    the CPU backend and, where a GPU answers, on CuPy."""
     spec = small_spec(feedback=mode, eta_scale=eta_scale)
     state = initial_state(spec)
     images, labels, uniforms = inputs(spec, 50)
     net = BrianNetwork(spec, 50, "numpy", noise=True, trace_neurons=all_neurons(spec), record_spikes=True)
     ref, rec = net.run(state, images, labels, uniforms=uniforms)
-    mine = fast.batch_state(spec, state, 1)
-    y, steps = fast.run(spec, mine, images[None], labels[None], uniforms=[uniforms[l][None] for l in range(3)], record=True)
+    mine = fast.batch_state(spec, state, 1, xp)
+    y, steps = fast.run(spec, mine, xp.asarray(images[None]), xp.asarray(labels[None]),
+                        uniforms=[xp.asarray(uniforms[l][None]) for l in range(3)], record=True)
     for k in ref:
-        np.testing.assert_allclose(mine[k].reshape(ref[k].shape), ref[k], rtol=1e-5, atol=1e-12)
-    np.testing.assert_allclose(y[:, 0], rec.y, rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(to_numpy(mine[k]).reshape(ref[k].shape), ref[k], rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(y[:, 0]), rec.y, rtol=1e-5, atol=1e-12)
     for l in (1, 2):
-        np.testing.assert_allclose(np.stack([s.mod[l][0] for s in steps]).T, rec.traces[l]["mod"], rtol=1e-5, atol=1e-12)
-        np.testing.assert_allclose(np.stack([s.delta[l][0] for s in steps]).T, rec.traces[l]["delta"], rtol=1e-5, atol=1e-12)
+        for key, got in (("mod", [s.mod[l][0] for s in steps]), ("delta", [s.delta[l][0] for s in steps])):
+            np.testing.assert_allclose(to_numpy(xp.stack(got)).T, rec.traces[l][key], rtol=1e-5, atol=1e-12)
     for l in (0, 1, 2):
-        t, i = np.nonzero(np.stack([s.spikes[l][0] for s in steps]))
+        t, i = np.nonzero(to_numpy(xp.stack([s.spikes[l][0] for s in steps])))
         order = np.lexsort((rec.spikes[l][1], rec.spikes[l][0]))
         np.testing.assert_array_equal(t, rec.spikes[l][0][order])
         np.testing.assert_array_equal(i, rec.spikes[l][1][order])

@@ -7,6 +7,8 @@ from spikefa.spiking import fast
 from spikefa.spiking.brian import BrianNetwork
 from spikefa.spiking.spec import SpikingSpec, initial_state
 
+from spikefa.arrays import to_numpy
+
 SIZES = (12, 9, 7, 3)
 
 
@@ -52,18 +54,19 @@ def test_numba_blas_backend_equals_array_backend(mode):
         np.testing.assert_allclose(s1[k], s2[k], rtol=1e-10, atol=1e-14)
 
 
-def test_weight_changes_of_streams_add_up():
+def test_weight_changes_of_streams_add_up(xp):
     spec = SpikingSpec(sizes=SIZES, reading="tau", steps_per_image=1, eta=0.05, dtype="float64")
     images, labels, uniforms = draws(spec, 2, 1)
+    images, labels, uniforms = xp.asarray(images), xp.asarray(labels), [xp.asarray(u) for u in uniforms]
     start = initial_state(spec)
-    both = fast.batch_state(spec, start, 2)
+    both = fast.batch_state(spec, start, 2, xp)
     fast.run(spec, both, images, labels, uniforms=uniforms)
-    change = {k: both[k] - start[k] for k in ("w1", "w2", "w3", "bias1", "bias3")}
+    change = {k: to_numpy(both[k]) - start[k] for k in ("w1", "w2", "w3", "bias1", "bias3")}
     alone = []
     for b in range(2):
-        one = fast.batch_state(spec, start, 1)
+        one = fast.batch_state(spec, start, 1, xp)
         fast.run(spec, one, images[b:b + 1], labels[b:b + 1], uniforms=[u[b:b + 1] for u in uniforms])
-        alone.append({k: one[k] - start[k] for k in change})
+        alone.append({k: to_numpy(one[k]) - start[k] for k in change})
     for k in change:
         np.testing.assert_allclose(change[k], alone[0][k] + alone[1][k], rtol=1e-10, atol=1e-15)
         assert np.abs(alone[0][k]).max() > 0

@@ -36,6 +36,8 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
+from spikefa.arrays import array_module, to_numpy
+
 ALGORITHMS = ("bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow", "node_perturbation")
 BP, FA, SPARSE_FA, DFA, SIGN_SYMMETRIC, SHALLOW, NODE_PERTURBATION = range(7)
 ACTIVATIONS = ("linear", "sigmoid", "tanh")
@@ -254,6 +256,8 @@ class Network:
     def train(self, X, Y, angles: bool = False):
         """One online pass over the rows of X, Y in order. Returns (losses, angles or None), the
         angles with one column per hidden layer (bottom first)."""
+        if self.xp is not np:
+            raise ValueError("online training runs on NumPy arrays: call to(numpy) first")
         X, Y = np.ascontiguousarray(X, self.dtype), np.ascontiguousarray(Y, self.dtype)
         out = np.full((len(X), self.L - 1 if angles else 0), np.nan)
         losses = np.zeros(len(X))
@@ -268,24 +272,37 @@ class Network:
             W *= c
         return losses, (out if angles else None)
 
+    def to(self, xp) -> "Network":
+        """Move weights, biases, feedback and masks to the array module `xp` (numpy or cupy); the
+        minibatch path and `forward` then run there. Online training needs them on NumPy."""
+        for name in ("W", "b", "B", "masks"):
+            setattr(self, name, [xp.asarray(a) if xp is not np else to_numpy(a) for a in getattr(self, name)])
+        return self
+
+    @property
+    def xp(self):
+        return array_module(self.W[1])
+
     def train_batch(self, X, Y, batch: int = 100) -> np.ndarray:
-        """Minibatch learning in NumPy (BLAS): the same rule with every δ computed from the weights
-        before the batch's update and the weight change averaged over the batch. Returns each
-        batch's mean loss. A batch of 1 is the online rule."""
+        """Minibatch learning with the array module the weights live on (NumPy BLAS, or CuPy after
+        `to(cupy)`): the same rule with every δ computed from the weights before the batch's update
+        and the weight change averaged over the batch. Returns each batch's mean loss. A batch of 1
+        is the online rule."""
         if self.algorithm == "node_perturbation":
             raise ValueError("node_perturbation learns online only (Network.train)")
-        X, Y = np.asarray(X, self.dtype), np.asarray(Y, self.dtype)
+        xp = self.xp
+        X, Y = xp.asarray(X, self.dtype), xp.asarray(Y, self.dtype)
         algo, L, losses = self.algorithm, self.L, []
         for lo in range(0, len(X), batch):
             hs = self.forward(X[lo:lo + batch])
             E = Y[lo:lo + batch] - hs[L]
-            losses.append(0.5 * float(np.mean(np.sum(E * E, axis=1))))
+            losses.append(0.5 * xp.mean(xp.sum(E * E, axis=1)))
             deltas = {L: E * self._slope(L, hs[L]) if self.mse_output else E}
             for l in range(L - 1, 0, -1):
                 if algo in ("bp", "shallow"):
                     m = deltas[l + 1] @ self.W[l + 1].T
                 elif algo == "sign_symmetric":
-                    m = deltas[l + 1] @ np.sign(self.W[l + 1]).T * self.feedback_scale
+                    m = deltas[l + 1] @ xp.sign(self.W[l + 1]).T * self.feedback_scale
                 else:
                     m = (deltas[L] if algo == "dfa" else deltas[l + 1]) @ self.B[l].T
                 deltas[l] = m * self._slope(l, hs[l])
@@ -297,23 +314,24 @@ class Network:
                 step = hs[l - 1].T @ (deltas[l] * self.dtype.type(eta / n))  # scale the small factor
                 self.W[l] += step * self.masks[l] if algo == "sparse_fa" else step
                 self.b[l] += eta * deltas[l].mean(axis=0)
-        return np.array(losses)
+        return to_numpy(xp.stack(losses)).astype(float) if losses else np.zeros(0)
 
-    def _slope(self, l: int, h: np.ndarray) -> np.ndarray:
+    def _slope(self, l: int, h):
         k = self.kinds[l]
-        return h * (1 - h) if k == SIGMOID else 1 - h * h if k == TANH else np.ones_like(h)
+        return h * (1 - h) if k == SIGMOID else 1 - h * h if k == TANH else self.xp.ones_like(h)
 
     def forward(self, X) -> list:
-        """Activities of every layer for a batch (h_0 = X), in NumPy."""
-        hs = [np.asarray(X, self.dtype)]
+        """Activities of every layer for a batch (h_0 = X), on the weights' array module."""
+        xp = self.xp
+        hs = [xp.asarray(X, self.dtype)]
         for l in range(1, self.L + 1):
             a = hs[-1] @ self.W[l] + self.b[l]
             k = self.kinds[l]
-            hs.append(0.5 + 0.5 * np.tanh(0.5 * a) if k == SIGMOID else np.tanh(a) if k == TANH else a)
+            hs.append(0.5 + 0.5 * xp.tanh(0.5 * a) if k == SIGMOID else xp.tanh(a) if k == TANH else a)
         return hs
 
     def predict(self, X) -> np.ndarray:
-        return self.forward(X)[-1]
+        return to_numpy(self.forward(X)[-1])
 
     def weight_feedback_angles(self) -> list:
         """Angle (degrees, signed) between the forward weights W_{l+1} and the feedback B_l that

@@ -26,6 +26,8 @@ import numpy as np
 from numba import njit
 from scipy.linalg import blas
 
+from spikefa.arrays import array_module
+
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 
 
@@ -224,11 +226,5 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
 
 
 def default_ops(array) -> ArrayOps:
-    return CpuOps() if isinstance(array, np.ndarray) else ArrayOps(_array_module(array))
-
-
-def _array_module(array):
-    import importlib
-
-    return importlib.import_module(type(array).__module__.split(".")[0])
+    return CpuOps() if isinstance(array, np.ndarray) else ArrayOps(array_module(array))
 

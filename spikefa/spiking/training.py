@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from spikefa.arrays import to_numpy
 from spikefa.errors import SpikefaError
 from spikefa.spiking import fast
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
@@ -27,6 +28,17 @@ def readout(y: np.ndarray, spec: SpikingSpec) -> np.ndarray:
 def single_stream(state: dict) -> dict:
     """State for the one-stream Brian2 network: stream 0 of a batched state."""
     return {k: (v[0] if is_stream_var(k) and v.ndim == 2 else v).copy() for k, v in state.items()}
+
+
+def import_cupy():
+    """CuPy, once it has shown that a GPU answers; otherwise one clear error."""
+    try:
+        import cupy
+
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # ImportError, or CUDA's own errors when there is no driver or device
+        raise SpikefaError(f"backend cupy needs CuPy and a GPU (pip install -e '.[gpu]'): {exc}") from None
+    return cupy
 
 
 class BrianRunner:
@@ -64,10 +76,7 @@ class FastRunner:
     def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1, backend: str = "numpy"):
         self.spec, self.chunk, self.batch = spec, chunk, batch
         if backend == "cupy":
-            try:
-                import cupy
-            except ImportError:
-                raise SpikefaError("backend cupy needs CuPy and a GPU (pip install -e '.[gpu]')") from None
+            cupy = import_cupy()
             self.xp, self.ops = cupy, fast.ArrayOps(cupy)
             self.rng = cupy.random.default_rng(spec.seed)
         else:
@@ -82,8 +91,7 @@ class FastRunner:
         return fast.batch_state(self.spec, state if same_batch else single_stream(state), self.batch, self.xp)
 
     def export(self, state: dict) -> dict:
-        to_host = getattr(self.xp, "asnumpy", np.asarray)
-        return {k: np.ascontiguousarray(to_host(v)) for k, v in state.items()}
+        return {k: np.ascontiguousarray(to_numpy(v)) for k, v in state.items()}
 
     def random_state(self) -> dict | None:
         return self.rng.bit_generator.state if self.xp is np else None
@@ -107,7 +115,7 @@ class FastRunner:
         xp = self.xp
         y, _ = fast.run(self.spec, sub, xp.asarray(images.reshape(k, -1, images.shape[-1])),
                         xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta)
-        y = getattr(xp, "asnumpy", np.asarray)(y)
+        y = to_numpy(y)
         self.steps += len(images) * self.spec.steps_per_image
         # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
         return np.concatenate([readout(y[:, s], self.spec) for s in range(k)])
