@@ -1,11 +1,15 @@
-"""The array module an array belongs to (NumPy or CuPy) and the way back to NumPy: the few lines
-that let the batched engines run the same code on a CPU or a GPU."""
+"""The array module an array belongs to (NumPy or CuPy), the way back to NumPy, and an in-place
+BLAS matrix product: the few lines that let the batched engines run the same code on a CPU or a GPU
+without temporaries on the CPU."""
 
 from __future__ import annotations
 
 import importlib
 
 import numpy as np
+from scipy.linalg import blas
+
+from spikefa.errors import SpikefaError
 
 
 def array_module(a):
@@ -13,6 +17,35 @@ def array_module(a):
     return np if isinstance(a, np.ndarray) else importlib.import_module(type(a).__module__.split(".")[0])
 
 
+def import_cupy():
+    """CuPy, once it has shown that a GPU answers; otherwise one clear error."""
+    try:
+        import cupy
+
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # ImportError, or CUDA's own errors when there is no driver or device
+        raise SpikefaError(f"backend cupy needs CuPy and a GPU (pip install -e '.[gpu]'): {exc}") from None
+    return cupy
+
+
 def to_numpy(a) -> np.ndarray:
     """A NumPy array of `a`, copied from the GPU when it lives there."""
     return a if isinstance(a, np.ndarray) else a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def gemm(a, b, out, alpha=1.0, beta=0.0, trans_a=False):
+    """out = α·x b + β·out with x = a (or aᵀ with `trans_a`), written into `out` in place by float32
+    or float64 BLAS: no temporary the size of `out`, and β carries a decay of `out` for free."""
+    # Row-major out = α·x·b is column-major outᵀ = α·bᵀ·xᵀ; every operand goes to BLAS as a
+    # column-major view, with its transpose flag, so nothing is copied.
+    x = a.T if trans_a else a
+    (A, ta), (B, tb) = _column_major(b.T), _column_major(x.T)
+    f = blas.sgemm if out.dtype == np.float32 else blas.dgemm
+    res = f(alpha, A, B, trans_a=ta, trans_b=tb, beta=beta, c=out.T, overwrite_c=True)
+    if not np.shares_memory(res, out):  # out was not C-contiguous and BLAS worked on a copy
+        out[...] = res.T
+
+
+def _column_major(m):
+    """(array, transpose flag) such that BLAS reading the array column-major and applying the flag sees m."""
+    return (m, False) if m.flags.f_contiguous else (m.T, True)

@@ -44,7 +44,7 @@ def array_backend(name: str):
 
     if name == "numpy":
         return np, fast.CpuOps()
-    from spikefa.spiking.training import import_cupy
+    from spikefa.arrays import import_cupy
 
     cupy = import_cupy()
     return cupy, fast.ArrayOps(cupy)

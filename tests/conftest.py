@@ -22,7 +22,7 @@ def data_folder() -> Path:
 
 def _cupy_or_skip():
     from spikefa.errors import SpikefaError
-    from spikefa.spiking.training import import_cupy
+    from spikefa.arrays import import_cupy
 
     try:
         return import_cupy()

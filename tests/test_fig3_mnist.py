@@ -56,8 +56,23 @@ def test_metrics_csv_has_a_row_per_evaluation(small_run):
 @pytest.mark.parametrize("item, words", [("sizes=[784,10]", "sizes"), ('algorithms=["fa","xx"]', "algorithms"),
                                          ('algorithms=["node_perturbation"]', "algorithms"),
                                          ("sparsity=1.0", "sparsity"), ("runs=0", "runs"),
-                                         ('hidden="relu"', "hidden")])
+                                         ('hidden="relu"', "hidden"), ("batch=0", "batch"),
+                                         ("backend=cupy", "backend")])
 def test_bad_config_exits_2(item, words, tmp_path, capsys):
     assert main(["run", "fig3_mnist", "--set", item, "--out", str(tmp_path / "r")]) == 2
     assert words in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_minibatch_runs_learn_deeper_networks(xp, tmp_path, data_folder):
+    """batch > 1: minibatches (on the CPU, or the GPU where one answers), any depth, no δ angles."""
+    backend = "numpy" if xp is np else "cupy"
+    out = tmp_path / "batch"
+    runner.run("fig3_mnist", ["train.images=2000", "test.images=500", "train.epochs=3.0", "runs=1", "batch=20",
+                              "eta=0.5", "sizes=[784,64,32,10]", f"backend={backend}", 'algorithms=["bp","fa"]'],
+               out, data=str(data_folder))
+    res = json.loads((out / "summary.json").read_text())["results"]
+    for algo in ("bp", "fa"):
+        assert res[algo]["test_error"] < 0.3, algo
+        assert "angle_deg_final" not in res[algo]
+    assert 0 <= res["fa"]["angle_deg_w_vs_b_final"] <= 180

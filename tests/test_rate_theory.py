@@ -1,6 +1,7 @@
 """Theorem 1 (SPEC §6.3): the linear FA ODE keeps its invariant and drives the error to zero."""
 
 import numpy as np
+import pytest
 
 from spikefa.rate.theory import fa_linear_ode, invariant
 
@@ -25,3 +26,14 @@ def test_invariant_is_conserved_from_any_start():
     C = np.array([invariant(B, a, w) for a, w in zip(A, W)])
     assert np.abs(C[0]).max() > 0.1
     np.testing.assert_allclose(C, np.broadcast_to(C[0], C.shape), atol=1e-6)
+
+
+def test_flow_field_trajectory_from_zero_ends_on_the_stable_branch():
+    from spikefa import plotting
+    from spikefa.rate.theory import plot_flow_field
+
+    fig, ax = plotting.new_axes()
+    _, (a, w) = plot_flow_field(ax)
+    assert a * w == pytest.approx(1.0, abs=1e-3) and w > 0  # W·A = T on the branch with W·B > 0
+    assert a ** 2 / 2 - w == pytest.approx(0.0, abs=1e-3)   # A²/2 − B·W conserved at its start value
+    plotting.close(fig)

@@ -4,7 +4,8 @@ Each algorithm trains `runs` networks online (run r uses seed + r: its own forwa
 and example order; BP and FA of one run start from the same W). Recorded: test error every
 `train.eval_every` epochs, the angle between each hidden layer's δ and backprop's on every training
 example (summarised in windows), the angle between W and B at the end, and the receptive fields of
-100 hidden units of run 0. Deeper and wider networks are a `sizes` away; `dataset` may also be
+100 hidden units of run 0. With `batch` > 1 the networks learn in minibatches (NumPy BLAS, or CuPy
+with `backend = "cupy"`) and no δ angles are recorded. Deeper and wider networks are a `sizes` away; `dataset` may also be
 fashion-mnist or svhn (3,072 standardised inputs, SPEC §6.4).
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spikefa import config, plotting
+from spikefa.arrays import import_cupy
 from spikefa.data import load_images, load_svhn
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.rate.network import ACTIVATIONS, ALGORITHMS, Network
@@ -48,6 +50,11 @@ def validate(cfg: dict) -> None:
     at_least_zero = {"weight_decay": cfg["weight_decay"], "train.images": cfg["train"]["images"],
                      "test.images": cfg["test"]["images"]}
     config.require_positive(at_least_zero, allow_zero=True)
+    if cfg["batch"] < 1:
+        raise SpikefaError(f"batch must be at least 1, got {cfg['batch']}")
+    if cfg["backend"] not in ("numpy", "cupy") or (cfg["backend"] == "cupy" and cfg["batch"] == 1):
+        raise SpikefaError(f"backend must be numpy, or cupy with batch > 1 (online learning runs on the CPU), "
+                           f"got {cfg['backend']!r} with batch {cfg['batch']}")
     if not 0 <= cfg["sparsity"] < 1:
         raise SpikefaError(f"sparsity must be in [0, 1), got {cfg['sparsity']}")
 
@@ -67,14 +74,18 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
     """Online training over `train.epochs` reshuffled epochs; returns the curves of one run."""
     n, epochs, window = len(X), cfg["train"]["epochs"], cfg["angle"]["window"]
     chunk = max(1, int(round(cfg["train"]["eval_every"] * n)))
-    with_angles = net.L > 1 and net.algorithm not in ("bp", "shallow")  # their δ is backprop's
+    batch = cfg["batch"]
+    with_angles = batch == 1 and net.L > 1 and net.algorithm not in ("bp", "shallow")  # their δ is backprop's
     points, errors, angle_windows = [0], [error_rate(net, X_test, y_test)], []
     seen, start = 0, time.perf_counter()
     for epoch in range(int(np.ceil(epochs))):
         order = stream(seed, "order", epoch).permutation(n)[:int(round(min(1.0, epochs - epoch) * n))]
         for lo in range(0, len(order), chunk):
             idx = order[lo:lo + chunk]
-            _, angles = net.train(X[idx], Y[idx], angles=with_angles)
+            if batch > 1:
+                net.train_batch(X[idx], Y[idx], batch)
+            else:
+                _, angles = net.train(X[idx], Y[idx], angles=with_angles)
             if not all(np.isfinite(w).all() for w in net.W):
                 raise DivergenceError(f"{net.algorithm} diverged (NaN/inf weights) after {seen} examples; lower eta")
             if with_angles:
@@ -109,7 +120,10 @@ def run(cfg: dict, out, data_dir=None) -> dict:
         with tqdm(total=total, desc=algo, unit="ex", leave=False, mininterval=1.0) as bar:
             for r in range(runs):
                 net = make_network(cfg, algo, cfg["seed"] + r)
+                if cfg["backend"] == "cupy":
+                    net.to(import_cupy())
                 c = train_run(cfg, net, X, Y, X_test, y_test, cfg["seed"] + r, bar)
+                net.to(np)
                 c["weight_feedback_angles"] = net.weight_feedback_angles()
                 curves[algo].append(c)
                 if r == 0:

@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
-from spikefa.arrays import array_module, to_numpy
+from spikefa.arrays import array_module, gemm, to_numpy
 
 ALGORITHMS = ("bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow", "node_perturbation")
 BP, FA, SPARSE_FA, DFA, SIGN_SYMMETRIC, SHALLOW, NODE_PERTURBATION = range(7)
@@ -308,11 +308,13 @@ class Network:
                 deltas[l] = m * self._slope(l, hs[l])
             n = len(E)
             for l in range(L if algo == "shallow" else 1, L + 1):
-                eta = self.etas[l]
-                if self.decay:
-                    self.W[l] *= 1.0 - eta * self.decay  # masked weights are zero and stay zero
-                step = hs[l - 1].T @ (deltas[l] * self.dtype.type(eta / n))  # scale the small factor
-                self.W[l] += step * self.masks[l] if algo == "sparse_fa" else step
+                eta, keep = self.etas[l], 1.0 - self.etas[l] * self.decay
+                if xp is np and algo != "sparse_fa":  # W ← keep·W + (η/n)·hᵀδ in one BLAS call
+                    gemm(hs[l - 1], deltas[l], self.W[l], alpha=eta / n, beta=keep, trans_a=True)
+                else:
+                    self.W[l] *= keep  # masked weights are zero and stay zero
+                    step = hs[l - 1].T @ (deltas[l] * self.dtype.type(eta / n))  # scale the small factor
+                    self.W[l] += step * self.masks[l] if algo == "sparse_fa" else step
                 self.b[l] += eta * deltas[l].mean(axis=0)
         return to_numpy(xp.stack(losses)).astype(float) if losses else np.zeros(0)
 
@@ -325,9 +327,16 @@ class Network:
         xp = self.xp
         hs = [xp.asarray(X, self.dtype)]
         for l in range(1, self.L + 1):
-            a = hs[-1] @ self.W[l] + self.b[l]
-            k = self.kinds[l]
-            hs.append(0.5 + 0.5 * xp.tanh(0.5 * a) if k == SIGMOID else xp.tanh(a) if k == TANH else a)
+            a = hs[-1] @ self.W[l]
+            a += self.b[l]
+            if self.kinds[l] == SIGMOID:  # σ(a) = (1 + tanh(a/2))/2, in place
+                a *= 0.5
+                xp.tanh(a, out=a)
+                a *= 0.5
+                a += 0.5
+            elif self.kinds[l] == TANH:
+                xp.tanh(a, out=a)
+            hs.append(a)
         return hs
 
     def predict(self, X) -> np.ndarray:

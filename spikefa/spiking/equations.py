@@ -47,11 +47,13 @@ bias : 1
 ystar = int(labels(t) == i) : 1   # one-hot target of the image on show
 y : 1                             # output rate σ(u)
 delta : 1                         # error e = y* − y
+mod : 1                           # = delta: the output's modulator is its error (no σ′ factor)
 eta : 1 (shared)
 """
 OUTPUT_ERROR = """
 y = 1 / (1 + exp(-u))
 delta = ystar - y
+mod = delta
 """
 BIAS_PLASTICITY = "bias += eta * delta"
 

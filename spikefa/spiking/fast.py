@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from scipy.linalg import blas
 
-from spikefa.arrays import array_module
+from spikefa.arrays import array_module, gemm
 
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 
@@ -89,22 +88,10 @@ class CpuOps(ArrayOps):
         _hidden_delta(sig, mod, delta)
 
     def gemm(self, a, b, out, alpha=1.0, beta=0.0, trans_a=False):
-        # Row-major out = α·x·b (x = a or aᵀ) is column-major outᵀ = α·bᵀ·xᵀ; every operand goes to
-        # BLAS as a column-major view, with its transpose flag, so nothing is copied.
-        x = a.T if trans_a else a
-        (A, ta), (B, tb) = _column_major(b.T), _column_major(x.T)
-        f = blas.sgemm if out.dtype == np.float32 else blas.dgemm
-        res = f(alpha, A, B, trans_a=ta, trans_b=tb, beta=beta, c=out.T, overwrite_c=True)
-        if not np.shares_memory(res, out):  # out was not C-contiguous and BLAS worked on a copy
-            out[...] = res.T
+        gemm(a, b, out, alpha, beta, trans_a)
 
     def uniforms(self, rng, out):
         rng.random(out=out, dtype=out.dtype) if out.flags.c_contiguous else super().uniforms(rng, out)
-
-
-def _column_major(m):
-    """(array, transpose flag) such that BLAS reading the array column-major and applying the flag sees m."""
-    return (m, False) if m.flags.f_contiguous else (m.T, True)
 
 
 # Element-wise kernels, each touching every element once (no fastmath: contracting to FMA would

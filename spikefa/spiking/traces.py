@@ -2,7 +2,9 @@
 
 `record_traces` runs the Brian2 network with given weights on a few images (learning off unless
 asked) and returns plain arrays; `plot_traces` draws PSP and modulator side by side for each
-recorded neuron, image onsets marked, with a spike raster and the output rates below.
+recorded neuron, image onsets marked, with a spike raster and the output rates below;
+`fig4_figure` lays out the paper's Fig. 4 from a checkpoint: early and late traces with rasters and
+the test-error curve.
 """
 
 from __future__ import annotations
@@ -72,5 +74,49 @@ def plot_traces(tr: dict, title: str = "", max_neurons: int = 4):
     for onset, lab in zip(tr["image_onsets"], tr["labels"]):
         out.text(onset + 0.5, 0.9, str(lab), fontsize=7, color="0.3")
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray, labels: np.ndarray,
+                neuron: int = 0, device: str = "cpp_standalone"):
+    """PSP and modulator of first-layer unit `neuron` early in training (the seed's initial weights)
+    and late (`trained`), recorded with plasticity on, above spike rasters (60 units of each layer)
+    and output rates, beside the test-error curve stored in the checkpoint's `meta`."""
+    import matplotlib.pyplot as plt
+
+    from spikefa.spiking.spec import initial_state
+
+    stages = {"early (initial weights)": initial_state(spec),
+              f"late ({meta.get('images_seen', '?')} training images)": trained}
+    fig, axes = plt.subplots(3, 3, figsize=(12, 7), gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    for col, (title, state) in enumerate(stages.items()):
+        tr = record_traces(spec, state, images, labels, [neuron], device, learn=True)
+        ax = axes[0, col]
+        ax.plot(tr["t"], tr["psp"][0], color="k", linewidth=0.9, label="PSP u")
+        ax.set(title=title, ylabel=f"h1[{neuron}] PSP")
+        ax2 = ax.twinx()
+        ax2.plot(tr["t"], tr["modulator"][0], color=plotting.COLOURS["fa"], linewidth=0.9)
+        ax2.set_ylabel("modulator Bδ", color=plotting.COLOURS["fa"])
+        raster = axes[1, col]
+        for l in range(spec.n_layers):
+            pick = (tr["spike_layer"] == l) & (tr["spike_index"] < 60)
+            raster.plot(tr["spike_t"][pick], tr["spike_index"][pick] + 70 * l, "|", color="k", markersize=1.5)
+        raster.set(ylabel="units (input, h1, h2, h3)", yticks=[])
+        out = axes[2, col]
+        out.plot(tr["t"], tr["y"], linewidth=0.8)
+        out.set(ylabel="output rate", xlabel="time (ms = steps)", ylim=(0, 1))
+        for a in (ax, raster, out):
+            for onset in tr["image_onsets"]:
+                a.axvline(onset, color="0.6", linestyle=":", linewidth=0.7)
+    curve = np.array(meta.get("curve", []))
+    gs = axes[0, 2].get_gridspec()
+    for a in axes[:, 2]:
+        a.remove()
+    err = fig.add_subplot(gs[:, 2])
+    if len(curve):
+        err.plot(curve[:, 0] / 60000, 100 * curve[:, 1], "o-", color=plotting.COLOURS["fa"], markersize=3)
+    err.set(yscale="log", xlabel="epochs", ylabel="test error (%)", title="test error")
+    fig.suptitle(f"Fig. 4 — {spec.describe()}", fontsize=9)
     fig.tight_layout()
     return fig

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikefa.arrays import to_numpy
+from spikefa.arrays import import_cupy, to_numpy
 from spikefa.errors import SpikefaError
 from spikefa.spiking import fast
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
@@ -28,17 +28,6 @@ def readout(y: np.ndarray, spec: SpikingSpec) -> np.ndarray:
 def single_stream(state: dict) -> dict:
     """State for the one-stream Brian2 network: stream 0 of a batched state."""
     return {k: (v[0] if is_stream_var(k) and v.ndim == 2 else v).copy() for k, v in state.items()}
-
-
-def import_cupy():
-    """CuPy, once it has shown that a GPU answers; otherwise one clear error."""
-    try:
-        import cupy
-
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # ImportError, or CUDA's own errors when there is no driver or device
-        raise SpikefaError(f"backend cupy needs CuPy and a GPU (pip install -e '.[gpu]'): {exc}") from None
-    return cupy
 
 
 class BrianRunner:
