@@ -1,13 +1,14 @@
 """Regenerate the README's figure gallery (docs/*.png) from real runs.
 
-    python scripts/make_gallery.py                      # runs fig2_linear, fig3_deep, fig5_quadratic, …
-    python scripts/make_gallery.py --fig3 results/DIR   # reuse a finished fig3_mnist run (else one run, ~15 min)
+    python scripts/make_gallery.py                      # runs fig2_linear, fig3_mnist (1 seed), fig5_quadratic
+    python scripts/make_gallery.py --fig3 DIR [DIR …]   # reuse finished fig3_mnist runs (else one seed, ~15 min)
 
 Each figure comes from a fresh `spikefa run` of the shipped config (or the run named), the Fig. 4
 panel from the shipped checkpoint `models/fig4_spiking_fa.npz` recorded by the Brian2 model.
 """
 
 import argparse
+import csv
 import shutil
 from pathlib import Path
 
@@ -26,20 +27,38 @@ def copy(run: Path, figure: str, name: str) -> None:
     print(f"docs/{name} ← {run / 'figures' / figure}")
 
 
+def mnist_curves(runs: list[Path]):
+    """Mean test error over the runs of each rule, from the metrics.csv of one or more fig3_mnist runs."""
+    fig, ax = plotting.new_axes()
+    for run in runs:
+        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        for algo in dict.fromkeys(r["algorithm"] for r in rows):
+            by_epoch = {}
+            for r in rows:
+                if r["algorithm"] == algo:
+                    by_epoch.setdefault(float(r["epoch"]), []).append(100 * float(r["test_error"]))
+            epochs = sorted(e for e in by_epoch if e > 0)
+            plotting.plot_curve(ax, epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], algo)
+    ax.set(yscale="log", xlabel="epoch", ylabel="test error (%)", title="MNIST, 784-1000-10 (mean of runs)")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fig3", help="a finished fig3_mnist results folder (default: run one seed now)")
+    ap.add_argument("--fig3", nargs="+", help="finished fig3_mnist results folders (default: run one seed now)")
     ap.add_argument("--data", help="data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)")
     ap.add_argument("--device", default="cpp_standalone", help="Brian2 device for the Fig. 4 traces")
     args = ap.parse_args()
     fig2 = runner.run("fig2_linear", data=args.data)
     copy(fig2, "nse.png", "fig2_nse.png")
     copy(fig2, "angle.png", "fig2_angle.png")
-    fig3 = Path(args.fig3) if args.fig3 else runner.run("fig3_mnist", ["runs=1"], data=args.data)
-    copy(fig3, "test_error.png", "fig3_mnist_error.png")
-    copy(fig3, "angle.png", "fig3_mnist_angle.png")
-    copy(fig3, "receptive_fields.png", "fig3_receptive_fields.png")
-    copy(runner.run("fig3_deep", data=args.data), "nse.png", "fig3_deep_nse.png")
+    fig3 = [Path(d) for d in args.fig3] if args.fig3 else [runner.run("fig3_mnist", ["runs=1"], data=args.data)]
+    mnist_curves(fig3).savefig(DOCS / "fig3_mnist_error.png", dpi=130)
+    with_fa = next(d for d in fig3 if (d / "figures" / "angle.png").exists())
+    copy(with_fa, "angle.png", "fig3_mnist_angle.png")
+    copy(with_fa, "receptive_fields.png", "fig3_receptive_fields.png")
     copy(runner.run("fig5_quadratic", data=args.data), "alignment.png", "fig5_alignment.png")
     spec, state, meta = load_checkpoint(MODELS_DIR / "fig4_spiking_fa.npz")
     data = load_images("mnist", args.data)

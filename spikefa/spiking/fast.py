@@ -26,7 +26,6 @@ import numpy as np
 from numba import njit
 
 from spikefa.arrays import array_module, gemm
-
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from spikefa.arrays import import_cupy, to_numpy
-from spikefa.errors import SpikefaError
 from spikefa.spiking import fast
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 from spikefa.seeds import stream
