@@ -5,8 +5,8 @@ and example order; BP and FA of one run start from the same W). Recorded: test e
 `train.eval_every` epochs, the angle between each hidden layer's δ and backprop's on every training
 example (summarised in windows), the angle between W and B at the end, and the receptive fields of
 100 hidden units of run 0. With `batch` > 1 the networks learn in minibatches (NumPy BLAS, or CuPy
-with `backend = "cupy"`) and no δ angles are recorded. Deeper and wider networks are a `sizes` away; `dataset` may also be
-fashion-mnist or svhn (3,072 standardised inputs, SPEC §6.4).
+with `backend = "cupy"`) and no δ angles are recorded. Deeper and wider networks are a `sizes` away;
+`dataset` may also be fashion-mnist or svhn (3,072 standardised inputs, SPEC §6.4).
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def error_rate(net: Network, X: np.ndarray, labels: np.ndarray) -> float:
 
 
 def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None) -> dict:
-    """Online training over `train.epochs` reshuffled epochs; returns the curves of one run."""
+    """Training (online, or in minibatches of `batch`) over `train.epochs` reshuffled epochs; returns
+    the curves of one run."""
     n, epochs, window = len(X), cfg["train"]["epochs"], cfg["angle"]["window"]
     chunk = max(1, int(round(cfg["train"]["eval_every"] * n)))
     batch = cfg["batch"]
