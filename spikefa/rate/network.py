@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
-from spikefa.arrays import array_module, gemm, to_numpy
+from spikefa.arrays import array_module, to_numpy
 
 ALGORITHMS = ("bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow", "node_perturbation")
 BP, FA, SPARSE_FA, DFA, SIGN_SYMMETRIC, SHALLOW, NODE_PERTURBATION = range(7)
@@ -308,13 +308,11 @@ class Network:
                 deltas[l] = m * self._slope(l, hs[l])
             n = len(E)
             for l in range(L if algo == "shallow" else 1, L + 1):
-                eta, keep = self.etas[l], 1.0 - self.etas[l] * self.decay
-                if xp is np and algo != "sparse_fa":  # W ← keep·W + (η/n)·hᵀδ in one BLAS call
-                    gemm(hs[l - 1], deltas[l], self.W[l], alpha=eta / n, beta=keep, trans_a=True)
-                else:
-                    self.W[l] *= keep  # masked weights are zero and stay zero
-                    step = hs[l - 1].T @ (deltas[l] * self.dtype.type(eta / n))  # scale the small factor
-                    self.W[l] += step * self.masks[l] if algo == "sparse_fa" else step
+                eta = self.etas[l]
+                if self.decay:
+                    self.W[l] *= 1.0 - eta * self.decay  # masked weights are zero and stay zero
+                step = hs[l - 1].T @ (deltas[l] * self.dtype.type(eta / n))  # scale the small factor
+                self.W[l] += step * self.masks[l] if algo == "sparse_fa" else step
                 self.b[l] += eta * deltas[l].mean(axis=0)
         return to_numpy(xp.stack(losses)).astype(float) if losses else np.zeros(0)
 
