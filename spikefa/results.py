@@ -13,6 +13,8 @@ import json
 import os
 import tempfile
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def load_npz(path: Path, what: str) -> dict:
+    """Every array of an `.npz` file, read eagerly; a missing, truncated or corrupted file is a
+    SpikefaError naming it (`what` says what the file should have been)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise SpikefaError(f"{what} {path} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise SpikefaError(f"{path} is not a readable {what} (truncated or corrupted? {type(exc).__name__}: {exc}); "
+                           f"delete it to start afresh") from None
 
 
 def default_out(name: str) -> Path:

@@ -40,3 +40,27 @@ def cupy():
 def xp(request):
     """The array module of a backend: NumPy always; CuPy where a GPU answers (skipped elsewhere)."""
     return np if request.param == "numpy" else _cupy_or_skip()
+
+
+@pytest.fixture
+def killed_mid_run(data_folder):
+    """`kill(args, ready)`: start `python -m spikefa run ARGS` and SIGKILL it as soon as `ready()` is
+    true (polled every 10 ms); fails if the run ends first. Returns the killed process's stderr."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def kill(args: list[str], ready) -> str:
+        env = {**os.environ, "SPIKEFA_DATA": str(data_folder)}
+        p = subprocess.Popen([sys.executable, "-m", "spikefa", "run", *args], env=env, cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while p.poll() is None and not ready():
+            time.sleep(0.01)
+        if p.poll() is not None:
+            pytest.fail(f"the run ended (exit {p.returncode}) before it could be killed: {p.stderr.read()[-500:]}")
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        return p.stderr.read()
+
+    return kill

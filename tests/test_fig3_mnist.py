@@ -76,3 +76,55 @@ def test_minibatch_runs_learn_deeper_networks(xp, tmp_path, data_folder):
         assert res[algo]["test_error"] < 0.3, algo
         assert "angle_deg_final" not in res[algo]
     assert 0 <= res["fa"]["angle_deg_w_vs_b_final"] <= 180
+
+
+RESUMABLE = ["sizes=[784,40,10]", "train.images=3000", "test.images=300", "train.epochs=2.0", "train.eval_every=0.02",
+             "runs=2", 'algorithms=["fa","bp"]', "checkpoint_minutes=0"]
+
+
+def _partial_checkpoint(path):
+    """True once the checkpoint holds a finished network and one in training."""
+    from spikefa.results import load_npz
+
+    if not path.exists():
+        return False
+    meta = json.loads(str(load_npz(path, "checkpoint")["meta"]))
+    return bool(meta["done"]) and meta["current"] is not None
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, data_folder, killed_mid_run):
+    sets = [a for s in RESUMABLE for a in ("--set", s)]
+    runner.run("fig3_mnist", RESUMABLE, tmp_path / "whole", data=str(data_folder))
+    killed_mid_run(["fig3_mnist", *sets, "--out", str(tmp_path / "cut")], lambda: _partial_checkpoint(tmp_path / "cut" / "checkpoint.npz"))
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    assert main(["run", "fig3_mnist", *sets, "--out", str(tmp_path / "cut"), "--resume", "--data", str(data_folder)]) == 0
+    whole, cut = (json.loads((tmp_path / d / "summary.json").read_text())["results"] for d in ("whole", "cut"))
+    for algo in ("fa", "bp"):
+        assert cut[algo]["weights_sha256"] == whole[algo]["weights_sha256"]
+        assert cut[algo]["test_errors"] == whole[algo]["test_errors"]
+    assert (tmp_path / "cut" / "metrics.csv").read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
+    with np.load(tmp_path / "whole" / "curves.npz") as a, np.load(tmp_path / "cut" / "curves.npz") as b:
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_resume_refuses_another_config_and_a_corrupted_checkpoint(tmp_path, data_folder, capsys):
+    sets = [a for s in RESUMABLE + ["runs=1", "train.epochs=0.5"] for a in ("--set", s)]
+    out = str(tmp_path / "r")
+    assert main(["run", "fig3_mnist", *sets, "--out", out, "--data", str(data_folder)]) == 0
+    capsys.readouterr()
+    assert main(["run", "fig3_mnist", "--set", "eta=0.5", "--out", out, "--resume", "--data", str(data_folder)]) == 2
+    assert "another config" in capsys.readouterr().err
+    ckpt = tmp_path / "r" / "checkpoint.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert main(["run", "fig3_mnist", "--out", out, "--resume", "--data", str(data_folder)]) == 2
+    err = capsys.readouterr().err
+    assert "truncated or corrupted" in err and err.count("\n") == 1
+
+
+def test_divergence_exits_3_naming_layer_and_example(tmp_path, data_folder, capsys):
+    sets = [a for s in RESUMABLE + ["runs=1", "eta=1e30", 'algorithms=["bp"]'] for a in ("--set", s)]
+    assert main(["run", "fig3_mnist", *sets, "--out", str(tmp_path / "r"), "--data", str(data_folder)]) == 3
+    err = capsys.readouterr().err
+    assert "NaN/inf in W" in err and "weight layer" in err and "after example" in err
+    assert not (tmp_path / "r" / "summary.json").exists()

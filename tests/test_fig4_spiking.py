@@ -112,6 +112,32 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, data_fol
     assert (tmp_path / "pieces" / "metrics.csv").read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
 
 
+def test_fast_engine_resumes_after_sigkill_with_the_same_weights(tmp_path, data_folder, killed_mid_run):
+    sets = TINY + ["engine=fast", "batch=3", "train.images=600", "train.epochs=2", "checkpoint_minutes=0"]
+    runner.run("fig4_spiking", sets, tmp_path / "whole", data=str(data_folder))
+    ckpt = tmp_path / "cut" / "fa.npz"
+
+    def mid_run():
+        return ckpt.exists() and 0 < load_checkpoint(ckpt)[2]["images_seen"] < 1200
+
+    killed_mid_run(["fig4_spiking", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "cut")], mid_run)
+    runner.run("fig4_spiking", sets, tmp_path / "cut", data=str(data_folder), resume=True)
+    _, whole, meta_w = load_checkpoint(tmp_path / "whole" / "fa.npz")
+    _, cut, meta_c = load_checkpoint(ckpt)
+    for k in whole:
+        np.testing.assert_array_equal(whole[k], cut[k], err_msg=k)
+    assert meta_w["curve"] == meta_c["curve"]
+
+
+def test_divergence_exits_3_naming_layer_and_step(tmp_path, data_folder, capsys):
+    sets = TINY + ["engine=fast", "dtype=\"float32\"", "eta=1e38"]
+    assert main(["run", "fig4_spiking", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "r"),
+                 "--data", str(data_folder)]) == 3
+    err = capsys.readouterr().err
+    assert "NaN/inf in" in err and "(layer " in err and "by step" in err
+    assert not (tmp_path / "r" / "summary.json").exists()
+
+
 def test_resume_needs_an_earlier_run(tmp_path, capsys):
     assert main(["run", "fig4_spiking", "--resume", "--out", str(tmp_path / "nothing")]) == 2
     assert "--resume needs" in capsys.readouterr().err

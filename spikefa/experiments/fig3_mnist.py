@@ -7,10 +7,16 @@ example (summarised in windows), the angle between W and B at the end, and the r
 100 hidden units of run 0. With `batch` > 1 the networks learn in minibatches (NumPy BLAS, or CuPy
 with `backend = "cupy"`) and no δ angles are recorded. Deeper and wider networks are a `sizes` away;
 `dataset` may also be fashion-mnist or svhn (3,072 standardised inputs, SPEC §6.4).
+
+A run saves `checkpoint.npz` every `checkpoint_minutes` (between evaluations) and after every
+finished network; `--resume` continues from it and ends with the same weights, bit for bit, as an
+uninterrupted run: the example order comes from (seed, epoch) and the weights are saved exactly.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 import numpy as np
@@ -20,6 +26,7 @@ from spikefa import config, plotting
 from spikefa.arrays import import_cupy
 from spikefa.data import load_images, load_svhn
 from spikefa.errors import DivergenceError, SpikefaError
+from spikefa.results import load_npz
 from spikefa.rate.network import ACTIVATIONS, ALGORITHMS, Network
 from spikefa.seeds import stream
 
@@ -48,7 +55,7 @@ def validate(cfg: dict) -> None:
                 "train.eval_every": cfg["train"]["eval_every"], "angle.window": cfg["angle"]["window"]}
     config.require_positive(positive)
     at_least_zero = {"weight_decay": cfg["weight_decay"], "train.images": cfg["train"]["images"],
-                     "test.images": cfg["test"]["images"]}
+                     "test.images": cfg["test"]["images"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
     config.require_positive(at_least_zero, allow_zero=True)
     if cfg["batch"] < 1:
         raise SpikefaError(f"batch must be at least 1, got {cfg['batch']}")
@@ -70,42 +77,139 @@ def error_rate(net: Network, X: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(net.predict(X), axis=1) != labels))
 
 
-def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None) -> dict:
+def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None, progress=None, run=None) -> dict:
     """Training (online, or in minibatches of `batch`) over `train.epochs` reshuffled epochs; returns
-    the curves of one run."""
+    the curves of one run. `progress` (a Progress) restores a saved partial run `run` = (algo, r)
+    into `net` and saves it again when a checkpoint is due."""
     n, epochs, window = len(X), cfg["train"]["epochs"], cfg["angle"]["window"]
     chunk = max(1, int(round(cfg["train"]["eval_every"] * n)))
     batch = cfg["batch"]
     with_angles = batch == 1 and net.L > 1 and net.algorithm not in ("bp", "shallow")  # their δ is backprop's
-    points, errors, angle_windows = [0], [error_rate(net, X_test, y_test)], []
-    seen, start = 0, time.perf_counter()
-    for epoch in range(int(np.ceil(epochs))):
+    c = progress.restore(run, net) if progress else None
+    if c is None:
+        c = {"examples": [0], "test_error": [error_rate(net, X_test, y_test)], "angles": [], "seconds": 0.0}
+    seen, start = c["examples"][-1], time.perf_counter() - c["seconds"]
+    for epoch in range(seen // n, int(np.ceil(epochs))):
         order = stream(seed, "order", epoch).permutation(n)[:int(round(min(1.0, epochs - epoch) * n))]
-        for lo in range(0, len(order), chunk):
+        for lo in range(seen - epoch * n, len(order), chunk):  # a resumed run starts where it stopped
             idx = order[lo:lo + chunk]
             if batch > 1:
                 net.train_batch(X[idx], Y[idx], batch)
             else:
                 _, angles = net.train(X[idx], Y[idx], angles=with_angles)
-            if not all(np.isfinite(w).all() for w in net.W):
-                raise DivergenceError(f"{net.algorithm} diverged (NaN/inf weights) after {seen} examples; lower eta")
+            _check_finite(net, seen + len(idx), progress)
             if with_angles:
                 k = len(angles) // window * window
-                angle_windows.append(angles[:k].reshape(-1, window, angles.shape[1]))
+                c["angles"].append(angles[:k].reshape(-1, window, angles.shape[1]))
             seen += len(idx)
-            points.append(seen)
-            errors.append(error_rate(net, X_test, y_test))
+            c["examples"].append(seen)
+            c["test_error"].append(error_rate(net, X_test, y_test))
+            c["seconds"] = time.perf_counter() - start
             if bar is not None:
                 bar.update(len(idx))
-                bar.set_postfix(test_error=f"{errors[-1]:.4f}")
-    train_seconds = time.perf_counter() - start
-    aw = np.concatenate(angle_windows) if angle_windows else np.zeros((0, window, max(net.L - 1, 1)))
-    return {"examples": np.array(points), "test_error": np.array(errors), "seconds": train_seconds,
+                bar.set_postfix(test_error=f"{c['test_error'][-1]:.4f}")
+            if progress:
+                progress.save_if_due(run, net, c)
+    aw = np.concatenate(c["angles"]) if c["angles"] else np.zeros((0, window, max(net.L - 1, 1)))
+    return {"examples": np.array(c["examples"]), "test_error": np.array(c["test_error"]), "seconds": c["seconds"],
             "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
             "angle_sd": np.nanstd(aw, axis=1) if len(aw) else aw[:, 0]}
 
 
-def run(cfg: dict, out, data_dir=None) -> dict:
+def _check_finite(net: Network, seen: int, progress) -> None:
+    for l in range(1, net.L + 1):
+        for name, a in ((f"W{l}", net.W[l]), (f"b{l}", net.b[l])):
+            if not np.isfinite(net.xp.asarray(a)).all():
+                kept = f"the last good checkpoint {progress.path} is kept" if progress and progress.path.exists() else \
+                    "no checkpoint yet"
+                raise DivergenceError(f"{net.algorithm} diverged: NaN/inf in {name} (weight layer {l}) after example "
+                                      f"{seen}; {kept}; lower eta")
+
+
+def weights_digest(net: Network) -> str:
+    """SHA-256 of a network's weights and biases: equal digests, bit-identical networks."""
+    h = hashlib.sha256()
+    for a in net.W[1:] + net.b[1:]:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+class Progress:
+    """What a run has done so far, kept in `checkpoint.npz`: the curves of every finished network, the
+    receptive fields, and the weights and curves of the network in training. Saved atomically every
+    `checkpoint_minutes` between evaluations and after every finished network."""
+
+    def __init__(self, cfg: dict, out, resume: bool):
+        self.out, self.path = out, out.path / "checkpoint.npz"
+        self.config = config.to_toml({k: v for k, v in cfg.items() if k != "checkpoint_minutes"})
+        self.every, self.last_save = 60 * cfg["checkpoint_minutes"], time.monotonic()
+        self.done, self.fields, self.current = {}, {}, None  # current: (algo, r, arrays of the partial run)
+        if resume and self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        z = load_npz(self.path, "checkpoint")
+        try:
+            meta = json.loads(str(z.pop("meta")))
+            if meta["config"] != self.config:
+                raise SpikefaError(f"{self.path} was written by a run with another config; resume it with the "
+                                   f"same settings, or start a new run in another folder")
+            for a, r in meta["done"]:
+                self.done[(a, r)] = {k: z.pop(f"done.{a}.{r}.{k}") for k in meta["curve_keys"]}
+                self.done[(a, r)]["seconds"] = float(self.done[(a, r)]["seconds"])
+            self.fields = {k[len("fields."):]: z.pop(k) for k in list(z) if k.startswith("fields.")}
+            if meta["current"]:
+                self.current = (*meta["current"], {k[len("cur."):]: v for k, v in z.items() if k.startswith("cur.")})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpikefaError(f"{self.path} is not a fig3_mnist checkpoint or is corrupted ({exc!r})") from None
+
+    def restore(self, run, net: Network) -> dict | None:
+        """Put the saved partial run `run` into `net`; its curves so far, or None to start afresh."""
+        if self.current is None or tuple(self.current[:2]) != tuple(run):
+            return None
+        z = self.current[2]
+        for l in range(1, net.L + 1):
+            net.W[l][...] = net.xp.asarray(z[f"W{l}"])
+            net.b[l][...] = net.xp.asarray(z[f"b{l}"])
+        angles = z["angles"]
+        return {"examples": z["examples"].tolist(), "test_error": z["test_error"].tolist(),
+                "angles": [angles] if len(angles) else [], "seconds": float(z["seconds"])}
+
+    def save_if_due(self, run, net: Network, c: dict) -> None:
+        if time.monotonic() - self.last_save >= self.every:
+            self.current = (*run, self._partial(net, c))
+            self._save()
+
+    def finish(self, run, curves: dict, fields=None) -> None:
+        self.done[tuple(run)] = curves
+        if fields is not None:
+            self.fields[run[0]] = fields
+        self.current = None
+        self._save()
+
+    @staticmethod
+    def _partial(net: Network, c: dict) -> dict:
+        from spikefa.arrays import to_numpy
+
+        arrays = {f"W{l}": to_numpy(net.W[l]) for l in range(1, net.L + 1)}
+        arrays.update({f"b{l}": to_numpy(net.b[l]) for l in range(1, net.L + 1)})
+        angles = np.concatenate(c["angles"]) if c["angles"] else np.zeros(0)
+        return {**arrays, "examples": np.array(c["examples"]), "test_error": np.array(c["test_error"]),
+                "angles": angles, "seconds": np.array(c["seconds"])}
+
+    def _save(self) -> None:
+        keys = sorted({k for c in self.done.values() for k in c})
+        meta = {"config": self.config, "done": [list(k) for k in self.done], "curve_keys": keys,
+                "current": list(self.current[:2]) if self.current else None}
+        arrays = {f"done.{a}.{r}.{k}": np.asarray(c[k]) for (a, r), c in self.done.items() for k in keys}
+        arrays.update({f"fields.{k}": v for k, v in self.fields.items()})
+        if self.current:
+            arrays.update({f"cur.{k}": v for k, v in self.current[2].items()})
+        self.out.write_npz(self.path.name, meta=json.dumps(meta), **arrays)
+        self.last_save = time.monotonic()
+
+
+def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     data = load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
     n_train = cfg["train"]["images"] or len(data.train_x)
     n_test = cfg["test"]["images"] or len(data.test_x)
@@ -113,28 +217,34 @@ def run(cfg: dict, out, data_dir=None) -> dict:
     X, labels = data.train_x[:n_train].astype(dt), data.train_y[:n_train]
     Y = np.eye(10, dtype=dt)[labels]
     X_test, y_test = data.test_x[:n_test].astype(dt), data.test_y[:n_test]
-    runs, curves, fields = cfg["runs"], {}, {}
-    total = int(round(cfg["train"]["epochs"] * n_train)) * runs
-    fields["initial"] = make_network(cfg, cfg["algorithms"][0], cfg["seed"]).W[1].copy()
+    runs, curves, progress = cfg["runs"], {}, Progress(cfg, out, resume)
+    per_run = int(round(cfg["train"]["epochs"] * n_train))
+    fields = {"initial": make_network(cfg, cfg["algorithms"][0], cfg["seed"]).W[1].copy(), **progress.fields}
     for algo in cfg["algorithms"]:
         curves[algo] = []
-        with tqdm(total=total, desc=algo, unit="ex", leave=False, mininterval=1.0) as bar:
+        with tqdm(total=per_run * runs, desc=algo, unit="ex", leave=False, mininterval=1.0) as bar:
             for r in range(runs):
+                if (algo, r) in progress.done:  # finished before the run was interrupted
+                    curves[algo].append(progress.done[(algo, r)])
+                    bar.update(per_run)
+                    continue
                 net = make_network(cfg, algo, cfg["seed"] + r)
                 if cfg["backend"] == "cupy":
                     net.to(import_cupy())
-                c = train_run(cfg, net, X, Y, X_test, y_test, cfg["seed"] + r, bar)
+                c = train_run(cfg, net, X, Y, X_test, y_test, cfg["seed"] + r, bar, progress, (algo, r))
                 net.to(np)
-                c["weight_feedback_angles"] = net.weight_feedback_angles()
-                curves[algo].append(c)
+                c["weight_feedback_angles"] = np.array(net.weight_feedback_angles())
+                c["weights_sha256"] = np.array(weights_digest(net))
                 if r == 0:
                     fields[algo] = net.W[1].copy()
+                curves[algo].append(c)
+                progress.finish((algo, r), c, fields[algo] if r == 0 else None)
     results = {a: summarise(cfg, cs, n_train) for a, cs in curves.items()}
     rows = [{"algorithm": a, "run": r, "epoch": k / n_train, "examples": int(k), "test_error": float(e)}
             for a, cs in curves.items() for r, c in enumerate(cs) for k, e in zip(c["examples"], c["test_error"])]
     out.write_csv("metrics.csv", rows)
     out.write_npz("curves.npz", **{f"{a}_run{r}_{k}": np.asarray(v) for a, cs in curves.items()
-                                   for r, c in enumerate(cs) for k, v in c.items() if k != "seconds"},
+                                   for r, c in enumerate(cs) for k, v in c.items() if k not in ("seconds", "weights_sha256")},
                   **{f"fields_{k}": v for k, v in fields.items()})
     _figures(cfg, curves, fields, n_train, out)
     stats = {}
@@ -156,8 +266,9 @@ def summarise(cfg: dict, cs: list, n_train: int) -> dict:
         per_layer = np.nanmean(np.concatenate(tail), axis=0)
         out["angle_deg_final"] = float(per_layer[-1])
         out["angle_deg_final_per_layer"] = per_layer.tolist()
-    if cs[0]["weight_feedback_angles"]:
+    if len(cs[0]["weight_feedback_angles"]):
         out["angle_deg_w_vs_b_final"] = float(np.mean([c["weight_feedback_angles"][-1] for c in cs]))
+    out["weights_sha256"] = [str(c["weights_sha256"]) for c in cs]
     return out
 
 

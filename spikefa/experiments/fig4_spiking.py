@@ -46,7 +46,8 @@ def validate(cfg: dict) -> None:
     at_least = {"threads": (cfg["threads"], 1), "batch": (cfg["batch"], 1), "chunk_images": (cfg["chunk_images"], 1),
                 "train.epochs": (cfg["train"]["epochs"], 1), "train.images": (cfg["train"]["images"], 0),
                 "train.eta_halving_epochs": (cfg["train"]["eta_halving_epochs"], 0),
-                "test.images": (cfg["test"]["images"], 0), "test.every_images": (cfg["test"]["every_images"], 0)}
+                "test.images": (cfg["test"]["images"], 0), "test.every_images": (cfg["test"]["every_images"], 0),
+                "checkpoint_minutes": (cfg["checkpoint_minutes"], 0)}
     for key, (v, low) in at_least.items():
         if v < low:
             raise SpikefaError(f"{key} must be at least {low}, got {v}")
@@ -75,11 +76,13 @@ def eta_at(cfg: dict, epochs_done: float) -> float:
     return cfg["eta"] * 0.5 ** (epochs_done / halving) if halving else cfg["eta"]
 
 
-def _check_finite(state: dict, mode: str, seen: int) -> None:
+def _check_finite(state: dict, mode: str, seen: int, steps_per_image: int, checkpoint) -> None:
     for k, v in state.items():
         if not np.isfinite(v).all():
-            raise DivergenceError(f"{mode}: NaN/inf in {k} after {seen} training images; the last good "
-                                  f"checkpoint is kept — lower eta")
+            layer = "".join(ch for ch in k if ch.isdigit())
+            kept = f"the last good checkpoint {checkpoint} is kept" if checkpoint.exists() else "no checkpoint yet"
+            raise DivergenceError(f"{mode}: NaN/inf in {k} (layer {layer}) by step {seen * steps_per_image} "
+                                  f"(after {seen} training images); {kept} — lower eta")
 
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
@@ -113,7 +116,7 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
         runner.restore_random_state(meta.get("random_state"))
     seen, curve = meta["images_seen"], [tuple(c) for c in meta["curve"]]
     total, every = cfg["train"]["epochs"] * len(X), cfg["test"]["every_images"]
-    start, wall_before = time.perf_counter(), meta["wall_seconds"]
+    start, wall_before, last_save = time.perf_counter(), meta["wall_seconds"], time.monotonic()
     bar = tqdm(total=total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
     while seen < total:
         epoch, lo = divmod(seen, len(X))
@@ -121,22 +124,25 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
         idx = perm[lo:lo + chunk]
         state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=eta_at(cfg, seen / len(X)))
         seen += len(idx)
-        _check_finite(state, mode, seen)
+        _check_finite(state, mode, seen, spec.steps_per_image, path)
         bar.update(len(idx))
-        if seen % len(X) == 0 or (every and seen % every < len(idx)):
+        evaluate_now = seen % len(X) == 0 or (every and seen % every < len(idx))
+        if evaluate_now:
             # Judge by held-out images only: while an image is shown, learning pulls the output
             # towards its label, so errors scored during training are far too optimistic (SPEC §4).
             curve.append((seen, evaluate(runner, state, Xt, Yt)))
             bar.set_postfix(test_error=f"{curve[-1][1]:.4f}")
-            meta = {"images_seen": seen, "epoch": seen / len(X), "test_error": curve[-1][1], "curve": curve,
-                    "dataset": cfg["dataset"], "engine": cfg["engine"], "random_state": runner.random_state(),
-                    "wall_seconds": wall_before + time.perf_counter() - start}
-            save_checkpoint(path, spec, runner.export(state), meta)  # the latest, replaced each time
-            if cfg["keep_snapshots"]:
-                (out.path / "snapshots").mkdir(exist_ok=True)
-                save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", spec, runner.export(state), meta)
             curves[mode] = np.array(curve)
             _write_metrics(curves, len(X), out)
+        if evaluate_now or time.monotonic() - last_save >= 60 * cfg["checkpoint_minutes"]:
+            meta = {"images_seen": seen, "epoch": seen / len(X), "test_error": curve[-1][1] if curve else None,
+                    "curve": curve, "dataset": cfg["dataset"], "engine": cfg["engine"],
+                    "random_state": runner.random_state(), "wall_seconds": wall_before + time.perf_counter() - start}
+            save_checkpoint(path, spec, runner.export(state), meta)  # the latest, replaced each time
+            last_save = time.monotonic()
+            if evaluate_now and cfg["keep_snapshots"]:
+                (out.path / "snapshots").mkdir(exist_ok=True)
+                save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", spec, runner.export(state), meta)
     bar.close()
     res = {"test_error": curve[-1][1], "reading": spec.reading, "decay_per_step": spec.decay,
            "tau_steps": spec.tau_steps, "steps_per_image": spec.steps_per_image, "train_images": seen,
