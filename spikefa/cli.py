@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from spikefa.errors import SpikefaError
 from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when a network is built
@@ -16,6 +17,25 @@ def _cmd_run(args) -> int:
     path = runner.run(args.config, args.set, args.out, args.data, resume=args.resume)
     print(path)
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    from spikefa.sweep import sweep
+
+    data = str(Path(args.data).resolve()) if args.data else None
+    summary = sweep(args.config, args.seeds, args.set, args.out, data, scheduler=args.scheduler, workers=args.workers)
+    for p in summary["points"]:
+        for algo, metrics in p["metrics"].items():
+            for m, d in metrics.items():
+                if m in ("test_error", "test_nse"):
+                    print(f"{p['name']:24s} {algo:20s} {m} {d['mean']:.4g} ± {d['sd']:.2g} (SEM {d['sem']:.2g}, n={d['n']})")
+    print(f"{summary['ran']} runs done now, {summary['reused']} reused, {summary['failed']} failed: "
+          f"{Path(summary['folder']) / 'sweep.json'}")
+    if summary["failed"]:
+        first = next(r for p in summary["points"] for r in p["runs"] if r["status"] == "failed")
+        print(f"spikefa: error: {summary['failed']} runs failed; first: {first['folder']}: {first['error']}",
+              file=sys.stderr)
+    return summary["exit_code"]
 
 
 def _cmd_info(args) -> int:
@@ -87,7 +107,6 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_traces(args) -> int:
     import time
-    from pathlib import Path
 
 
     from spikefa import plotting
@@ -160,6 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoints (--set train.epochs=N extends it)")
     r.set_defaults(func=_cmd_run)
+
+    w = sub.add_parser("sweep", help="replicate runs (and grids over --set values) on Dask, with statistics")
+    w.add_argument("config", help="a TOML file or the name of a config in models/")
+    w.add_argument("--seeds", type=int, required=True, help="replicate runs per grid point")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key; a key given several times is a grid axis")
+    w.add_argument("--out", help="sweep folder (default results/sweep-<name>-<timestamp>/); restarting reuses finished runs")
+    w.add_argument("--data", help="data folder")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (default: a LocalCluster here)")
+    w.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
+    w.set_defaults(func=_cmd_sweep)
 
     e = sub.add_parser("evaluate", help="test error of a trained spiking network (learning off)")
     e.add_argument("checkpoint")

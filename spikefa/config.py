@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(f)
     except OSError as exc:
         raise SpikefaError(f"cannot read config {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, an integer of over 4300 digits, deep nesting
         raise SpikefaError(f"config {path} is not valid TOML: {exc}") from exc
 
 
@@ -66,12 +67,14 @@ def parse_set(item: str) -> tuple[str, Any]:
     if not sep or not key:
         raise SpikefaError(f"--set expects KEY=VALUE, got {item!r}")
     try:
-        return key, tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+        doc = tomllib.loads(f"v = {text.strip()}")
+        if list(doc) == ["v"]:  # nothing after the value (a newline could start another TOML line)
+            return key, doc["v"]
+    except (ValueError, RecursionError):  # TOMLDecodeError, an integer of over 4300 digits, deep nesting
         if text.strip().replace("_", "").replace("-", "").isalnum():
             return key, text.strip()
-        raise SpikefaError(f"--set {key}: cannot parse value {text!r} (use TOML syntax, e.g. "
-                           f"1e-3, true, \"text\", [\"fa\",\"bp\"])") from None
+    raise SpikefaError(f"--set {key!r}: cannot parse value {text!r} (use TOML syntax, e.g. "
+                       f"1e-3, true, \"text\", [\"fa\",\"bp\"])")
 
 
 def _type_name(v: Any) -> str:
@@ -79,12 +82,28 @@ def _type_name(v: Any) -> str:
             list: "a list"}.get(type(v), type(v).__name__)
 
 
+def _scalars(value: Any):
+    """The numbers, strings and booleans in a TOML value, however nested."""
+    if isinstance(value, (list, dict)):
+        for v in value.values() if isinstance(value, dict) else value:
+            yield from _scalars(v)
+    else:
+        yield value
+
+
 def _check_type(key: str, default: Any, value: Any) -> Any:
+    """`value` if it has the type of `default`, else a SpikefaError naming the key. An integer is a
+    number too (converted where the default is a float). TOML also has inf, nan and integers of any
+    size, which no setting means: numbers must be finite and integers fit in 64 bits."""
+    for v in _scalars(value):
+        if isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63:
+            raise SpikefaError(f"config key {key} is out of range: integers must fit in 64 bits")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise SpikefaError(f"config key {key} must be a finite number, got {v}")
     if isinstance(default, bool) or isinstance(value, bool):
         ok = isinstance(default, bool) and isinstance(value, bool)
     elif isinstance(default, float):
         ok = isinstance(value, (int, float))
-        value = float(value) if ok else value
     else:
         ok = isinstance(value, type(default))
     if ok and isinstance(default, list) and default and value:
@@ -95,6 +114,10 @@ def _check_type(key: str, default: Any, value: Any) -> Any:
         if isinstance(default, list) and default:
             expected += f" of {type(default[0]).__name__} values"
         raise SpikefaError(f"config key {key} must be {expected}, got {value!r}")
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, list) and default and isinstance(default[0], float):
+        return [float(v) for v in value]
     return value
 
 

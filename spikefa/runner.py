@@ -13,12 +13,10 @@ from spikefa.results import ResultsDir, default_out
 
 
 def versions() -> dict:
-    import brian2
-    import numba
-    import numpy
+    from importlib.metadata import version
 
-    return {"spikefa": __version__, "python": platform.python_version(), "brian2": brian2.__version__,
-            "numpy": numpy.__version__, "numba": numba.__version__}
+    return {"spikefa": __version__, "python": platform.python_version(),
+            **{name: version(name) for name in ("brian2", "numpy", "numba")}}
 
 
 def run(config_name: str, sets: list[str] = (), out: str | Path | None = None, data: str | None = None,

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import LinearTask
-from spikefa.errors import DivergenceError, SpikefaError
+from spikefa.errors import SpikefaError, check_finite
 from spikefa.rate import linear
 from spikefa.seeds import stream
 
@@ -103,10 +103,7 @@ def train(s: Setup, algo: str, lr: float, lr_hidden: float | None = None, sigma:
         stop = min(start + eval_every, n)
         linear.train(code, W0, W, s.B, s.X[start:stop], s.Y[start:stop], eta0, lr,
                      s.XI[start:stop] * sigma, sigma * sigma, angles[start:stop])
-        if not (np.isfinite(W0).all() and np.isfinite(W).all()):
-            bar.close()
-            raise DivergenceError(f"{algo} diverged (NaN/inf in W0 or W) between examples {start} and {stop}; "
-                                  f"lower its learning rate")
+        check_finite({"W0 (hidden layer)": W0, "W (output layer)": W}, algo, f"between examples {start} and {stop}")
         evaluate(stop)
         bar.update(stop - start)
     bar.close()

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import TanhTeacher
-from spikefa.errors import DivergenceError, SpikefaError
+from spikefa.errors import SpikefaError, check_finite, layers
 from spikefa.rate.network import Network
 from spikefa.seeds import stream
 
@@ -60,8 +60,7 @@ def train_student(cfg: dict, net: Network, teacher: TanhTeacher, X_test, Y_test,
     for lo in range(0, n, every):
         X, Y = teacher.sample(data, min(every, n - lo))
         net.train(X, Y)
-        if not all(np.isfinite(w).all() for w in net.W):
-            raise DivergenceError(f"{name} diverged (NaN/inf weights) after {lo} examples; lower eta")
+        check_finite(layers(net.W), name, f"between examples {lo} and {lo + len(X)}")
         points.append(lo + len(X))
         nses.append(metrics.nse(Y_test, net.predict(X_test)))
     return np.array(points), np.array(nses)

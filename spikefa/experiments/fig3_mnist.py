@@ -25,7 +25,7 @@ from tqdm import tqdm
 from spikefa import config, plotting
 from spikefa.arrays import import_cupy
 from spikefa.data import load_images, load_svhn
-from spikefa.errors import DivergenceError, SpikefaError
+from spikefa.errors import SpikefaError, check_finite, layers
 from spikefa.results import load_npz
 from spikefa.rate.network import ACTIVATIONS, ALGORITHMS, Network
 from spikefa.seeds import stream
@@ -97,7 +97,8 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
                 net.train_batch(X[idx], Y[idx], batch)
             else:
                 _, angles = net.train(X[idx], Y[idx], angles=with_angles)
-            _check_finite(net, seen + len(idx), progress)
+            kept = f"the last good checkpoint {progress.path} is kept" if progress and progress.path.exists() else ""
+            check_finite(layers(net.W), net.algorithm, f"between examples {seen} and {seen + len(idx)}", kept)
             if with_angles:
                 k = len(angles) // window * window
                 c["angles"].append(angles[:k].reshape(-1, window, angles.shape[1]))
@@ -114,16 +115,6 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
     return {"examples": np.array(c["examples"]), "test_error": np.array(c["test_error"]), "seconds": c["seconds"],
             "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
             "angle_sd": np.nanstd(aw, axis=1) if len(aw) else aw[:, 0]}
-
-
-def _check_finite(net: Network, seen: int, progress) -> None:
-    for l in range(1, net.L + 1):
-        for name, a in ((f"W{l}", net.W[l]), (f"b{l}", net.b[l])):
-            if not np.isfinite(net.xp.asarray(a)).all():
-                kept = f"the last good checkpoint {progress.path} is kept" if progress and progress.path.exists() else \
-                    "no checkpoint yet"
-                raise DivergenceError(f"{net.algorithm} diverged: NaN/inf in {name} (weight layer {l}) after example "
-                                      f"{seen}; {kept}; lower eta")
 
 
 def weights_digest(net: Network) -> str:

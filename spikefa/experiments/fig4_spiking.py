@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from spikefa import plotting
 from spikefa.data import load_images
-from spikefa.errors import DivergenceError, SpikefaError
+from spikefa.errors import SpikefaError, check_finite
 from spikefa.seeds import stream
 from spikefa.spiking.brian import DEVICES, STANDALONE
 from spikefa.spiking.spec import FEEDBACK_MODES, SpikingSpec, initial_state, load_checkpoint, save_checkpoint
@@ -76,15 +76,6 @@ def eta_at(cfg: dict, epochs_done: float) -> float:
     return cfg["eta"] * 0.5 ** (epochs_done / halving) if halving else cfg["eta"]
 
 
-def _check_finite(state: dict, mode: str, seen: int, steps_per_image: int, checkpoint) -> None:
-    for k, v in state.items():
-        if not np.isfinite(v).all():
-            layer = "".join(ch for ch in k if ch.isdigit())
-            kept = f"the last good checkpoint {checkpoint} is kept" if checkpoint.exists() else "no checkpoint yet"
-            raise DivergenceError(f"{mode}: NaN/inf in {k} (layer {layer}) by step {seen * steps_per_image} "
-                                  f"(after {seen} training images); {kept} — lower eta")
-
-
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     data = load_images(cfg["dataset"], data_dir)
     n_train = cfg["train"]["images"] or len(data.train_x)
@@ -124,7 +115,8 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
         idx = perm[lo:lo + chunk]
         state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=eta_at(cfg, seen / len(X)))
         seen += len(idx)
-        _check_finite(state, mode, seen, spec.steps_per_image, path)
+        check_finite(state, mode, f"by step {seen * spec.steps_per_image} (after {seen} training images)",
+                     f"the last good checkpoint {path} is kept" if path.exists() else "")
         bar.update(len(idx))
         evaluate_now = seen % len(X) == 0 or (every and seen % every < len(idx))
         if evaluate_now:

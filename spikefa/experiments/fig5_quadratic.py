@@ -13,7 +13,7 @@ import numpy as np
 
 from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import QuadraticTask
-from spikefa.errors import DivergenceError, SpikefaError
+from spikefa.errors import SpikefaError, check_finite, layers
 from spikefa.rate.network import Network
 from spikefa.seeds import stream
 
@@ -45,8 +45,7 @@ def train(cfg: dict, task: QuadraticTask, name: str, X_test, Y_test) -> dict:
     for lo in range(0, n, every):
         X, Y = task.sample(data, min(every, n - lo))
         _, angles = net.train(X, Y, angles=True)
-        if not all(np.isfinite(w).all() for w in net.W):
-            raise DivergenceError(f"{name} diverged (NaN/inf weights) after {lo} examples; lower eta")
+        check_finite(layers(net.W), name, f"between examples {lo} and {lo + len(X)}")
         c["examples"].append(lo + len(X))
         c["test_nse"].append(metrics.nse(Y_test, net.predict(X_test)))
         c["angle_w_b"].append(net.weight_feedback_angles()[0] if name != "bp" else np.nan)

@@ -13,7 +13,7 @@ import numpy as np
 
 from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import LinearTask
-from spikefa.errors import DivergenceError, SpikefaError
+from spikefa.errors import SpikefaError, check_finite, layers
 from spikefa.rate.network import Network
 from spikefa.seeds import stream
 
@@ -55,8 +55,7 @@ def train(cfg: dict, task: LinearTask, omega: float, X_test, Y_test) -> dict:
     for lo in range(0, n, every):
         X, Y = task.sample(data, min(every, n - lo))
         net.train(X, Y)
-        if not all(np.isfinite(w).all() for w in net.W):
-            raise DivergenceError(f"ω = {omega} diverged after {lo} examples; lower eta")
+        check_finite(layers(net.W), f"ω = {omega}", f"between examples {lo} and {lo + len(X)}")
         record(lo + len(X))
     return {k: np.asarray(v, float) for k, v in c.items()}
 

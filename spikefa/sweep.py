@@ -1,0 +1,211 @@
+"""`spikefa sweep`: replicate runs, and grids over `--set` values, on Dask distributed, with statistics.
+
+Every (grid point, seed) is one ordinary `spikefa run` into its own folder
+`<out>/runs/<point>/seed-<seed>/`, executed as a task on a Dask cluster: a `LocalCluster` with one
+single-threaded worker process per core by default (BLAS, OpenMP and Numba limited to one thread
+each, so workers do not oversubscribe the cores), or any running scheduler given by address.
+A run whose `summary.json` exists is not redone when the sweep is started again; an interrupted run
+of an experiment that checkpoints continues from its checkpoint. `sweep.json` then holds, per grid
+point and algorithm, n, mean, SD and SEM of every final metric, and t-tests between algorithms
+(Student, as the paper; Welch; paired, since the runs of one seed share their initial weights).
+
+A key given twice or more with `--set` is a grid axis (`--set eta=0.01 --set eta=0.03`).
+Replicates: seed s_i = seed + i·runs, and `runs = 1` unless set, so no two runs share a network.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+from distributed.diagnostics.plugin import WorkerPlugin
+from scipy import stats as sps
+
+from spikefa import config, experiments
+from spikefa.errors import SpikefaError
+from spikefa.results import ResultsDir
+
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "NUMBA_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+TESTED = ("test_error", "test_nse")  # the metrics compared between algorithms
+
+
+def grid(sets: list[str]) -> list[list[str]]:
+    """The `--set` lists of every grid point: keys given once apply everywhere, keys given several
+    times are axes (their product, in the order given)."""
+    by_key: dict[str, list[str]] = {}
+    for s in sets:
+        key, _ = config.parse_set(s)
+        by_key.setdefault(key, []).append(s)
+    return [list(point) for point in itertools.product(*by_key.values())]
+
+
+def point_name(point: list[str], axes: list[str]) -> str:
+    """A folder name naming the axis values of a grid point ("default" without axes)."""
+    parts = [s.replace("=", "-").replace("/", "_").replace(" ", "") for s in point if config.parse_set(s)[0] in axes]
+    return "_".join(parts) or "default"
+
+
+def plan(config_name: str, sets: list[str], seeds: int, out: Path) -> list[dict]:
+    """Every run of the sweep (grid point, seed, folder, --set list), each config checked first so
+    that bad input stops the sweep before anything runs."""
+    if seeds < 1:
+        raise SpikefaError(f"--seeds must be at least 1, got {seeds}")
+    points = grid(sets)
+    keys = [config.parse_set(s)[0] for s in sets]
+    axes = sorted({k for k in keys if keys.count(k) > 1})
+    runs = []
+    for point in points:
+        cfg = config.resolve(config_name, point)
+        replicate = "runs" in cfg and "runs" not in keys
+        stride = 1 if replicate or "runs" not in cfg else cfg["runs"]
+        name = point_name(point, axes)
+        for i in range(seeds):
+            seed = cfg["seed"] + i * stride
+            run_sets = point + (["runs=1"] if replicate else []) + [f"seed={seed}"]
+            resolved = config.resolve(config_name, run_sets)
+            experiments.get(resolved["experiment"]).validate(resolved)
+            runs.append({"point": name, "sets": point, "seed": seed, "run_sets": run_sets,
+                         "folder": out / "runs" / name / f"seed-{seed}", "experiment": resolved["experiment"]})
+    return runs
+
+
+def run_one(config_name: str, run_sets: list[str], folder: str, data: str | None) -> dict:
+    """One run, in a worker: resumed from its checkpoint when it has one and its experiment can."""
+    import inspect
+
+    from spikefa import runner
+
+    folder = Path(folder)
+    name = config.resolve(config_name, run_sets)["experiment"]
+    resumable = "resume" in inspect.signature(experiments.get(name).run).parameters
+    resume = resumable and folder.is_dir() and any(folder.glob("*.npz"))
+    try:
+        runner.run(config_name, run_sets, folder, data, resume=resume)
+    except SpikefaError as exc:
+        return {"status": "failed", "exit_code": exc.exit_code, "error": str(exc)}
+    return {"status": "ran"}
+
+
+class ImportBrian2(WorkerPlugin):
+    """Worker plugin: import Brian2 in the worker's main thread (it installs a signal handler on
+    import, which Python allows only there; tasks run in other threads)."""
+
+    name = "spikefa-import-brian2"
+
+    def setup(self, worker):
+        import brian2  # noqa: F401
+
+
+def client_for(scheduler: str | None, workers: int | None):
+    """A Dask client: to the scheduler at `scheduler`, or to a new LocalCluster of `workers`
+    single-threaded processes (default: one per core)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="10s")
+        except OSError as exc:
+            raise SpikefaError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    n = workers or len(os.sched_getaffinity(0))
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENV}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster)
+
+
+def _outcome(future) -> dict:
+    try:
+        return future.result()
+    except Exception as exc:  # a crash inside one run is that run's failure, not the sweep's
+        return {"status": "failed", "exit_code": 1, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def sweep(config_name: str, seeds: int, sets: list[str] = (), out: str | Path | None = None, data: str | None = None,
+          scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> dict:
+    """Run the sweep and write `sweep.json` and `sweep.csv` into `out`; returns the summary."""
+    import time
+
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    name = config.resolve(config_name)["experiment"]
+    out = Path(out or Path("results") / f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    runs = plan(config_name, list(sets), seeds, out)
+    folder = ResultsDir(out, resume=True)
+    for r in runs:
+        r["status"] = "done" if (r["folder"] / "summary.json").exists() else "todo"
+    todo = [r for r in runs if r["status"] == "todo"]
+    if todo:
+        client = client_for(scheduler, workers)
+        try:
+            client.register_plugin(ImportBrian2())
+            futures = {client.submit(run_one, config_name, r["run_sets"], str(r["folder"].resolve()), data,
+                                     key=f"spikefa-{r['point']}-seed{r['seed']}-{time.time_ns()}", pure=False): r
+                       for r in todo}
+            for fut in tqdm(as_completed(futures), total=len(futures), desc=f"sweep {name}", unit="run",
+                            disable=not progress):
+                futures[fut].update(_outcome(fut))
+        finally:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None and not scheduler:
+                cluster.close()
+    summary = {"folder": str(out), **summarise(name, runs, seeds)}
+    folder.write_json("sweep.json", summary)
+    folder.write_csv("sweep.csv", [{"point": p["name"], "algorithm": a, "metric": m, **{k: v for k, v in s.items()
+                                                                                        if k != "values"}}
+                                   for p in summary["points"] for a, ms in p["metrics"].items() for m, s in ms.items()])
+    return summary
+
+
+def describe(values: list[float]) -> dict:
+    v = np.asarray(values, float)
+    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    return {"n": len(v), "mean": float(v.mean()), "sd": sd, "sem": sd / np.sqrt(len(v)), "values": v.tolist()}
+
+
+def t_tests(a: list[float], b: list[float]) -> dict:
+    """Two-sample Student (the paper's, SPEC §3) and Welch t-tests, and the paired test when the runs
+    line up seed by seed; p-values are two-sided."""
+    res = {"mean_difference": float(np.mean(a) - np.mean(b)),
+           "student_p": float(sps.ttest_ind(a, b).pvalue), "welch_p": float(sps.ttest_ind(a, b, equal_var=False).pvalue)}
+    if len(a) == len(b):
+        res["paired_p"] = float(sps.ttest_rel(a, b).pvalue)
+    return res
+
+
+def _final_metrics(result: dict) -> dict:
+    return {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and (k in TESTED or k.startswith(("angle_deg", "examples_to_")))}
+
+
+def summarise(experiment: str, runs: list[dict], seeds: int) -> dict:
+    import json
+
+    points = []
+    for name in dict.fromkeys(r["point"] for r in runs):
+        mine = [r for r in runs if r["point"] == name]
+        per_algo: dict[str, dict[str, list]] = {}
+        for r in mine:
+            path = r["folder"] / "summary.json"
+            if not path.exists():
+                continue
+            for algo, result in json.loads(path.read_text())["results"].items():
+                for metric, value in _final_metrics(result).items():
+                    per_algo.setdefault(algo, {}).setdefault(metric, []).append(value)
+        metrics = {a: {m: describe(v) for m, v in ms.items()} for a, ms in per_algo.items()}
+        tests = {}
+        for metric in TESTED:
+            have = [a for a in per_algo if len(per_algo[a].get(metric, [])) > 1]
+            for a, b in itertools.combinations(have, 2):
+                tests.setdefault(metric, {})[f"{a}_vs_{b}"] = t_tests(per_algo[a][metric], per_algo[b][metric])
+        points.append({"name": name, "sets": mine[0]["sets"], "metrics": metrics, "tests": tests,
+                       "runs": [{"seed": r["seed"], "folder": str(r["folder"]), "status": r["status"],
+                                 **({"error": r["error"]} if "error" in r else {})} for r in mine]})
+    failed = [r for r in runs if r["status"] == "failed"]
+    return {"experiment": experiment, "seeds": seeds, "runs": len(runs),
+            "ran": sum(r["status"] == "ran" for r in runs), "reused": sum(r["status"] == "done" for r in runs),
+            "failed": len(failed), "exit_code": max((r["exit_code"] for r in failed), default=0), "points": points}
