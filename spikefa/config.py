@@ -145,6 +145,7 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
             hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(sorted(schema))}"
             raise SpikefaError(f"unknown config key {key!r} for {name}{hint}")
         _set_dotted(cfg, key, _check_type(key, schema[key], value))
+    require_positive({"seed": cfg["seed"]}, allow_zero=True)  # every experiment seeds its random streams
     cfg["experiment"] = name
     return cfg
 

@@ -44,6 +44,22 @@ def plot_angle_band(ax, x, mean, sd, algorithm: str = "fa", n_sd: float = 2.0, l
     return ax
 
 
+def replicate_points(ax, groups: dict, ylabel: str, log: bool = False):
+    """Every replicate's final value (dots) and mean ± SD (bar; on a log axis cut at 10% of the mean)
+    per group, coloured by algorithm;
+    `groups` maps "point · algorithm" labels to (algorithm, values)."""
+    for i, (label, (algo, values)) in enumerate(groups.items()):
+        v = np.asarray(values, float)
+        jitter = np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else np.zeros(1)
+        ax.plot(i + jitter, v, "o", color=COLOURS.get(algo, "C0"), alpha=0.5, markersize=3)
+        sd = v.std(ddof=1) if len(v) > 1 else 0.0
+        low = min(sd, 0.9 * v.mean()) if log else sd  # a log axis has no room below zero
+        ax.errorbar(i + 0.3, v.mean(), yerr=[[low], [sd]], fmt="_", color="k", capsize=3)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=30, ha="right", fontsize=7)
+    ax.set(ylabel=ylabel, yscale="log" if log else "linear")
+    return ax
+
+
 def receptive_fields(panels: dict, shape=(28, 28)):
     """One panel per entry: the input weights of up to 100 units (columns of a pre × post matrix)
     as image tiles on a 10×10 grid, grey scale per tile (white = strongly positive; Supp. Fig. 5);

@@ -155,10 +155,25 @@ def sweep(config_name: str, seeds: int, sets: list[str] = (), out: str | Path | 
                 cluster.close()
     summary = {"folder": str(out), **summarise(name, runs, seeds)}
     folder.write_json("sweep.json", summary)
+    _figure(summary, folder)
     folder.write_csv("sweep.csv", [{"point": p["name"], "algorithm": a, "metric": m, **{k: v for k, v in s.items()
                                                                                         if k != "values"}}
                                    for p in summary["points"] for a, ms in p["metrics"].items() for m, s in ms.items()])
     return summary
+
+
+def _figure(summary: dict, folder: ResultsDir) -> None:
+    from spikefa import plotting
+
+    for metric in TESTED:
+        groups = {f"{p['name']} · {a}" if len(summary["points"]) > 1 else a: (a, ms[metric]["values"])
+                  for p in summary["points"] for a, ms in p["metrics"].items() if metric in ms}
+        if groups:
+            fig, ax = plotting.new_axes((max(3.0, 0.6 * len(groups) + 1.5), 3.2))
+            plotting.replicate_points(ax, groups, metric.replace("_", " "), log=metric == "test_nse")
+            ax.set_title(f"{summary['experiment']}: {summary['seeds']} seeds per point", fontsize=9)
+            folder.savefig(fig, f"sweep_{metric}.png")
+            plotting.close(fig)
 
 
 def describe(values: list[float]) -> dict:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import zipfile
+import numbers
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -56,11 +56,18 @@ class SpikingSpec:
         try:
             object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
             object.__setattr__(self, "eta_scale", tuple(float(a) for a in self.eta_scale))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise SpikefaError(f"sizes and eta_scale must be lists of numbers, got {self.sizes!r} and "
                                f"{self.eta_scale!r}") from None
+        # a spec read from a checkpoint's JSON may hold anything: numbers are checked before they are compared
+        wrong = [f.name for f in fields(self) if isinstance(f.default, (int, float)) and not _number(
+            getattr(self, f.name), integer=isinstance(f.default, int))]
+        if wrong:
+            raise SpikefaError(f"spec fields {', '.join(wrong)} must be finite numbers "
+                               f"({', '.join(f'{k}={getattr(self, k)!r}' for k in wrong)})")
         problems = []
-        if self.eta_scale and (len(self.eta_scale) != len(self.sizes) - 1 or min(self.eta_scale) < 0):
+        if self.eta_scale and (len(self.eta_scale) != len(self.sizes) - 1
+                               or not all(0 <= a < math.inf for a in self.eta_scale)):
             problems.append(f"eta_scale needs one factor ≥ 0 per weight layer ({len(self.sizes) - 1}), "
                             f"got {list(self.eta_scale)}")
         if len(self.sizes) < 3 or min(self.sizes) < 1:
@@ -77,6 +84,8 @@ class SpikingSpec:
             problems.append(f"feedback_sparsity must be in [0, 1), got {self.feedback_sparsity}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.seed < 0:
+            problems.append(f"seed must be at least 0, got {self.seed}")
         if problems:
             raise SpikefaError("; ".join(problems))
 
@@ -115,11 +124,19 @@ class SpikingSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SpikingSpec":
+        if not isinstance(d, dict):
+            raise SpikefaError(f"a spec is a JSON object of its fields, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise SpikefaError(f"unknown spec fields {sorted(unknown)}")
         return cls(**d)
+
+
+def _number(v, integer: bool) -> bool:
+    """A finite number (not a boolean); an integer where `integer`. No conversion: JSON integers have any size."""
+    return (not isinstance(v, bool) and isinstance(v, numbers.Integral if integer else numbers.Real)
+            and -math.inf < v < math.inf)
 
 
 def is_stream_var(key: str) -> bool:
@@ -167,28 +184,48 @@ def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict
 
 
 def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
-    """(spec, state, meta) from a checkpoint; a missing, truncated or foreign file is a SpikefaError."""
+    """(spec, state, meta) from a checkpoint; a missing, truncated, corrupted or foreign file is a SpikefaError."""
+    def foreign(exc: Exception) -> SpikefaError:
+        return SpikefaError(f"{path} is not a spikefa checkpoint or is corrupted ({type(exc).__name__}: {exc})")
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            spec = SpikingSpec.from_dict(json.loads(str(z["spec"])))
-            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-            state = {k: z[k].astype(spec.dtype, copy=False) for k in z.files if k not in ("spec", "meta")}
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("an .npy file, not an .npz")
+        with z:
+            arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise SpikefaError(f"checkpoint {path} does not exist") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise SpikefaError(f"{path} is not a spikefa checkpoint or is corrupted ({type(exc).__name__}: {exc})") from None
-    expected = set(initial_state_keys(spec))
-    if set(state) != expected:
-        raise SpikefaError(f"checkpoint {path} does not match its spec: missing {sorted(expected - set(state))}, "
-                           f"unexpected {sorted(set(state) - expected)}")
-    for l in range(1, spec.n_layers + 1):
-        if state[f"w{l}"].shape != (spec.sizes[l - 1], spec.sizes[l]):
-            raise SpikefaError(f"checkpoint {path}: w{l} has shape {state[f'w{l}'].shape}, spec says "
-                               f"{(spec.sizes[l - 1], spec.sizes[l])}")
+    # a damaged zip can raise almost anything: BadZipFile, zlib.error, NotImplementedError (a flipped compression
+    # method), RuntimeError (a flipped encryption flag), SyntaxError (a garbled .npy header), ...
+    except Exception as exc:
+        raise foreign(exc) from None
+    try:
+        spec = SpikingSpec.from_dict(json.loads(str(arrays.pop("spec"))))
+        meta = json.loads(str(arrays.pop("meta", "{}")))
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta is a JSON {type(meta).__name__}, not an object")
+        state = {k: v.astype(spec.dtype, copy=False) for k, v in arrays.items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise foreign(exc) from None
+    shapes = state_shapes(spec)
+    if set(state) != set(shapes):
+        raise SpikefaError(f"checkpoint {path} does not match its spec: missing {sorted(set(shapes) - set(state))}, "
+                           f"unexpected {sorted(set(state) - set(shapes))}")
+    for k, shape in shapes.items():
+        v = state[k]  # PSPs and traces: one stream, or one row per stream
+        if v.shape != shape and not (is_stream_var(k) and v.ndim == 2 and len(v) >= 1 and v.shape[1:] == shape):
+            raise SpikefaError(f"checkpoint {path}: {k} has shape {v.shape}, spec says {shape}")
     return spec, state, meta
 
 
-def initial_state_keys(spec: SpikingSpec) -> list[str]:
-    L = spec.n_layers
-    return ([f"w{l}" for l in range(1, L + 1)] + [f"bias{l}" for l in range(1, L + 1)]
-            + [f"u{l}" for l in range(1, L + 1)] + [f"p{l}" for l in range(L)] + [f"B{l}" for l in range(1, L)])
+def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
+    """The shape of every array of a one-stream state."""
+    sizes, L = spec.sizes, spec.n_layers
+    shapes = {}
+    for l in range(1, L + 1):
+        shapes |= {f"w{l}": (sizes[l - 1], sizes[l]), f"bias{l}": (sizes[l],), f"u{l}": (sizes[l],),
+                   f"p{l - 1}": (sizes[l - 1],)}
+    for l in range(1, L):
+        shapes[f"B{l}"] = (sizes[spec.feedback_source(l)], sizes[l])
+    return shapes
