@@ -171,6 +171,13 @@ def to_toml(cfg: dict) -> str:
     return "\n".join(table(copy.deepcopy(cfg), "")) + "\n"
 
 
+def eta_at(cfg: dict, epochs_done: float) -> float:
+    """The learning rate `eta` after `epochs_done` epochs: constant, or halved every
+    `train.eta_halving_epochs` epochs (continuously) when that is > 0."""
+    halving = cfg["train"]["eta_halving_epochs"]
+    return cfg["eta"] * 0.5 ** (epochs_done / halving) if halving else cfg["eta"]
+
+
 def require_positive(values: dict, allow_zero: bool = False) -> None:
     """Raise SpikefaError naming the first config key whose value is not > 0 (≥ 0 with allow_zero)."""
     for key, v in values.items():

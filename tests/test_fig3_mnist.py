@@ -128,3 +128,12 @@ def test_divergence_exits_3_naming_layer_and_example(tmp_path, data_folder, caps
     err = capsys.readouterr().err
     assert "NaN/inf in W" in err and "between examples" in err
     assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_eta_halving_slows_learning_to_a_stop(tmp_path, data_folder):
+    """With η halved every 1e-6 epochs, only the first chunk (η at 0 epochs) learns."""
+    sets = RESUMABLE + ["runs=1", 'algorithms=["fa"]', "train.epochs=0.2", "train.eta_halving_epochs=1e-6"]
+    runner.run("fig3_mnist", sets, tmp_path / "r", data=str(data_folder))
+    with np.load(tmp_path / "r" / "curves.npz") as z:
+        errors = z["fa_run0_test_error"]
+    assert errors[1] < errors[0] and np.all(errors[2:] == errors[1])

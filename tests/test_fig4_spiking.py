@@ -164,7 +164,7 @@ def test_resume_from_a_copied_checkpoint(tmp_path, data_folder):
 
 
 def test_eta_schedule_halves_the_rate():
-    from spikefa.experiments.fig4_spiking import eta_at
+    from spikefa.config import eta_at
 
     cfg = {"eta": 0.01, "train": {"eta_halving_epochs": 2.0}}
     assert eta_at(cfg, 0) == 0.01 and eta_at(cfg, 2) == pytest.approx(0.005) and eta_at(cfg, 3) == pytest.approx(0.01 * 0.5 ** 1.5)

@@ -87,9 +87,13 @@ def _info(name: str) -> DatasetInfo:
 
 
 def digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file (the algorithm its publisher used: SHA-256 for MNIST, MD5 for SVHN)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
+    """Hex digest of a file (the algorithm its publisher used: SHA-256 for MNIST, MD5 for SVHN); a file
+    that cannot be read (e.g. a folder in its place) is a DataError."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, algorithm).hexdigest()
+    except OSError as exc:
+        raise DataError(f"cannot read {path} ({exc.strerror}); delete it and it will be downloaded again") from None
 
 
 def _present(folder: Path, stem: str) -> Path | None:

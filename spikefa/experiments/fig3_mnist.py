@@ -55,7 +55,8 @@ def validate(cfg: dict) -> None:
                 "train.eval_every": cfg["train"]["eval_every"], "angle.window": cfg["angle"]["window"]}
     config.require_positive(positive)
     at_least_zero = {"weight_decay": cfg["weight_decay"], "train.images": cfg["train"]["images"],
-                     "test.images": cfg["test"]["images"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
+                     "test.images": cfg["test"]["images"], "checkpoint_minutes": cfg["checkpoint_minutes"],
+                     "train.eta_halving_epochs": cfg["train"]["eta_halving_epochs"]}
     config.require_positive(at_least_zero, allow_zero=True)
     if cfg["batch"] < 1:
         raise SpikefaError(f"batch must be at least 1, got {cfg['batch']}")
@@ -93,6 +94,7 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
         order = stream(seed, "order", epoch).permutation(n)[:int(round(min(1.0, epochs - epoch) * n))]
         for lo in range(seen - epoch * n, len(order), chunk):  # a resumed run starts where it stopped
             idx = order[lo:lo + chunk]
+            net.etas[1:] = config.eta_at(cfg, seen / n)
             if batch > 1:
                 net.train_batch(X[idx], Y[idx], batch)
             else:

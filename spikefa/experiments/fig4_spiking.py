@@ -13,7 +13,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from spikefa import plotting
+from spikefa import config, plotting
 from spikefa.data import load_images
 from spikefa.errors import SpikefaError, check_finite
 from spikefa.seeds import stream
@@ -70,12 +70,6 @@ def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
     return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"])
 
 
-def eta_at(cfg: dict, epochs_done: float) -> float:
-    """Learning rate after `epochs_done` epochs: constant, or halved every `train.eta_halving_epochs`."""
-    halving = cfg["train"]["eta_halving_epochs"]
-    return cfg["eta"] * 0.5 ** (epochs_done / halving) if halving else cfg["eta"]
-
-
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     data = load_images(cfg["dataset"], data_dir)
     n_train = cfg["train"]["images"] or len(data.train_x)
@@ -113,7 +107,7 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
         epoch, lo = divmod(seen, len(X))
         perm = stream(cfg["seed"], "order", epoch).permutation(len(X))  # the same order after a resume
         idx = perm[lo:lo + chunk]
-        state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=eta_at(cfg, seen / len(X)))
+        state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=config.eta_at(cfg, seen / len(X)))
         seen += len(idx)
         check_finite(state, mode, f"by step {seen * spec.steps_per_image} (after {seen} training images)",
                      f"the last good checkpoint {path} is kept" if path.exists() else "")

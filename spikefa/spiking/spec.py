@@ -23,6 +23,7 @@ import io
 import json
 import math
 import numbers
+import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -59,12 +60,11 @@ class SpikingSpec:
         except (TypeError, ValueError, OverflowError):
             raise SpikefaError(f"sizes and eta_scale must be lists of numbers, got {self.sizes!r} and "
                                f"{self.eta_scale!r}") from None
-        # a spec read from a checkpoint's JSON may hold anything: numbers are checked before they are compared
-        wrong = [f.name for f in fields(self) if isinstance(f.default, (int, float)) and not _number(
-            getattr(self, f.name), integer=isinstance(f.default, int))]
-        if wrong:
-            raise SpikefaError(f"spec fields {', '.join(wrong)} must be finite numbers "
-                               f"({', '.join(f'{k}={getattr(self, k)!r}' for k in wrong)})")
+        for f in fields(self):  # a checkpoint's JSON may hold anything: numbers are checked before they are used
+            integer, v = isinstance(f.default, int), getattr(self, f.name)
+            if isinstance(f.default, (int, float)) and not _number(v, integer):
+                raise SpikefaError(f"spec field {f.name} must be {'an int64 integer' if integer else 'a finite number'}"
+                                   f", got {v!r}")
         problems = []
         if self.eta_scale and (len(self.eta_scale) != len(self.sizes) - 1
                                or not all(0 <= a < math.inf for a in self.eta_scale)):
@@ -76,7 +76,7 @@ class SpikingSpec:
             problems.append(f"reading must be one of {', '.join(READINGS)}, got {self.reading!r}")
         if self.feedback not in FEEDBACK_MODES:
             problems.append(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {self.feedback!r}")
-        if not 0 < self.time_constant or (self.reading == "decay" and not self.time_constant < 1):
+        if not 0 < self.time_constant or not 0 < self.decay < 1:  # e^(−1/τ) may round to 0 or 1
             problems.append(f"time_constant {self.time_constant} is impossible for reading {self.reading!r}")
         if self.steps_per_image < 1 or not 0 < self.readout_fraction <= 1:
             problems.append("steps_per_image must be ≥ 1 and readout_fraction in (0, 1]")
@@ -134,9 +134,10 @@ class SpikingSpec:
 
 
 def _number(v, integer: bool) -> bool:
-    """A finite number (not a boolean); an integer where `integer`. No conversion: JSON integers have any size."""
-    return (not isinstance(v, bool) and isinstance(v, numbers.Integral if integer else numbers.Real)
-            and -math.inf < v < math.inf)
+    """A number (not a boolean) that fits a float64, or an int64 where `integer` (JSON numbers have any size)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real):
+        return False
+    return abs(v) < 2 ** 63 if integer else abs(v) <= sys.float_info.max
 
 
 def is_stream_var(key: str) -> bool:
