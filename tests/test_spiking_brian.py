@@ -247,3 +247,16 @@ def test_spec_refuses_bad_fields():
         SpikingSpec(eta_scale=(1.0, 2.0))
     with pytest.raises(SpikefaError, match="eta_scale must be lists of numbers"):
         SpikingSpec(eta_scale=("fast",) * 4)
+
+
+@pytest.mark.parametrize("body, words", [("raise ModuleNotFoundError('no brian2cuda')", "pip install brian2cuda"),
+                                         ("raise ValueError('x not in list')", "does not work with brian2")])
+def test_cuda_standalone_without_a_working_brian2cuda_is_one_clear_error(tmp_path, monkeypatch, body, words):
+    """brian2cuda missing, or installed for another Brian2 release (it pins one exactly)."""
+    (tmp_path / "brian2cuda").mkdir()
+    (tmp_path / "brian2cuda" / "__init__.py").write_text(body + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "brian2cuda", raising=False)
+    spec = SpikingSpec(sizes=(4, 3, 2), steps_per_image=2)
+    with pytest.raises(SpikefaError, match=words):
+        BrianNetwork(spec, 1, "cuda_standalone")

@@ -55,8 +55,11 @@ def _activate(device: str, directory: str | None, threads: int):
         if device == "cuda_standalone":
             try:
                 import brian2cuda  # noqa: F401
-            except ImportError:
+            except ModuleNotFoundError:
                 raise SpikefaError("device cuda_standalone needs brian2cuda (pip install brian2cuda) and a GPU") from None
+            except Exception as exc:  # brian2cuda pins one Brian2 release (1.0a6: 2.7.1, 1.0b1: 2.10.1)
+                raise SpikefaError(f"brian2cuda does not work with brian2 {brian2.__version__} here "
+                                   f"({type(exc).__name__}: {exc}); it needs the Brian2 release it pins") from None
         if getattr(current, "has_been_run", False) or getattr(current, "build_on_run", None) is False:
             current.reinit()
         brian2.set_device(device, directory=directory, build_on_run=False)
