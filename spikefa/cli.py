@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SpikefaError as exc:
-        print(f"spikefa: error: {exc}", file=sys.stderr)
+        print(f"spikefa: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return exc.exit_code
     except KeyboardInterrupt:
         print("spikefa: interrupted; files already written are complete, earlier results are untouched",
