@@ -79,6 +79,12 @@ def _cmd_data_check(args) -> int:
     return 1 if bad else 0
 
 
+def _check_fits(spec, data, path) -> None:
+    if spec.sizes[0] != data.test_x.shape[1] or spec.sizes[-1] != 10:
+        raise SpikefaError(f"checkpoint {path} is a {'-'.join(map(str, spec.sizes))} network; these images need "
+                           f"{data.test_x.shape[1]} inputs and 10 outputs")
+
+
 def _cmd_evaluate(args) -> int:
     import json
 
@@ -88,6 +94,7 @@ def _cmd_evaluate(args) -> int:
 
     spec, state, meta = load_checkpoint(args.checkpoint)
     data = load_images(args.dataset or meta.get("dataset", "mnist"), args.data)
+    _check_fits(spec, data, args.checkpoint)
     n = min(args.n_test or len(data.test_x), len(data.test_x))
     images, labels = data.test_x[:n].astype(spec.dtype), data.test_y[:n]
     if args.engine == "brian2":
@@ -117,6 +124,7 @@ def _cmd_traces(args) -> int:
 
     spec, state, meta = load_checkpoint(args.checkpoint)
     data = load_images(meta.get("dataset", "mnist"), args.data)
+    _check_fits(spec, data, args.checkpoint)
     steps = args.steps or 5 * spec.steps_per_image
     n_img = -(-steps // spec.steps_per_image)
     lo = args.first_image
@@ -166,8 +174,15 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the contract's error format: one line on stderr, exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"spikefa: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spikefa", description="Feedback alignment experiments (Lillicrap et al. 2016).")
+    p = _Parser(prog="spikefa", description="Feedback alignment experiments (Lillicrap et al. 2016).")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run an experiment config")
@@ -246,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "set"):  # argparse reads `--set=--` as an empty list
+        args.set = [s if isinstance(s, str) else "--" for s in args.set]
     try:
         return args.func(args)
     except SpikefaError as exc:

@@ -13,8 +13,6 @@ import json
 import os
 import tempfile
 import time
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +48,9 @@ def load_npz(path: Path, what: str) -> dict:
             return {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise SpikefaError(f"{what} {path} does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise SpikefaError(f"{path} is not a readable {what} (truncated or corrupted? {type(exc).__name__}: {exc}); "
-                           f"delete it to start afresh") from None
+    except Exception as exc:  # a damaged zip can raise almost anything (zlib, header parsing, flags)
+        raise SpikefaError(f"{path} is not a readable {what} (truncated or corrupted? {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())}); delete it to start afresh") from None
 
 
 def default_out(name: str) -> Path:

@@ -41,7 +41,7 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {cfg['device']!r}")
     if cfg["dataset"] not in ("mnist", "fashion-mnist"):
         raise SpikefaError(f"dataset must be mnist or fashion-mnist, got {cfg['dataset']!r}")
-    if cfg["sizes"][0] != 784 or cfg["sizes"][-1] != 10:
+    if len(cfg["sizes"]) < 3 or cfg["sizes"][0] != 784 or cfg["sizes"][-1] != 10:
         raise SpikefaError(f"sizes must start with 784 inputs and end with 10 outputs, got {cfg['sizes']}")
     at_least = {"threads": (cfg["threads"], 1), "batch": (cfg["batch"], 1), "chunk_images": (cfg["chunk_images"], 1),
                 "train.epochs": (cfg["train"]["epochs"], 1), "train.images": (cfg["train"]["images"], 0),

@@ -84,8 +84,9 @@ class SpikingSpec:
             problems.append(f"feedback_sparsity must be in [0, 1), got {self.feedback_sparsity}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if self.seed < 0:
-            problems.append(f"seed must be at least 0, got {self.seed}")
+        negative = [k for k in ("eta", "weight_decay", "init_scale", "feedback_scale", "seed") if getattr(self, k) < 0]
+        if negative:
+            problems.append(f"{', '.join(negative)} must be at least 0")
         if problems:
             raise SpikefaError("; ".join(problems))
 
@@ -187,7 +188,8 @@ def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict
 def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
     """(spec, state, meta) from a checkpoint; a missing, truncated, corrupted or foreign file is a SpikefaError."""
     def foreign(exc: Exception) -> SpikefaError:
-        return SpikefaError(f"{path} is not a spikefa checkpoint or is corrupted ({type(exc).__name__}: {exc})")
+        reason = " ".join(str(exc).split())  # one line (NumPy's messages may have several)
+        return SpikefaError(f"{path} is not a spikefa checkpoint or is corrupted ({type(exc).__name__}: {reason})")
 
     try:
         z = np.load(path, allow_pickle=False)
