@@ -37,13 +37,17 @@ def to_numpy(a) -> np.ndarray:
 def gemm(a, b, out, alpha=1.0, beta=0.0, trans_a=False):
     """out = α·x b + β·out with x = a (or aᵀ with `trans_a`), written into `out` in place by float32
     or float64 BLAS: no temporary the size of `out`, and β carries a decay of `out` for free."""
-    # Row-major out = α·x·b is column-major outᵀ = α·bᵀ·xᵀ; every operand goes to BLAS as a
-    # column-major view, with its transpose flag, so nothing is copied.
+    # BLAS is column-major: a column-major `out` is α·x·b directly; a row-major one is outᵀ = α·bᵀ·xᵀ.
+    # Every operand goes to BLAS as a column-major view with its transpose flag, so nothing is copied.
     x = a.T if trans_a else a
-    (A, ta), (B, tb) = _column_major(b.T), _column_major(x.T)
     f = blas.sgemm if out.dtype == np.float32 else blas.dgemm
+    if out.flags.f_contiguous and not out.flags.c_contiguous:
+        (A, ta), (B, tb) = _column_major(x), _column_major(b)
+        f(alpha, A, B, trans_a=ta, trans_b=tb, beta=beta, c=out, overwrite_c=True)
+        return
+    (A, ta), (B, tb) = _column_major(b.T), _column_major(x.T)
     res = f(alpha, A, B, trans_a=ta, trans_b=tb, beta=beta, c=out.T, overwrite_c=True)
-    if not np.shares_memory(res, out):  # out was not C-contiguous and BLAS worked on a copy
+    if not np.shares_memory(res, out):  # out was neither C- nor F-contiguous and BLAS worked on a copy
         out[...] = res.T
 
 

@@ -34,9 +34,10 @@ def test_in_place_blas_matches_numpy(trans_a, beta, dtype):
     out = rng.random((7 if trans_a else 5, 4)).astype(dtype)
     expected = beta * out + 0.5 * ((a.T if trans_a else a) @ b)
     for x, y in ((a, b), (np.asfortranarray(a), np.asfortranarray(b))):  # either memory order
-        result = out.copy()
-        fast.CpuOps().gemm(x, y, result, alpha=0.5, beta=beta, trans_a=trans_a)
-        np.testing.assert_allclose(result, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+        for order in "CF":
+            result = out.copy(order=order)
+            fast.CpuOps().gemm(x, y, result, alpha=0.5, beta=beta, trans_a=trans_a)
+            np.testing.assert_allclose(result, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
 @pytest.mark.parametrize("mode", ["fa", "dfa", "bp"])

@@ -162,9 +162,11 @@ def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: Arra
 
 def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
     """A copy of `state` for `batch` streams: PSPs and traces get one row per stream (single-stream
-    values are repeated); in bp mode each B_l becomes a view of w_{l+1}ᵀ, so it follows w exactly."""
-    out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])) if is_stream_var(k) else v, copy=True)
-           for k, v in state.items()}
+    values are repeated); in bp mode each B_l becomes a view of w_{l+1}ᵀ, so it follows w exactly.
+    Weight matrices are stored column-major: OpenBLAS multiplies a batch of 50 rows by a
+    column-major 1500×1500 matrix, and adds the rank-50 update to one, ~25% faster here."""
+    out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True) if is_stream_var(k)
+           else xp.array(v, copy=True, order="F" if v.ndim == 2 else "K") for k, v in state.items()}
     if spec.feedback == "bp":
         for l in range(1, spec.n_layers):
             out[f"B{l}"] = out[f"w{l + 1}"].T
