@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spikefa import config, plotting
-from spikefa.arrays import import_cupy
+from spikefa.arrays import import_cupy, to_numpy
 from spikefa.data import load_images, load_svhn
 from spikefa.errors import SpikefaError, check_finite, layers
 from spikefa.results import load_npz
@@ -182,8 +182,6 @@ class Progress:
 
     @staticmethod
     def _partial(net: Network, c: dict) -> dict:
-        from spikefa.arrays import to_numpy
-
         arrays = {f"W{l}": to_numpy(net.W[l]) for l in range(1, net.L + 1)}
         arrays.update({f"b{l}": to_numpy(net.b[l]) for l in range(1, net.L + 1)})
         angles = np.concatenate(c["angles"]) if c["angles"] else np.zeros(0)
