@@ -20,7 +20,7 @@ LOG=results/gpu-runs/logs
 mkdir -p "$OUT" $LOG
 elapsed() { echo $(( $(date +%s) - T0 )); }
 
-if ls .whl/*.whl >/dev/null 2>&1; then
+if ls .whl/*.whl >/dev/null 2>&1 && ! python3 -c "import numpy, brian2" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
