@@ -93,3 +93,19 @@ def test_checkpoints_move_both_ways(first):
     for k in via_brian:
         np.testing.assert_allclose(via_fast[k].reshape(via_brian[k].shape), via_brian[k], rtol=1e-9, atol=1e-13)
     assert not np.allclose(via_brian["w1"], trained["w1"])
+
+
+def test_plasticity_delay_skips_the_first_steps_of_each_image():
+    spec = spec_()
+    images, labels, uniforms = draws(spec, 2, 3)
+    gated = fast.batch_state(spec, initial_state(spec), 2)
+    fast.run(spec, gated, images, labels, uniforms=uniforms, plasticity_delay=3)
+    ref, ws, T = fast.batch_state(spec, initial_state(spec), 2), fast.Workspace.allocate(spec, 2), spec.steps_per_image
+    for k in range(3 * T):
+        ws.target[...] = np.eye(spec.sizes[-1])[labels[:, k // T]]
+        for l in range(spec.n_layers):
+            ws.r[l][...] = uniforms[l][:, k]
+        fast.step(spec, ref, images[:, k // T], ws, spec.eta if k % T == 3 else 0.0, fast.CpuOps())
+    for k in ref:
+        np.testing.assert_allclose(gated[k], ref[k], rtol=1e-12, atol=1e-15, err_msg=k)
+    assert not np.allclose(gated["w1"], initial_state(spec)["w1"])

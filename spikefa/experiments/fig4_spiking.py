@@ -51,6 +51,9 @@ def validate(cfg: dict) -> None:
     for key, (v, low) in at_least.items():
         if v < low:
             raise SpikefaError(f"{key} must be at least {low}, got {v}")
+    if not 0 <= cfg["plasticity_delay"] < cfg["steps_per_image"] or (cfg["plasticity_delay"] and cfg["engine"] != "fast"):
+        raise SpikefaError(f"plasticity_delay must be in 0..steps_per_image − 1, and 0 with the brian2 engine; "
+                           f"got {cfg['plasticity_delay']}")
     spec_for(cfg, cfg["algorithms"][0])  # the spec checks its own fields
 
 
@@ -67,7 +70,7 @@ def chunk_size(cfg: dict, n_train: int, n_test: int) -> int:
 def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
     if cfg["engine"] == "brian2":
         return BrianRunner(spec, chunk, cfg["device"], threads=cfg["threads"])
-    return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"])
+    return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"], plasticity_delay=cfg["plasticity_delay"])
 
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
@@ -139,7 +142,7 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
             res.update(device=cfg["device"], ms_per_step=1e3 * runner.sim_seconds / runner.steps,
                        compile_seconds=round(runner.net.build_seconds, 1))
     else:
-        res.update(batch=cfg["batch"], backend=cfg["backend"])
+        res.update(batch=cfg["batch"], backend=cfg["backend"], plasticity_delay=cfg["plasticity_delay"])
     return res, np.array(curve)
 
 

@@ -164,8 +164,10 @@ def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
     """A copy of `state` for `batch` streams: PSPs and traces get one row per stream (single-stream
     values are repeated); in bp mode each B_l becomes a view of w_{l+1}ᵀ, so it follows w exactly.
     Weight matrices are stored column-major: OpenBLAS multiplies a batch of 50 rows by a
-    column-major 1500×1500 matrix, and adds the rank-50 update to one, ~25% faster here."""
-    out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True) if is_stream_var(k)
+    column-major 1500×1500 matrix, and adds the rank-50 update to one, ~25% faster here. Per-stream
+    arrays are always row-major, whatever their source, so that a resumed run takes the same BLAS
+    paths, bit for bit, as an uninterrupted one."""
+    out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True, order="C") if is_stream_var(k)
            else xp.array(v, copy=True, order="F" if v.ndim == 2 else "K") for k, v in state.items()}
     if spec.feedback == "bp":
         for l in range(1, spec.n_layers):
@@ -183,10 +185,12 @@ class StepRecord:
 
 def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, uniforms: list | None = None,
         rng=None, record: bool = False, ops: ArrayOps | None = None, ws: Workspace | None = None,
-        eta: float | None = None):
+        eta: float | None = None, plasticity_delay: int = 0):
     """Show images[k] (batch × n_img × n_in) to stream k in order. Returns (y, records): y has shape
     steps × batch × n_out; records holds a StepRecord per step when `record` is set. Uniforms come
-    from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`. `eta` overrides spec.eta."""
+    from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`. `eta` overrides spec.eta.
+    `plasticity_delay` = d > 0 (an ablation; the model learns at every step): no weight change in the
+    first d steps of each image, while the PSPs still carry the previous one."""
     ops = ops or default_ops(images)
     xp = ops.xp
     batch, n_img, _ = images.shape
@@ -205,7 +209,7 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
                 ops.uniforms(rng, ws.r[l])
             else:
                 ws.r[l][...] = uniforms[l][:, k]
-        step(spec, state, x, ws, eta, ops)
+        step(spec, state, x, ws, eta if k % T >= plasticity_delay else 0.0, ops)
         ys[k] = ws.y
         if record:
             records.append(StepRecord(ws.y.copy(), [m if m is None else m.copy() for m in ws.mod],

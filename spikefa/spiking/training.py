@@ -59,10 +59,11 @@ class BrianRunner:
 class FastRunner:
     """`backend="numpy"`: the CPU backend (BLAS + Numba); `backend="cupy"`: the same step through
     NumPy's array interface on a GPU (needs the `gpu` extra). CuPy's random state is not saved, so
-    a resumed CuPy run continues with fresh spike noise."""
+    a resumed CuPy run continues with fresh spike noise. `plasticity_delay`: the ablation of `fast.run`."""
 
-    def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1, backend: str = "numpy"):
-        self.spec, self.chunk, self.batch = spec, chunk, batch
+    def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1, backend: str = "numpy",
+                 plasticity_delay: int = 0):
+        self.spec, self.chunk, self.batch, self.plasticity_delay = spec, chunk, batch, plasticity_delay
         if backend == "cupy":
             cupy = import_cupy()
             self.xp, self.ops = cupy, fast.ArrayOps(cupy)
@@ -102,7 +103,8 @@ class FastRunner:
             self.ws[k] = fast.Workspace.allocate(self.spec, k, self.xp)
         xp = self.xp
         y, _ = fast.run(self.spec, sub, xp.asarray(images.reshape(k, -1, images.shape[-1])),
-                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta)
+                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta,
+                        plasticity_delay=self.plasticity_delay)
         y = to_numpy(y)
         self.steps += len(images) * self.spec.steps_per_image
         # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
