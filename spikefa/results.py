@@ -44,13 +44,18 @@ def load_npz(path: Path, what: str) -> dict:
     """Every array of an `.npz` file, read eagerly; a missing, truncated or corrupted file is a
     SpikefaError naming it (`what` says what the file should have been)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("an .npy file, not an .npz")
+        with z:
             return {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise SpikefaError(f"{what} {path} does not exist") from None
-    except Exception as exc:  # a damaged zip can raise almost anything (zlib, header parsing, flags)
-        raise SpikefaError(f"{path} is not a readable {what} (truncated or corrupted? {type(exc).__name__}: "
-                           f"{' '.join(str(exc).split())}); delete it to start afresh") from None
+    # a damaged zip can raise almost anything: BadZipFile, zlib.error, NotImplementedError (a flipped
+    # compression method), RuntimeError (a flipped encryption flag), SyntaxError (a garbled .npy header), ...
+    except Exception as exc:
+        raise SpikefaError(f"{path} is not a {what} or is corrupted ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())})") from None
 
 
 def default_out(name: str) -> Path:

@@ -141,7 +141,7 @@ class Progress:
             self._load()
 
     def _load(self) -> None:
-        z = load_npz(self.path, "checkpoint")
+        z = load_npz(self.path, "fig3_mnist checkpoint")
         try:
             meta = json.loads(str(z.pop("meta")))
             if meta["config"] != self.config:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from spikefa.errors import SpikefaError
+from spikefa.results import atomic_write_bytes, load_npz
 from spikefa.seeds import stream
 
 FEEDBACK_MODES = ("fa", "sparse_fa", "dfa", "bp")
@@ -174,8 +175,6 @@ def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict
                     store_dtype: str | None = None) -> Path:
     """Write `state` and the spec (as JSON) to a compressed `.npz`, atomically. `store_dtype`
     (e.g. "float16", for shipping) shrinks the file; loading casts back to the spec's dtype."""
-    from spikefa.results import atomic_write_bytes
-
     if store_dtype:
         state = {k: v.astype(store_dtype) for k, v in state.items()}
     buf = io.BytesIO()
@@ -187,22 +186,7 @@ def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict
 
 def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
     """(spec, state, meta) from a checkpoint; a missing, truncated, corrupted or foreign file is a SpikefaError."""
-    def foreign(exc: Exception) -> SpikefaError:
-        reason = " ".join(str(exc).split())  # one line (NumPy's messages may have several)
-        return SpikefaError(f"{path} is not a spikefa checkpoint or is corrupted ({type(exc).__name__}: {reason})")
-
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError("an .npy file, not an .npz")
-        with z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise SpikefaError(f"checkpoint {path} does not exist") from None
-    # a damaged zip can raise almost anything: BadZipFile, zlib.error, NotImplementedError (a flipped compression
-    # method), RuntimeError (a flipped encryption flag), SyntaxError (a garbled .npy header), ...
-    except Exception as exc:
-        raise foreign(exc) from None
+    arrays = load_npz(path, "spikefa checkpoint")
     try:
         spec = SpikingSpec.from_dict(json.loads(str(arrays.pop("spec"))))
         meta = json.loads(str(arrays.pop("meta", "{}")))
@@ -210,7 +194,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
             raise ValueError(f"meta is a JSON {type(meta).__name__}, not an object")
         state = {k: v.astype(spec.dtype, copy=False) for k, v in arrays.items()}
     except (KeyError, TypeError, ValueError) as exc:
-        raise foreign(exc) from None
+        raise SpikefaError(f"{path} is not a spikefa checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
     shapes = state_shapes(spec)
     if set(state) != set(shapes):
         raise SpikefaError(f"checkpoint {path} does not match its spec: missing {sorted(set(shapes) - set(state))}, "
