@@ -90,6 +90,8 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
     if c is None:
         c = {"examples": [0], "test_error": [error_rate(net, X_test, y_test)], "angles": [], "seconds": 0.0}
     seen, start = c["examples"][-1], time.perf_counter() - c["seconds"]
+    if bar is not None:
+        bar.update(seen)  # a resumed network's examples so far
     for epoch in range(seen // n, int(np.ceil(epochs))):
         order = stream(seed, "order", epoch).permutation(n)[:int(round(min(1.0, epochs - epoch) * n))]
         for lo in range(seen - epoch * n, len(order), chunk):  # a resumed run starts where it stopped
