@@ -16,15 +16,21 @@ Replicates: seed s_i = seed + i·runs, and `runs = 1` unless set, so no two runs
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import json
 import os
+import time
 from pathlib import Path
 
+import dask
 import numpy as np
+from distributed import Client, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 from scipy import stats as sps
+from tqdm import tqdm
 
-from spikefa import config, experiments
+from spikefa import config, experiments, runner
 from spikefa.errors import SpikefaError
 from spikefa.results import ResultsDir
 
@@ -75,10 +81,6 @@ def plan(config_name: str, sets: list[str], seeds: int, out: Path) -> list[dict]
 
 def run_one(config_name: str, run_sets: list[str], folder: str, data: str | None) -> dict:
     """One run, in a worker: resumed from its checkpoint when it has one and its experiment can."""
-    import inspect
-
-    from spikefa import runner
-
     folder = Path(folder)
     name = config.resolve(config_name, run_sets)["experiment"]
     resumable = "resume" in inspect.signature(experiments.get(name).run).parameters
@@ -103,9 +105,6 @@ class ImportBrian2(WorkerPlugin):
 def client_for(scheduler: str | None, workers: int | None):
     """A Dask client: to the scheduler at `scheduler`, or to a new LocalCluster of `workers`
     single-threaded processes (default: one per core)."""
-    import dask
-    from distributed import Client, LocalCluster
-
     if scheduler:
         try:
             return Client(scheduler, timeout="10s")
@@ -127,11 +126,6 @@ def _outcome(future) -> dict:
 def sweep(config_name: str, seeds: int, sets: list[str] = (), out: str | Path | None = None, data: str | None = None,
           scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> dict:
     """Run the sweep and write `sweep.json` and `sweep.csv` into `out`; returns the summary."""
-    import time
-
-    from distributed import as_completed
-    from tqdm import tqdm
-
     name = config.resolve(config_name)["experiment"]
     out = Path(out or Path("results") / f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     runs = plan(config_name, list(sets), seeds, out)
@@ -199,8 +193,6 @@ def _final_metrics(result: dict) -> dict:
 
 
 def summarise(experiment: str, runs: list[dict], seeds: int) -> dict:
-    import json
-
     points = []
     for name in dict.fromkeys(r["point"] for r in runs):
         mine = [r for r in runs if r["point"] == name]

@@ -163,10 +163,10 @@ def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: Arra
 def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
     """A copy of `state` for `batch` streams: PSPs and traces get one row per stream (single-stream
     values are repeated); in bp mode each B_l becomes a view of w_{l+1}ᵀ, so it follows w exactly.
-    Weight matrices are stored column-major: OpenBLAS multiplies a batch of 50 rows by a
-    column-major 1500×1500 matrix, and adds the rank-50 update to one, ~25% faster here. Per-stream
-    arrays are always row-major, whatever their source, so that a resumed run takes the same BLAS
-    paths, bit for bit, as an uninterrupted one."""
+    Weight matrices are stored column-major: OpenBLAS multiplies a batch of 50 rows by a column-major
+    1500×1500 matrix, and adds a rank-50 update to one, faster (the whole step ~1.2×,
+    scripts/weight_layout_bench.py). Per-stream arrays are always row-major, whatever their source,
+    so that a resumed run takes the same BLAS paths, bit for bit, as an uninterrupted one."""
     out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True, order="C") if is_stream_var(k)
            else xp.array(v, copy=True, order="F" if v.ndim == 2 else "K") for k, v in state.items()}
     if spec.feedback == "bp":
