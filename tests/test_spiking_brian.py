@@ -163,20 +163,23 @@ def test_learning_off_keeps_weights():
         np.testing.assert_array_equal(new[k], state[k])
 
 
-@pytest.mark.parametrize("mode, eta_scale", [("fa", ()), ("sparse_fa", ()), ("dfa", ()), ("bp", ()),
-                                             ("fa", (0.5, 0.0, 2.0)), ("bp", (2.0, 0.5, 1.0))])
-def test_fast_engine_matches_brian2_step_by_step(mode, eta_scale, xp):
+@pytest.mark.parametrize("mode, eta_scale, delay", [("fa", (), 0), ("sparse_fa", (), 0), ("dfa", (), 0), ("bp", (), 0),
+                                                    ("fa", (0.5, 0.0, 2.0), 0), ("bp", (2.0, 0.5, 1.0), 0),
+                                                    ("fa", (), 2), ("bp", (), 3)])
+def test_fast_engine_matches_brian2_step_by_step(mode, eta_scale, delay, xp):
     """Conformance: same uniforms, one stream, 250 steps — PSPs, δs, spikes and weights agree
-    (also with per-layer learning rates, which in bp mode the mirrored feedback must follow), on
-    the CPU backend and, where a GPU answers, on CuPy."""
+    (also with per-layer learning rates, which in bp mode the mirrored feedback must follow, and
+    with the plasticity_delay ablation), on the CPU backend and, where a GPU answers, on CuPy."""
     spec = small_spec(feedback=mode, eta_scale=eta_scale)
     state = initial_state(spec)
     images, labels, uniforms = inputs(spec, 50)
-    net = BrianNetwork(spec, 50, "numpy", noise=True, trace_neurons=all_neurons(spec), record_spikes=True)
+    net = BrianNetwork(spec, 50, "numpy", noise=True, trace_neurons=all_neurons(spec), record_spikes=True,
+                       plasticity_delay=delay)
     ref, rec = net.run(state, images, labels, uniforms=uniforms)
     mine = fast.batch_state(spec, state, 1, xp)
     y, steps = fast.run(spec, mine, xp.asarray(images[None]), xp.asarray(labels[None]),
-                        uniforms=[xp.asarray(uniforms[l][None]) for l in range(3)], record=True)
+                        uniforms=[xp.asarray(uniforms[l][None]) for l in range(3)], record=True,
+                        plasticity_delay=delay)
     for k in ref:
         np.testing.assert_allclose(to_numpy(mine[k]).reshape(ref[k].shape), ref[k], rtol=1e-5, atol=1e-12)
     np.testing.assert_allclose(to_numpy(y[:, 0]), rec.y, rtol=1e-5, atol=1e-12)

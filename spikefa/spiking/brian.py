@@ -75,13 +75,13 @@ class BrianNetwork:
     def __init__(self, spec: SpikingSpec, images_per_run: int, device: str = "runtime", *,
                  noise: bool = False, trace_neurons: dict[int, list[int]] | None = None,
                  record_spikes: bool = False, plasticity: str | None = None, feedback: str | None = None,
-                 threads: int = 1, directory: str | None = None, profile: bool = False):
+                 threads: int = 1, directory: str | None = None, profile: bool = False, plasticity_delay: int = 0):
         if device not in DEVICES:
             raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
         self.spec, self.device, self.images_per_run, self.noise = spec, device, int(images_per_run), noise
         self.steps_per_run = self.images_per_run * spec.steps_per_image
         self.trace_neurons = {int(l): list(map(int, n)) for l, n in (trace_neurons or {}).items()}
-        self.record_spikes, self.profile = record_spikes, profile
+        self.record_spikes, self.profile, self.plasticity_delay = record_spikes, profile, int(plasticity_delay)
         if directory is None:  # a private build folder, removed with this object
             self._tmp = tempfile.TemporaryDirectory(prefix="spikefa-brian2-")
             directory = self._tmp.name
@@ -104,7 +104,9 @@ class BrianNetwork:
         n_img, sizes = self.images_per_run, spec.sizes
         self.images = b2.TimedArray(np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images")
         self.labels = b2.TimedArray(np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels")
-        ns.update(images=self.images, labels=self.labels)
+        gate = (np.arange(spec.steps_per_image) >= self.plasticity_delay).astype(dtype)
+        self.plastic = b2.TimedArray(np.tile(gate, n_img), dt=b2.ms, name="plastic")  # equations.BIAS_PLASTICITY
+        ns.update(images=self.images, labels=self.labels, plastic=self.plastic)
         self.uniforms = {}
         if self.noise:
             for l in range(L):  # input (0) and hidden layers draw spikes
@@ -190,7 +192,7 @@ class BrianNetwork:
             values[self.forward[l].w] = state[f"w{l}"].ravel()
             values[self.layers[l].bias] = state[f"bias{l}"]
             values[self.layers[l].u] = state[f"u{l}"]
-            values[self.layers[l].eta] = self.spec.layer_eta(eta, l)
+            values[self.layers[l].eta_max] = self.spec.layer_eta(eta, l)
             values[self.layers[l - 1].p] = state[f"p{l - 1}"]
         for l in range(1, L):
             src, dst = self._fb_index[l]

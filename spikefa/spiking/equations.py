@@ -30,7 +30,8 @@ dp/dt = -p / tau : 1           # presynaptic trace of this unit's spikes
 bias : 1
 mod : 1                        # modulatory signal, summed from the feedback synapses
 delta : 1                      # δ = σ'(u) · mod
-eta : 1 (shared)               # learning rate of this layer's weights and bias (0: no learning)
+eta = eta_max * plastic(t) : 1 (shared)  # this step's learning rate (see PLASTIC)
+eta_max : 1 (shared)           # learning rate of this layer's weights and bias (0: no learning)
 """
 SPIKE = "{noise} < 1 / (1 + exp(-u))"
 INPUT_SPIKE = "{noise} < rate"
@@ -48,7 +49,8 @@ ystar = int(labels(t) == i) : 1   # one-hot target of the image on show
 y : 1                             # output rate σ(u)
 delta : 1                         # error e = y* − y
 mod : 1                           # = delta: the output's modulator is its error (no σ′ factor)
-eta : 1 (shared)
+eta = eta_max * plastic(t) : 1 (shared)
+eta_max : 1 (shared)
 """
 OUTPUT_ERROR = """
 y = 1 / (1 + exp(-u))
@@ -56,6 +58,9 @@ delta = ystar - y
 mod = delta
 """
 BIAS_PLASTICITY = "bias += eta * delta"
+# plastic(t), a TimedArray with one value per step: 1, or 0 in the first `plasticity_delay` steps of
+# each image (an ablation: no learning while the PSPs still carry the previous image). The model
+# itself learns at every step (plasticity_delay = 0).
 
 # Forward synapses: spikes drive the PSP (event-driven, exact); weights learn every step.
 FORWARD = "w : 1"
