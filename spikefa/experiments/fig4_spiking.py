@@ -135,13 +135,14 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
     res = {"test_error": curve[-1][1], "reading": spec.reading, "decay_per_step": spec.decay,
            "tau_steps": spec.tau_steps, "steps_per_image": spec.steps_per_image, "train_images": seen,
            "epochs": seen / len(X), "test_images": len(Xt), "engine": cfg["engine"],
-           "wall_seconds": round(meta["wall_seconds"], 1), "train_steps": seen * spec.steps_per_image}
+           "wall_seconds": round(meta["wall_seconds"], 1), "train_steps": seen * spec.steps_per_image,
+           "plasticity_delay": cfg["plasticity_delay"]}
     if cfg["engine"] == "brian2":
         if runner.steps:
             res.update(device=cfg["device"], ms_per_step=1e3 * runner.sim_seconds / runner.steps,
                        compile_seconds=round(runner.net.build_seconds, 1))
     else:
-        res.update(batch=cfg["batch"], backend=cfg["backend"], plasticity_delay=cfg["plasticity_delay"])
+        res.update(batch=cfg["batch"], backend=cfg["backend"])
     return res, np.array(curve)
 
 
