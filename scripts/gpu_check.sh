@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The GPU session in one script (issues 4 and 7): CuPy conformance tests, `spikefa bench spiking` on
 # the GPU, and parallel Fig. 4 training runs, each stopped at a deadline and then scored on the
-# 10,000 test images: FA, BP and DFA at η = 2.5e-4 (the rate-equivalent of the learning rate that
-# works best for deep FA in the rate engine, docs/fig4_tuning.md, session 4), FA at 5e-4 and 1e-3 (the
-# shipped run's), and FA under the "decay" reading at 100 steps per image (η scaled by 10/100). Everything it measures lands in $OUT (runs.tgz and
-# the FA checkpoints in 15 MB parts: at most 8 files come back from a lent machine).
+# 10,000 test images: FA, BP and DFA with the per-layer learning rates of the rate engine's deep-FA
+# recipe (η = 2.5e-4 halved every 20 epochs, B ~ U[−0.5, 0.5], plasticity_delay 3; docs/fig4_tuning.md,
+# session 5), FA without the gate, and FA under the "decay" reading at 100 steps per image (η scaled
+# by 10/100). Everything it measures lands in $OUT (runs.tgz and the FA checkpoints in 15 MB parts:
+# at most 8 files come back from a lent machine).
 #
 #   OUT=results/gpu bash scripts/gpu_check.sh            # on a machine with a GPU and CuPy
 #   QUICK=1 BACKEND=numpy OUT=/tmp/gpu bash scripts/gpu_check.sh   # a dry run of the plumbing on a CPU
@@ -37,8 +38,9 @@ $PY -m spikefa bench spiking --backend "$BACKEND" --no-brian2 --batch 50 "${scal
 echo "[$(elapsed) s] bench: $(cat "$LOG/bench.json")"
 
 # 2. training runs side by side (each process keeps the GPU busy only between its Python calls)
-COMMON=(--set engine=fast --set backend="$BACKEND" --set batch=50 --set eta=0.00025 --set feedback_scale=1.0
-        --set train.epochs=40 --set train.eta_halving_epochs=8.0 --set test.images=2000 --set test.every_images=20000)
+COMMON=(--set engine=fast --set backend="$BACKEND" --set batch=50 --set eta=0.00025 --set feedback_scale=0.5
+        --set plasticity_delay=3 --set train.epochs=60 --set train.eta_halving_epochs=20.0 --set test.images=2000
+        --set test.every_images=20000)
 [ -n "${QUICK:-}" ] && COMMON+=(--set train.images=400 --set train.epochs=2 --set test.images=100 --set test.every_images=200)
 train() {  # NAME, then extra arguments
   local name=$1; shift
@@ -50,9 +52,9 @@ train() {  # NAME, then extra arguments
 train fa --set 'algorithms=["fa"]' &
 train bp --set 'algorithms=["bp"]' &
 train dfa --set 'algorithms=["dfa"]' &
-train fa-eta5e-4 --set 'algorithms=["fa"]' --set eta=0.0005 &
-train fa-eta1e-3 --set 'algorithms=["fa"]' --set eta=0.001 --set train.eta_halving_epochs=4.0 &
-train fa-decay --set 'algorithms=["fa"]' --set reading=decay --set steps_per_image=100 --set eta=0.000025 &
+train fa-d0 --set 'algorithms=["fa"]' --set plasticity_delay=0 &
+train fa-decay --set 'algorithms=["fa"]' --set reading=decay --set steps_per_image=100 --set eta=0.000025 \
+  --set plasticity_delay=30 &
 
 # 3. the GPU tests while they train (their speed does not matter)
 if [ "$BACKEND" = cupy ]; then
@@ -70,7 +72,7 @@ for ck in results/gpu-runs/*/*.npz; do
 done
 wait
 for f in $LOG/eval-*.json; do echo "$f $(cat "$f")"; done
-for name in fa fa-eta5e-4; do  # FA checkpoints worth keeping, float16 with their state, in parts
+for name in fa fa-d0; do  # FA checkpoints worth keeping, float16 with their state, in parts
   [ -f "results/gpu-runs/$name/fa.npz" ] || continue
   $PY -m spikefa export "results/gpu-runs/$name/fa.npz" "results/gpu-runs/$name/fa16.npz" --float16 --keep-state >/dev/null &&
     split -b 15M -d "results/gpu-runs/$name/fa16.npz" "$OUT/$name-fa16.npz.part"
