@@ -7,6 +7,7 @@ and keep the latest checkpoint `<mode>.npz` (written atomically) in the results 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -23,6 +24,8 @@ from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
 SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "eta_scale",
              "weight_decay", "init_scale", "feedback_scale", "feedback_sparsity", "seed", "dtype")
+# may change when a run is resumed: a new learning schedule for the same network
+LEARNING_RATE_FIELDS = ("eta", "eta_scale", "weight_decay")
 
 
 def spec_for(cfg: dict, mode: str) -> SpikingSpec:
@@ -89,7 +92,8 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
 
 def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
     """Train one feedback mode, measuring the test error and checkpointing as it goes. With `resume`,
-    continue from `<mode>.npz` in the results folder: its state, random state and position."""
+    continue from `<mode>.npz` in the results folder: its state, random state and position (with the
+    learning rates of this config, which may differ from the checkpoint's)."""
     (X, Y), (Xt, Yt) = train, test
     spec = spec_for(cfg, mode)
     runner = make_runner(cfg, spec, chunk)
@@ -97,11 +101,16 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
     path = out.path / f"{mode}.npz"
     if resume and path.exists():
         saved_spec, saved, meta = load_checkpoint(path)
-        if saved_spec != spec:
+        if dataclasses.replace(saved_spec, **{k: getattr(spec, k) for k in LEARNING_RATE_FIELDS}) != spec:
             raise SpikefaError(f"{path} was trained with another spec than this config ({saved_spec.describe()})")
         state = runner.prepare(saved)
         runner.restore_random_state(meta.get("random_state"))
     seen, curve = meta["images_seen"], [tuple(c) for c in meta["curve"]]
+    # every start and resume with its learning settings, so a checkpoint tells how it was trained
+    schedule = meta.get("schedule", []) + [{"images_seen": seen, "eta": spec.eta, "eta_scale": list(spec.eta_scale),
+                                             "weight_decay": spec.weight_decay,
+                                             "eta_halving_epochs": cfg["train"]["eta_halving_epochs"],
+                                             "plasticity_delay": cfg["plasticity_delay"]}]
     total, every = cfg["train"]["epochs"] * len(X), cfg["test"]["every_images"]
     start, wall_before, last_save = time.perf_counter(), meta["wall_seconds"], time.monotonic()
     bar = tqdm(total=total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
@@ -125,7 +134,8 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
         if evaluate_now or time.monotonic() - last_save >= 60 * cfg["checkpoint_minutes"]:
             meta = {"images_seen": seen, "epoch": seen / len(X), "test_error": curve[-1][1] if curve else None,
                     "curve": curve, "dataset": cfg["dataset"], "engine": cfg["engine"],
-                    "random_state": runner.random_state(), "wall_seconds": wall_before + time.perf_counter() - start}
+                    "random_state": runner.random_state(), "wall_seconds": wall_before + time.perf_counter() - start,
+                    "schedule": schedule}
             save_checkpoint(path, spec, runner.export(state), meta)  # the latest, replaced each time
             last_save = time.monotonic()
             if evaluate_now and cfg["keep_snapshots"]:
