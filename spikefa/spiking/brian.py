@@ -105,7 +105,7 @@ class BrianNetwork:
         self.images = b2.TimedArray(np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images")
         self.labels = b2.TimedArray(np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels")
         gate = (np.arange(spec.steps_per_image) >= self.plasticity_delay).astype(dtype)
-        self.plastic = b2.TimedArray(np.tile(gate, n_img), dt=b2.ms, name="plastic")  # equations.BIAS_PLASTICITY
+        self.plastic = b2.TimedArray(np.tile(gate, n_img), dt=b2.ms, name="plastic")  # the plasticity_delay gate (equations.py)
         ns.update(images=self.images, labels=self.labels, plastic=self.plastic)
         self.uniforms = {}
         if self.noise:

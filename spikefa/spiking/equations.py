@@ -30,7 +30,7 @@ dp/dt = -p / tau : 1           # presynaptic trace of this unit's spikes
 bias : 1
 mod : 1                        # modulatory signal, summed from the feedback synapses
 delta : 1                      # δ = σ'(u) · mod
-eta = eta_max * plastic(t) : 1 (shared)  # this step's learning rate (see PLASTIC)
+eta = eta_max * plastic(t) : 1 (shared)  # this step's learning rate (plastic(t): see BIAS_PLASTICITY)
 eta_max : 1 (shared)           # learning rate of this layer's weights and bias (0: no learning)
 """
 SPIKE = "{noise} < 1 / (1 + exp(-u))"
