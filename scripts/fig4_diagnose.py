@@ -2,7 +2,8 @@
 (docs/fig4_tuning.md).
 
 Prints, for a checkpoint: the error on the first N training and test images (fast engine, learning
-off); for each layer, in a mean-field forward pass over the first 2,000 test images, the fraction
+off), and the test error with each image shown 4× as long (is the read-out the limit?); for each
+layer, in a mean-field forward pass over the first 2,000 test images, the fraction
 of (unit, image) pairs with σ < 0.02 or σ > 0.98 (where σ' ≈ 0 stops learning); how far each
 weight matrix has grown (RMS now / RMS of the initial draw); and the angle between each feedback
 matrix B_l and the forward weights w_{l+1}ᵀ it stands in for.
@@ -12,6 +13,7 @@ matrix B_l and the forward weights w_{l+1}ᵀ it stands in for.
 """
 
 import argparse
+import dataclasses
 
 import numpy as np
 
@@ -34,6 +36,9 @@ def main():
     for name, X, y in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
         err = evaluate(runner, runner.prepare(state), X[:n].astype(spec.dtype), y[:n])
         print(f"{name} error on the first {n} images: {err:.2%}")
+    longer = FastRunner(dataclasses.replace(spec, steps_per_image=4 * spec.steps_per_image), 1000, batch=100)
+    err = evaluate(longer, longer.prepare(state), data.test_x[:n].astype(spec.dtype), data.test_y[:n])
+    print(f"test error on the first {n} images, {4 * spec.steps_per_image} steps per image: {err:.2%}")
     h, start = data.test_x[:2000].astype(np.float64), initial_state(spec)
     for l in range(1, spec.n_layers + 1):
         h = 1.0 / (1.0 + np.exp(-(h @ state[f"w{l}"] + state[f"bias{l}"])))
@@ -42,6 +47,7 @@ def main():
         if l < spec.n_layers and spec.feedback != "dfa":
             line += f"; B{l} vs w{l + 1}ᵀ {angle_deg(state[f'B{l}'], state[f'w{l + 1}'].T, folded=False):.1f}°"
         print(line)
+    print(f"mean-field test error on the first 2000 images: {np.mean(h.argmax(axis=1) != data.test_y[:2000]):.2%}")
 
 
 if __name__ == "__main__":
