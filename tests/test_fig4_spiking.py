@@ -163,17 +163,19 @@ def test_resume_from_a_copied_checkpoint(tmp_path, data_folder):
     assert load_checkpoint(tmp_path / "second" / "fa.npz")[2]["images_seen"] == 240
 
 
-def test_resume_may_change_the_learning_rates_but_not_the_network(tmp_path, data_folder, capsys):
-    """A resumed run takes the config's η (a new schedule) and records every start in the checkpoint;
-    a config that describes another network is refused."""
+def test_resume_may_change_the_learning_rates_and_presentation_but_not_the_network(tmp_path, data_folder, capsys):
+    """A resumed run takes the config's η (a new schedule) and steps per image, and records every
+    start in the checkpoint; a config that describes another network is refused."""
     sets = TINY + ["engine=fast", "batch=3"]
     runner.run("fig4_spiking", sets, tmp_path / "r", data=str(data_folder))
-    runner.run("fig4_spiking", sets + ["train.epochs=2", "eta=0.02", "train.eta_halving_epochs=3.0"], tmp_path / "r",
-               data=str(data_folder), resume=True)
+    runner.run("fig4_spiking", sets + ["train.epochs=2", "eta=0.02", "train.eta_halving_epochs=3.0", "steps_per_image=6"],
+               tmp_path / "r", data=str(data_folder), resume=True)
     spec, _, meta = load_checkpoint(tmp_path / "r" / "fa.npz")
-    assert spec.eta == 0.02 and meta["images_seen"] == 240
-    assert [(s["images_seen"], s["eta"], s["eta_halving_epochs"]) for s in meta["schedule"]] == [(0, 0.01, 0.0),
-                                                                                                  (120, 0.02, 3.0)]
+    assert spec.eta == 0.02 and spec.steps_per_image == 6 and meta["images_seen"] == 240
+    assert [(s["images_seen"], s["eta"], s["eta_halving_epochs"], s["steps_per_image"]) for s in meta["schedule"]] == [
+        (0, 0.01, 0.0, 4), (120, 0.02, 3.0, 6)]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["results"]["fa"]["train_steps"] == 120 * 4 + 120 * 6
     assert main(["run", "fig4_spiking", "--resume", "--out", str(tmp_path / "r"), "--data", str(data_folder),
                  *[a for kv in sets + ["train.epochs=3", "feedback_scale=0.3"] for a in ("--set", kv)]]) == 2
     assert "another spec" in capsys.readouterr().err

@@ -24,8 +24,8 @@ from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
 SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "eta_scale",
              "weight_decay", "init_scale", "feedback_scale", "feedback_sparsity", "seed", "dtype")
-# may change when a run is resumed: a new learning schedule for the same network
-LEARNING_RATE_FIELDS = ("eta", "eta_scale", "weight_decay")
+# may change when a run is resumed: a new learning schedule or presentation length for the same network
+RESUMABLE_FIELDS = ("eta", "eta_scale", "weight_decay", "steps_per_image")
 
 
 def spec_for(cfg: dict, mode: str) -> SpikingSpec:
@@ -93,24 +93,27 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
 def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
     """Train one feedback mode, measuring the test error and checkpointing as it goes. With `resume`,
     continue from `<mode>.npz` in the results folder: its state, random state and position (with the
-    learning rates of this config, which may differ from the checkpoint's)."""
+    learning rates and steps per image of this config, which may differ from the checkpoint's)."""
     (X, Y), (Xt, Yt) = train, test
     spec = spec_for(cfg, mode)
     runner = make_runner(cfg, spec, chunk)
-    state, meta = runner.prepare(initial_state(spec)), {"images_seen": 0, "curve": [], "wall_seconds": 0.0}
+    state, meta = runner.prepare(initial_state(spec)), {"images_seen": 0, "curve": [], "wall_seconds": 0.0,
+                                                          "train_steps": 0}
     path = out.path / f"{mode}.npz"
     if resume and path.exists():
         saved_spec, saved, meta = load_checkpoint(path)
-        if dataclasses.replace(saved_spec, **{k: getattr(spec, k) for k in LEARNING_RATE_FIELDS}) != spec:
+        if dataclasses.replace(saved_spec, **{k: getattr(spec, k) for k in RESUMABLE_FIELDS}) != spec:
             raise SpikefaError(f"{path} was trained with another spec than this config ({saved_spec.describe()})")
         state = runner.prepare(saved)
         runner.restore_random_state(meta.get("random_state"))
-    seen, curve = meta["images_seen"], [tuple(c) for c in meta["curve"]]
+        meta.setdefault("train_steps", meta["images_seen"] * saved_spec.steps_per_image)  # older checkpoints
+    seen, curve, steps = meta["images_seen"], [tuple(c) for c in meta["curve"]], meta["train_steps"]
     # every start and resume with its learning settings, so a checkpoint tells how it was trained
     schedule = meta.get("schedule", []) + [{"images_seen": seen, "eta": spec.eta, "eta_scale": list(spec.eta_scale),
                                              "weight_decay": spec.weight_decay,
                                              "eta_halving_epochs": cfg["train"]["eta_halving_epochs"],
-                                             "plasticity_delay": cfg["plasticity_delay"]}]
+                                             "plasticity_delay": cfg["plasticity_delay"],
+                                             "steps_per_image": spec.steps_per_image}]
     total, every = cfg["train"]["epochs"] * len(X), cfg["test"]["every_images"]
     start, wall_before, last_save = time.perf_counter(), meta["wall_seconds"], time.monotonic()
     bar = tqdm(total=total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
@@ -119,8 +122,8 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
         perm = stream(cfg["seed"], "order", epoch).permutation(len(X))  # the same order after a resume
         idx = perm[lo:lo + chunk]
         state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=config.eta_at(cfg, seen / len(X)))
-        seen += len(idx)
-        check_finite(state, mode, f"by step {seen * spec.steps_per_image} (after {seen} training images)",
+        seen, steps = seen + len(idx), steps + len(idx) * spec.steps_per_image
+        check_finite(state, mode, f"by step {steps} (after {seen} training images)",
                      f"the last good checkpoint {path} is kept" if path.exists() else "")
         bar.update(len(idx))
         evaluate_now = seen % len(X) == 0 or (every and seen % every < len(idx))
@@ -135,7 +138,7 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
             meta = {"images_seen": seen, "epoch": seen / len(X), "test_error": curve[-1][1] if curve else None,
                     "curve": curve, "dataset": cfg["dataset"], "engine": cfg["engine"],
                     "random_state": runner.random_state(), "wall_seconds": wall_before + time.perf_counter() - start,
-                    "schedule": schedule}
+                    "train_steps": steps, "schedule": schedule}
             save_checkpoint(path, spec, runner.export(state), meta)  # the latest, replaced each time
             last_save = time.monotonic()
             if evaluate_now and cfg["keep_snapshots"]:
@@ -145,7 +148,7 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
     res = {"test_error": curve[-1][1], "reading": spec.reading, "decay_per_step": spec.decay,
            "tau_steps": spec.tau_steps, "steps_per_image": spec.steps_per_image, "train_images": seen,
            "epochs": seen / len(X), "test_images": len(Xt), "engine": cfg["engine"],
-           "wall_seconds": round(meta["wall_seconds"], 1), "train_steps": seen * spec.steps_per_image,
+           "wall_seconds": round(meta["wall_seconds"], 1), "train_steps": steps,
            "plasticity_delay": cfg["plasticity_delay"]}
     if cfg["engine"] == "brian2":
         if runner.steps:
