@@ -86,6 +86,7 @@ def _check_fits(spec, data, path) -> None:
 
 
 def _cmd_evaluate(args) -> int:
+    import dataclasses
     import json
 
     from spikefa.data import load_images
@@ -93,6 +94,8 @@ def _cmd_evaluate(args) -> int:
     from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
     spec, state, meta = load_checkpoint(args.checkpoint)
+    if args.steps_per_image is not None:
+        spec = dataclasses.replace(spec, steps_per_image=args.steps_per_image)  # the spec checks the value
     data = load_images(args.dataset or meta.get("dataset", "mnist"), args.data)
     _check_fits(spec, data, args.checkpoint)
     n = min(args.n_test or len(data.test_x), len(data.test_x))
@@ -214,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch", type=int, default=100, help="streams of the fast engine")
     e.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="arrays of the fast engine")
     e.add_argument("--n-test", type=int, default=0, help="use the first N test images (default all)")
+    e.add_argument("--steps-per-image", type=int, help="show each test image this many steps (default: the checkpoint's)")
     e.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="default: the checkpoint's")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--data", help="data folder")

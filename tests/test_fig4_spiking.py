@@ -54,6 +54,15 @@ def test_evaluate_with_both_engines(tiny_run, data_folder, capsys):
         assert result["n_test"] == 30 and 0 <= result["test_error"] <= 1 and result["steps_per_image"] == 4
 
 
+def test_evaluate_with_another_presentation_length(tiny_run, data_folder, capsys):
+    _, out, _ = tiny_run
+    args = ["evaluate", str(out / "fa.npz"), "--n-test", "20", "--json", "--data", str(data_folder)]
+    assert main(args + ["--steps-per-image", "7"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps_per_image"] == 7
+    assert main(args + ["--steps-per-image", "0"]) == 2
+    assert "steps_per_image must be" in capsys.readouterr().err
+
+
 def test_traces_records_psp_and_modulator(tiny_run, data_folder, tmp_path):
     _, out, _ = tiny_run
     assert main(["traces", str(out / "fa.npz"), "--out", str(tmp_path / "tr"), "--steps", "12", "--neurons", "0", "5",
