@@ -122,7 +122,7 @@ def _cmd_traces(args) -> int:
     from spikefa import plotting
     from spikefa.data import load_images
     from spikefa.results import ResultsDir
-    from spikefa.spiking.spec import load_checkpoint
+    from spikefa.spiking.spec import eta_in_force, load_checkpoint
     from spikefa.spiking.traces import plot_traces, record_traces
 
     spec, state, meta = load_checkpoint(args.checkpoint)
@@ -135,7 +135,8 @@ def _cmd_traces(args) -> int:
         raise SpikefaError(f"--first-image must be in 0..{len(data.test_x) - n_img}")
     images, labels = data.test_x[lo:lo + n_img].astype(spec.dtype), data.test_y[lo:lo + n_img]
     out = ResultsDir(args.out or Path("results") / f"traces-{time.strftime('%Y%m%d-%H%M%S')}")
-    tr = record_traces(spec, state, images, labels, args.neurons, args.device, learn=args.learn)
+    tr = record_traces(spec, state, images, labels, args.neurons, args.device, learn=args.learn,
+                       eta=eta_in_force(spec, meta))
     out.write_npz("traces.npz", **tr)
     fig = plot_traces(tr, title=f"{Path(args.checkpoint).name}: {spec.describe()}"
                                 f"{', after ' + str(meta['images_seen']) + ' training images' if 'images_seen' in meta else ''}")
@@ -230,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--neurons", type=int, nargs="+", default=[0, 1, 2, 3], help="hidden units recorded in every hidden layer")
     t.add_argument("--first-image", type=int, default=0, help="index of the first test image shown")
     t.add_argument("--device", choices=DEVICES, default="cpp_standalone")
-    t.add_argument("--learn", action="store_true", help="keep plasticity on while recording")
+    t.add_argument("--learn", action="store_true",
+                   help="keep plasticity on while recording, at the learning rate the training had reached")
     t.add_argument("--data", help="data folder")
     t.set_defaults(func=_cmd_traces)
 

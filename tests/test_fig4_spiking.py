@@ -9,7 +9,7 @@ from spikefa import runner
 from spikefa.bench import stream_step_flops
 from spikefa.cli import main
 from spikefa.experiments.fig4_spiking import chunk_size
-from spikefa.spiking.spec import SpikingSpec, initial_state, load_checkpoint
+from spikefa.spiking.spec import SpikingSpec, eta_in_force, initial_state, load_checkpoint
 
 TINY = ["sizes=[784,24,16,10]", "steps_per_image=4", "train.images=120", "test.images=60", "chunk_images=40",
         "eta=0.01", "dtype=\"float64\""]
@@ -183,6 +183,9 @@ def test_resume_may_change_the_learning_rates_and_presentation_but_not_the_netwo
     assert spec.eta == 0.02 and spec.steps_per_image == 6 and meta["images_seen"] == 240
     assert [(s["images_seen"], s["eta"], s["eta_halving_epochs"], s["steps_per_image"]) for s in meta["schedule"]] == [
         (0, 0.01, 0.0, 4), (120, 0.02, 3.0, 6)]
+    # the rate in force (what `spikefa traces --learn` and the Fig. 4 figure learn at), not spec.eta
+    assert eta_in_force(spec, meta) == pytest.approx(0.02 * 0.5 ** (2 / 3.0))
+    assert eta_in_force(spec, meta, at_start=True) == 0.01 and eta_in_force(spec, {}) == 0.02
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["results"]["fa"]["train_steps"] == 120 * 4 + 120 * 6
     assert main(["run", "fig4_spiking", "--resume", "--out", str(tmp_path / "r"), "--data", str(data_folder),

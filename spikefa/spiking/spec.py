@@ -206,6 +206,19 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
     return spec, state, meta
 
 
+def eta_in_force(spec: SpikingSpec, meta: dict, at_start: bool = False) -> float:
+    """The learning rate per step of the run that wrote a checkpoint, at its start or (default) where
+    the checkpoint was saved. `spec.eta` is only the schedule's constant (η·0.5^(epoch/halving), with
+    epoch counted from 0, so it can be far above the rate in force); the schedule in `meta` gives the
+    real one. Checkpoints without a schedule learned at `spec.eta`."""
+    schedule = meta.get("schedule")
+    if not schedule:
+        return spec.eta
+    entry, epoch = (schedule[0], 0.0) if at_start else (schedule[-1], float(meta.get("epoch", 0.0)))
+    halving = entry.get("eta_halving_epochs") or 0.0
+    return entry["eta"] * 0.5 ** (epoch / halving) if halving else entry["eta"]
+
+
 def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
     """The shape of every array of a one-stream state."""
     sizes, L = spec.sizes, spec.n_layers

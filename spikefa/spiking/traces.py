@@ -19,15 +19,17 @@ from spikefa.spiking.training import single_stream
 
 
 def record_traces(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.ndarray,
-                  neurons: list[int], device: str = "cpp_standalone", learn: bool = False) -> dict:
+                  neurons: list[int], device: str = "cpp_standalone", learn: bool = False,
+                  eta: float | None = None) -> dict:
     """Arrays for `traces.npz` (CONTRACT.md): t and image_onsets in ms, psp / modulator / delta as
-    recorded neurons × steps; `neurons` holds (layer, index) pairs, one row per recorded neuron."""
+    recorded neurons × steps; `neurons` holds (layer, index) pairs, one row per recorded neuron.
+    With `learn`, plasticity runs at `eta` (default spec.eta; see `spec.eta_in_force`)."""
     L = spec.n_layers
     bad = [n for n in neurons if not 0 <= n < min(spec.sizes[1:L])]
     if bad:
         raise SpikefaError(f"neurons {bad} do not exist in every hidden layer (sizes {list(spec.sizes)})")
     net = BrianNetwork(spec, len(images), device, trace_neurons={l: neurons for l in range(1, L)}, record_spikes=True)
-    _, rec = net.run(single_stream(state), images, labels, learn=learn)
+    _, rec = net.run(single_stream(state), images, labels, learn=learn, eta=eta)
     steps = len(images) * spec.steps_per_image
     pairs = np.array([(l, n) for l in range(1, L) for n in neurons], dtype=np.int64)
     stack = {k: np.concatenate([rec.traces[l][k] for l in range(1, L)]) for k in ("u", "mod", "delta")}
@@ -82,16 +84,17 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
                 neuron: int = 0, device: str = "cpp_standalone"):
     """PSP and modulator of first-layer unit `neuron` early in training (the seed's initial weights)
     and late (`trained`), recorded with plasticity on, above spike rasters (60 units of each layer)
-    and output rates, beside the test-error curve stored in the checkpoint's `meta`."""
+    and output rates, beside the test-error curve stored in the checkpoint's `meta`. Each stage
+    learns at the rate the run had then (its start, and the checkpoint)."""
     import matplotlib.pyplot as plt
 
-    from spikefa.spiking.spec import initial_state
+    from spikefa.spiking.spec import eta_in_force, initial_state
 
-    stages = {"early (initial weights)": initial_state(spec),
-              f"late ({meta.get('images_seen', '?')} training images)": trained}
+    stages = {"early (initial weights)": (initial_state(spec), eta_in_force(spec, meta, at_start=True)),
+              f"late ({meta.get('images_seen', '?')} training images)": (trained, eta_in_force(spec, meta))}
     fig, axes = plt.subplots(3, 3, figsize=(12, 7), gridspec_kw={"width_ratios": [1, 1, 0.8]})
-    for col, (title, state) in enumerate(stages.items()):
-        tr = record_traces(spec, state, images, labels, [neuron], device, learn=True)
+    for col, (title, (state, eta)) in enumerate(stages.items()):
+        tr = record_traces(spec, state, images, labels, [neuron], device, learn=True, eta=eta)
         ax = axes[0, col]
         ax.plot(tr["t"], tr["psp"][0], color="k", linewidth=0.9, label="PSP u")
         ax.set(title=title, ylabel=f"h1[{neuron}] PSP")
