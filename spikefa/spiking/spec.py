@@ -207,16 +207,20 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
 
 
 def eta_in_force(spec: SpikingSpec, meta: dict, at_start: bool = False) -> float:
-    """The learning rate per step of the run that wrote a checkpoint, at its start or (default) where
-    the checkpoint was saved. `spec.eta` is only the schedule's constant (η·0.5^(epoch/halving), with
-    epoch counted from 0, so it can be far above the rate in force); the schedule in `meta` gives the
-    real one. Checkpoints without a schedule learned at `spec.eta`."""
+    """The learning rate per step of the run that wrote a checkpoint where the checkpoint was saved,
+    or (`at_start`) at the earliest start its schedule records. `spec.eta` is only the schedule's
+    constant (η·0.5^(epoch/halving), epochs counted from 0, so it can be far above the rate in
+    force). Checkpoints without a schedule learned at `spec.eta`."""
+    from spikefa.config import eta_at
+
     schedule = meta.get("schedule")
     if not schedule:
         return spec.eta
-    entry, epoch = (schedule[0], 0.0) if at_start else (schedule[-1], float(meta.get("epoch", 0.0)))
-    halving = entry.get("eta_halving_epochs") or 0.0
-    return entry["eta"] * 0.5 ** (epoch / halving) if halving else entry["eta"]
+    entry = schedule[0] if at_start else schedule[-1]
+    images_per_epoch = meta["images_seen"] / meta["epoch"] if meta.get("epoch") else 0.0
+    images = entry["images_seen"] if at_start else meta.get("images_seen", 0)
+    epoch = images / images_per_epoch if images_per_epoch else 0.0
+    return eta_at({"eta": entry["eta"], "train": {"eta_halving_epochs": entry.get("eta_halving_epochs") or 0.0}}, epoch)
 
 
 def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
