@@ -9,6 +9,7 @@ import argparse
 
 import numpy as np
 
+from spikefa.bench import FULL
 from spikefa.data.datasets import load_mnist
 from spikefa.spiking import fast
 from spikefa.spiking.spec import SpikingSpec, initial_state
@@ -25,7 +26,7 @@ labels = data.train_y[:streams * per_stream].reshape(streams, per_stream)
 
 rms = {}
 for mode in ("fa", "bp", "dfa"):
-    spec = SpikingSpec(sizes=(784, 1500, 1500, 1500, 10), reading="tau", steps_per_image=10, eta=0.0,
+    spec = SpikingSpec(sizes=FULL, reading="tau", steps_per_image=10, eta=0.0,
                        feedback=mode, feedback_scale=args.feedback_scale)
     state = fast.batch_state(spec, initial_state(spec), streams)
     _, records = fast.run(spec, state, images, labels, learn=False, rng=np.random.default_rng(0), record=True)

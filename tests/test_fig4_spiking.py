@@ -186,6 +186,8 @@ def test_resume_may_change_the_learning_rates_and_presentation_but_not_the_netwo
     # the rate in force (what `spikefa traces --learn` and the Fig. 4 figure learn at), not spec.eta
     assert eta_in_force(spec, meta) == pytest.approx(0.02 * 0.5 ** (2 / 3.0))
     assert eta_in_force(spec, meta, at_start=True) == 0.01 and eta_in_force(spec, {}) == 0.02
+    later_start = {**meta, "schedule": meta["schedule"][1:]}  # a schedule first recorded at epoch 1
+    assert eta_in_force(spec, later_start, at_start=True) == pytest.approx(0.02 * 0.5 ** (1 / 3.0))
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["results"]["fa"]["train_steps"] == 120 * 4 + 120 * 6
     assert main(["run", "fig4_spiking", "--resume", "--out", str(tmp_path / "r"), "--data", str(data_folder),
