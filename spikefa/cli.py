@@ -88,11 +88,14 @@ def _check_fits(spec, data, path) -> None:
 def _cmd_evaluate(args) -> int:
     import dataclasses
     import json
+    import statistics
 
     from spikefa.data import load_images
     from spikefa.spiking.spec import load_checkpoint
     from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
+    if args.repeats < 1 or (args.repeats > 1 and args.engine != "fast"):
+        raise SpikefaError(f"--repeats must be at least 1, and above 1 only with --engine fast, got {args.repeats}")
     spec, state, meta = load_checkpoint(args.checkpoint)
     if args.steps_per_image is not None:
         spec = dataclasses.replace(spec, steps_per_image=args.steps_per_image)  # the spec checks the value
@@ -105,13 +108,20 @@ def _cmd_evaluate(args) -> int:
         runner = BrianRunner(spec, chunk, args.device, threads=args.threads)
     else:
         runner = FastRunner(spec, min(n, 1000), batch=args.batch, backend=args.backend)
-    err = evaluate(runner, runner.prepare(state), images, labels)
+    # each repeat draws fresh spike noise (the runner's generator runs on): the network is stochastic
+    errors = [evaluate(runner, runner.prepare(state), images, labels) for _ in range(args.repeats)]
+    err = sum(errors) / len(errors)
     result = {"test_error": err, "n_test": n, "engine": args.engine, "reading": spec.reading,
               "steps_per_image": spec.steps_per_image, "feedback": spec.feedback, "checkpoint": str(args.checkpoint)}
+    spread = ""
+    if len(errors) > 1:
+        sd = statistics.stdev(errors)
+        result.update(test_errors=errors, test_error_sd=sd)
+        spread = f" (mean of {len(errors)} spike draws, sd {100 * sd:.2f}: {', '.join(f'{100 * e:.2f}' for e in errors)})"
     if args.engine == "brian2":
         result["device"] = args.device
-    print(json.dumps(result) if args.json else f"test error {100 * err:.2f}% on {n} images ({spec.describe()}, "
-                                                f"engine {args.engine})")
+    print(json.dumps(result) if args.json else f"test error {100 * err:.2f}%{spread} on {n} images "
+                                                f"({spec.describe()}, engine {args.engine})")
     return 0
 
 
@@ -220,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n-test", type=int, default=0, help="use the first N test images (default all)")
     e.add_argument("--steps-per-image", type=int, help="show each test image this many steps (default: the checkpoint's)")
     e.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="default: the checkpoint's")
+    e.add_argument("--repeats", type=int, default=1,
+                   help="fast engine: evaluate this many times with fresh spike draws; test_error is their mean")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--data", help="data folder")
     e.set_defaults(func=_cmd_evaluate)

@@ -63,6 +63,21 @@ def test_evaluate_with_another_presentation_length(tiny_run, data_folder, capsys
     assert "steps_per_image must be" in capsys.readouterr().err
 
 
+def test_evaluate_repeats_average_fresh_spike_draws(tiny_run, data_folder, capsys):
+    _, out, _ = tiny_run
+    args = ["evaluate", str(out / "fa.npz"), "--n-test", "40", "--json", "--data", str(data_folder)]
+    assert main(args) == 0
+    once = json.loads(capsys.readouterr().out)["test_error"]
+    assert main(args + ["--repeats", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["test_errors"]) == 3 and result["test_errors"][0] == once  # the first draw is the default one
+    assert result["test_error"] == pytest.approx(np.mean(result["test_errors"]))
+    assert result["test_error_sd"] == pytest.approx(np.std(result["test_errors"], ddof=1))
+    for bad in (["--repeats", "0"], ["--repeats", "2", "--engine", "brian2"]):
+        assert main(args + bad) == 2
+        assert "--repeats must be" in capsys.readouterr().err
+
+
 def test_traces_records_psp_and_modulator(tiny_run, data_folder, tmp_path):
     _, out, _ = tiny_run
     assert main(["traces", str(out / "fa.npz"), "--out", str(tmp_path / "tr"), "--steps", "12", "--neurons", "0", "5",

@@ -81,16 +81,24 @@ class CpuOps(ArrayOps):
     """float32/float64 BLAS in place (no temporaries) and fused element-wise Numba kernels."""
 
     def spike_input(self, x, r, p, s, d):
-        _spike_input(x, r, p, s, d)
+        _spike_input(*_memory_order(x, r, p, s), d)
 
     def hidden_delta(self, sig, mod, delta):
-        _hidden_delta(sig, mod, delta)
+        _hidden_delta(*_memory_order(sig, mod, delta))
 
     def gemm(self, a, b, out, alpha=1.0, beta=0.0, trans_a=False):
         gemm(a, b, out, alpha, beta, trans_a)
 
     def uniforms(self, rng, out):
-        rng.random(out=out, dtype=out.dtype) if out.flags.c_contiguous else super().uniforms(rng, out)
+        (out_c,) = _memory_order(out)
+        rng.random(out=out_c, dtype=out.dtype) if out_c.flags.c_contiguous else super().uniforms(rng, out)
+
+
+def _memory_order(*arrays):
+    """The arrays, transposed when the first is column-major, so that an element-wise kernel's inner
+    loop runs along memory (element-wise work does not care which axis is which)."""
+    column_major = arrays[0].flags.f_contiguous and not arrays[0].flags.c_contiguous
+    return tuple(a.T for a in arrays) if column_major else arrays
 
 
 # Element-wise kernels, each touching every element once (no fastmath: contracting to FMA would
@@ -115,6 +123,9 @@ def _hidden_delta(sig, mod, delta):
 
 
 # ------------------------------------------------------------------------------------ the step
+STREAM_ORDER = "F"  # per-stream arrays (batch × n) are column-major: see `batch_state`
+
+
 @dataclass
 class Workspace:
     """Per-step buffers of a batch: spikes s_l, uniforms r_l, σ(u_l), modulators, δs and output rates."""
@@ -129,11 +140,12 @@ class Workspace:
     @classmethod
     def allocate(cls, spec: SpikingSpec, batch: int, xp=np):
         dt, sizes, L = np.dtype(spec.dtype), spec.sizes, spec.n_layers
-        return cls(s=[xp.zeros((batch, n), dt) for n in sizes[:-1]], r=[xp.zeros((batch, n), dt) for n in sizes[:-1]],
-                   sig=[None] + [xp.zeros((batch, sizes[l]), dt) for l in range(1, L)],
-                   mod=[None] + [xp.zeros((batch, sizes[l]), dt) for l in range(1, L)],
-                   delta=[None] + [xp.zeros((batch, sizes[l]), dt) for l in range(1, L + 1)],
-                   y=xp.zeros((batch, sizes[-1]), dt), target=xp.zeros((batch, sizes[-1]), dt))
+        def zeros(n):
+            return xp.zeros((batch, n), dt, order=STREAM_ORDER)
+
+        return cls(s=[zeros(n) for n in sizes[:-1]], r=[zeros(n) for n in sizes[:-1]],
+                   sig=[None] + [zeros(sizes[l]) for l in range(1, L)], mod=[None] + [zeros(sizes[l]) for l in range(1, L)],
+                   delta=[None] + [zeros(sizes[l]) for l in range(1, L + 1)], y=zeros(sizes[-1]), target=zeros(sizes[-1]))
 
 
 def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: ArrayOps) -> None:
@@ -163,11 +175,12 @@ def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: Arra
 def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
     """A copy of `state` for `batch` streams: PSPs and traces get one row per stream (single-stream
     values are repeated); in bp mode each B_l becomes a view of w_{l+1}ᵀ, so it follows w exactly.
-    Weight matrices are stored column-major: OpenBLAS multiplies a batch of 50 rows by a column-major
-    1500×1500 matrix, and adds a rank-50 update to one, faster (the whole step ~1.2×,
-    scripts/weight_layout_bench.py). Per-stream arrays are always row-major, whatever their source,
-    so that a resumed run takes the same BLAS paths, bit for bit, as an uninterrupted one."""
-    out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True, order="C") if is_stream_var(k)
+    Everything is stored column-major, weights and per-stream arrays alike: OpenBLAS multiplies a batch
+    of 50 rows by a column-major 1500×1500 matrix, and adds a rank-50 update to one, faster (row-major
+    weights: ~0.8 of the step rate; row-major streams: ~0.98; scripts/weight_layout_bench.py).
+    Per-stream arrays get this order whatever their source, so that a resumed run takes the same BLAS
+    paths, bit for bit, as an uninterrupted one."""
+    out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True, order=STREAM_ORDER) if is_stream_var(k)
            else xp.array(v, copy=True, order="F" if v.ndim == 2 else "K") for k, v in state.items()}
     if spec.feedback == "bp":
         for l in range(1, spec.n_layers):
@@ -203,7 +216,7 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
         img = k // T
         if k % T == 0:
             ws.target[...] = eye[labels[:, img]]
-            x = xp.ascontiguousarray(images[:, img])
+            x = xp.asarray(images[:, img], order=STREAM_ORDER)
         for l in range(spec.n_layers):
             if uniforms is None:
                 ops.uniforms(rng, ws.r[l])

@@ -117,7 +117,7 @@ def error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def evaluate(runner, state: dict, images: np.ndarray, labels: np.ndarray, progress=None) -> float:
     """Test error with learning off; `state` is not changed (PSPs run on a copy)."""
-    state = {k: v.copy() for k, v in state.items()}
+    state = {k: v.copy(order="K") for k, v in state.items()}
     scores = []
     for start in range(0, len(images), runner.chunk):
         stop = min(start + runner.chunk, len(images))
