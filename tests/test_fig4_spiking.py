@@ -10,6 +10,7 @@ from spikefa.bench import stream_step_flops
 from spikefa.cli import main
 from spikefa.experiments.fig4_spiking import chunk_size
 from spikefa.spiking.spec import SpikingSpec, eta_in_force, initial_state, load_checkpoint
+from spikefa.spiking.training import FastRunner
 
 TINY = ["sizes=[784,24,16,10]", "steps_per_image=4", "train.images=120", "test.images=60", "chunk_images=40",
         "eta=0.01", "dtype=\"float64\""]
@@ -76,6 +77,12 @@ def test_evaluate_repeats_average_fresh_spike_draws(tiny_run, data_folder, capsy
     for bad in (["--repeats", "0"], ["--repeats", "2", "--engine", "brian2"]):
         assert main(args + bad) == 2
         assert "--repeats must be" in capsys.readouterr().err
+    # what makes repeats worth averaging: one runner, the same weights, the same images — other spikes
+    spec, state, _ = load_checkpoint(out / "fa.npz")
+    fast_runner = FastRunner(spec, 10, batch=2)
+    images = np.random.default_rng(0).random((10, spec.sizes[0]), dtype=np.float32)
+    scores = [fast_runner.run(fast_runner.prepare(state), images, np.zeros(10, int), learn=False)[1] for _ in range(2)]
+    assert not np.array_equal(*scores)
 
 
 def test_traces_records_psp_and_modulator(tiny_run, data_folder, tmp_path):
