@@ -44,7 +44,7 @@ def _cmd_info(args) -> int:
     for k, v in runner.versions().items():
         print(f"{k:10s} {v}")
     print(f"{'devices':10s} {', '.join(_brian2_devices())}")
-    print(f"{'configs':10s} {', '.join(config.shipped_configs())} (in {config.MODELS_DIR})")
+    print(f"{'configs':10s} {', '.join(config.shipped_configs())} (in {config.CONFIGS_DIR})")
     print(f"{'runnable':10s} {', '.join(experiments.EXPERIMENTS)}")
     return 0
 

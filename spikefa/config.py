@@ -1,6 +1,6 @@
-"""Experiment configs: TOML files in `models/`, overridden by `--set KEY=VALUE`.
+"""Experiment configs: TOML files shipped in the package (`spikefa/configs/`), overridden by `--set KEY=VALUE`.
 
-The shipped file `models/<experiment>.toml` is the schema: it names every key an experiment
+The shipped file `configs/<experiment>.toml` is the schema: it names every key an experiment
 accepts and its type. A user's own TOML file names its experiment (`experiment = "fig2_linear"`)
 and may set any subset of those keys; `--set` overrides come last. An unknown key or a value of
 the wrong type is a `SpikefaError` that names the key and the closest valid ones.
@@ -12,16 +12,19 @@ import copy
 import difflib
 import math
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from spikefa.errors import SpikefaError
 
+CONFIGS_DIR = Path(str(resources.files("spikefa") / "configs"))
+# trained networks shipped with a checkout (not part of an installed package)
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
 def shipped_configs() -> list[str]:
-    return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.toml"))
 
 
 def _read_toml(path: Path) -> dict:
@@ -35,13 +38,13 @@ def _read_toml(path: Path) -> dict:
 
 
 def locate(config: str) -> Path:
-    """A path to a TOML file, or the name of one shipped in `models/`."""
+    """A path to a TOML file, or the name of a shipped config."""
     path = Path(config)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise SpikefaError(f"config file {path} does not exist")
         return path
-    shipped = MODELS_DIR / f"{config}.toml"
+    shipped = CONFIGS_DIR / f"{config}.toml"
     if not shipped.is_file():
         close = difflib.get_close_matches(config, shipped_configs(), n=3)
         hint = f"did you mean {', '.join(close)}?" if close else f"shipped: {', '.join(shipped_configs())}"
@@ -133,10 +136,10 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
     path = locate(config)
     user = _read_toml(path)
     name = user.get("experiment", path.stem)
-    if not isinstance(name, str) or not (MODELS_DIR / f"{name}.toml").is_file():
+    if not isinstance(name, str) or not (CONFIGS_DIR / f"{name}.toml").is_file():
         raise SpikefaError(f"config {path} names no known experiment (set experiment = one of "
                            f"{', '.join(shipped_configs())})")
-    cfg = _read_toml(MODELS_DIR / f"{name}.toml")
+    cfg = _read_toml(CONFIGS_DIR / f"{name}.toml")
     schema = _flat(cfg)
     overrides = list(_flat(user).items()) + [parse_set(s) for s in sets]
     for key, value in overrides:

@@ -13,7 +13,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -182,11 +182,23 @@ def dataset_files(name: str, folder: str | Path | None = None, download: bool = 
 
 @dataclass(frozen=True)
 class ImageData:
-    """Pixels as float32 in [0, 1], shape (n, 784); labels as uint8."""
+    """Pixels as float32 in [0, 1], shape (n, 784); labels as uint8. `val_x`, `val_y`: the validation
+    images held out of the training set by `holdout` (empty until then)."""
     train_x: np.ndarray
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    val_x: np.ndarray = field(default_factory=lambda: np.empty((0, 784), np.float32))
+    val_y: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint8))
+
+    def holdout(self, n_validation: int) -> "ImageData":
+        """The last `n_validation` training images become the validation set (0: none); everything that
+        is chosen is chosen on them, and the test images are only read at the end."""
+        if not 0 <= n_validation < len(self.train_x):
+            raise DataError(f"train.validation must be in 0..{len(self.train_x) - 1}, got {n_validation}")
+        keep = len(self.train_x) - n_validation
+        return ImageData(self.train_x[:keep], self.train_y[:keep], self.test_x, self.test_y,
+                         self.train_x[keep:], self.train_y[keep:])
 
 
 def load_images(name: str = "mnist", folder: str | Path | None = None, download: bool = True) -> ImageData:
