@@ -1,4 +1,4 @@
-"""Learning-rate sweep behind the rates in models/fig2_linear.toml (SPEC §1).
+"""Learning-rate sweep behind the rates in the fig2_linear config.
 
 For each algorithm, every rate of the grid trains on the config's full example stream (seed 0);
 a run that diverges is unstable. Among the stable ones the fastest learner wins: the lowest mean

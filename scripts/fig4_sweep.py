@@ -6,7 +6,7 @@ prints the test error on the first 2,000 test images after every `--every` image
 JSON object of SpikingSpec fields.
 
     python scripts/fig4_sweep.py --images 60000 '{"eta": 1e-3, "feedback_scale": 1.0}' ...
-    python scripts/fig4_sweep.py --mean-field '{"eta": 1e-3}'   # SPEC §4 ladder, step (i)
+    python scripts/fig4_sweep.py --mean-field '{"eta": 1e-3}'   # spikes replaced by their probabilities
 
 `--mean-field` is a diagnostic, not a model: every spike is replaced by its probability (input:
 the pixel, hidden: σ(u)), which tells learning limits from spike noise.

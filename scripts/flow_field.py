@@ -1,4 +1,4 @@
-"""The 1-1-1 linear network under feedback alignment (SPEC §6.2; arXiv Fig. 3), drawn by
+"""The 1-1-1 linear network under feedback alignment (arXiv Fig. 3), drawn by
 `spikefa.rate.theory.plot_flow_field`: one unit per layer, target T = 1, feedback B = 1, in the
 batch limit Ẇ = E·A, Ȧ = B·E with E = T − W·A.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The GPU session in one script (issues 4 and 7): CuPy conformance tests, `spikefa bench spiking` on
+# The GPU checks in one script: CuPy conformance tests, `spikefa bench spiking` on
 # the GPU, and Fig. 4 training runs side by side, each stopped at a deadline and then scored on the
-# 10,000 test images. Since session 10 the runs are those a 2-core CPU cannot afford: BP and DFA with
+# 10,000 test images. The runs are those a 2-core CPU cannot afford: BP and DFA with
 # their own per-layer learning rates beyond the 6 epochs run here (README, "BP and DFA on the same
 # network"), and FA under the "decay" reading (×0.9 per step, 100 steps per image, η and the gate
 # scaled by 10/100 and 100/10 from the shipped recipe) at 50 and at 200 streams. Everything it

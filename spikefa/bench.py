@@ -1,6 +1,6 @@
 """`spikefa bench spiking|rate`: side-by-side speed, measured in one run.
 
-Rate engine: FA training of the 784-1000-10 MNIST network (SPEC §2) in examples per second, online
+Rate engine: FA training of the 784-1000-10 MNIST network of Fig. 3 in examples per second, online
 and in minibatches of 100, beside the same network and rule in PyTorch (`benchmarks/torch_fa.py`).
 
 Spiking engines: the full 784-1500-1500-1500-10 network with learning and feedback on. Brian2

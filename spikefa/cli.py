@@ -1,4 +1,4 @@
-"""The `spikefa` command (CONTRACT.md). Bad input → exit 2 with one line on stderr; divergence → 3."""
+"""The `spikefa` command-line interface. Bad input → exit 2 with one line on stderr; divergence → 3."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ def _cmd_bench(args) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with the contract's error format: one line on stderr, exit code 2."""
+    """argparse with the command line's error format: one line on stderr, exit code 2."""
 
     def error(self, message):
         self.exit(2, f"spikefa: error: {' '.join(message.split())} (see {self.prog} --help)\n")

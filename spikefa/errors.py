@@ -1,4 +1,4 @@
-"""Errors that the command line turns into one clear line and an exit code (CONTRACT.md)."""
+"""Errors that the command line turns into one clear line and an exit code."""
 
 
 class SpikefaError(Exception):

@@ -6,12 +6,12 @@ import numpy as np
 
 
 def nse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Σ‖y* − y‖² / Σ‖y*‖² over a held-out set (SPEC §0: starts at ≈1 for near-zero weights)."""
+    """Σ‖y* − y‖² / Σ‖y*‖² over a held-out set (starts at ≈1 for near-zero weights)."""
     return float(np.sum((y_true - y_pred) ** 2) / np.sum(y_true ** 2))
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray, folded: bool = True) -> float:
-    """Angle between vectors in degrees; the paper's |aᵀb| folds it into [0°, 90°] (SPEC §0)."""
+    """Angle between vectors in degrees; the paper's |aᵀb| folds it into [0°, 90°]."""
     a, b = np.ravel(a), np.ravel(b)
     c = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
     return float(np.degrees(np.arccos(np.clip(abs(c) if folded else c, -1.0, 1.0))))

@@ -1,4 +1,4 @@
-"""Figure helpers in the paper's colours (SPEC §7). Functions take an `ax` and return it."""
+"""Figure helpers in the paper's colours. Functions take an `ax` and return it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A run's results folder (CONTRACT.md): config.toml, metrics.csv, summary.json, figures/, *.npz.
+"""A run's results folder: config.toml, metrics.csv, summary.json, figures/, *.npz.
 
 Every file is written atomically (temporary file in the same folder, then rename), so an
 interrupted run never leaves a half-written file, and a folder that already holds a finished

@@ -178,7 +178,7 @@ def describe(values: list[float]) -> dict:
 
 
 def t_tests(a: list[float], b: list[float]) -> dict:
-    """Two-sample Student (the paper's, SPEC §3) and Welch t-tests, and the paired test when the runs
+    """Two-sample Student (the paper's) and Welch t-tests, and the paired test when the runs
     line up seed by seed; p-values are two-sided."""
     res = {"mean_difference": float(np.mean(a) - np.mean(b)),
            "student_p": float(sps.ttest_ind(a, b).pvalue), "welch_p": float(sps.ttest_ind(a, b, equal_var=False).pvalue)}

@@ -12,7 +12,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def data_folder() -> Path:
-    """A folder with verified MNIST: $SPIKEFA_DATA (CI: ../shared/data), else the project's shared
+    """A folder with verified MNIST: $SPIKEFA_DATA, else the project's shared
     copy, else the user's cache, downloading what is missing (tests of other data sets check theirs)."""
     folder = Path(os.environ["SPIKEFA_DATA"]) if "SPIKEFA_DATA" in os.environ else (
         SHARED_DATA if SHARED_DATA.is_dir() else datasets.data_dir())

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis): whatever the input, the command line never shows a traceback.
 
-Contract: bad input (unknown key, wrong type, bad value, missing or corrupted file) exits 2 with
+The rule: bad input (unknown key, wrong type, bad value, missing or corrupted file) exits 2 with
 exactly one line `spikefa: error: ...` on stderr; a corrupted data file makes `data check` exit 1.
 """
 

@@ -18,7 +18,7 @@ def net():
 
 
 def reference(algo, W0, W, B, x, ystar, xi, eta0, eta):
-    """The update rules of SPEC §0–§1 written out in NumPy."""
+    """The update rules of Fig. 2 written out in NumPy."""
     h = W0 @ x
     e = ystar - W @ h
     dW = eta * np.outer(e, h)

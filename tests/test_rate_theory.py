@@ -1,4 +1,4 @@
-"""Theorem 1 (SPEC §6.3): the linear FA ODE keeps its invariant and drives the error to zero."""
+"""Theorem 1 of the paper: the linear FA ODE keeps its invariant and drives the error to zero."""
 
 import numpy as np
 import pytest

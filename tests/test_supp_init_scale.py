@@ -1,4 +1,4 @@
-"""The initial-scale sweep (SPEC §6.1) on a short stream: small ω ends nearer pseudo-backprop."""
+"""The initial-scale sweep on a short stream: small ω ends nearer pseudo-backprop."""
 
 import json
 

@@ -1,6 +1,6 @@
 """MNIST and Fashion-MNIST: where they live, how they are fetched and verified, how they load.
 
-Data folder (CONTRACT.md): `--data DIR`, else `$SPIKEFA_DATA`, else `~/.cache/spikefa`; each data
+Data folder: `--data DIR`, else `$SPIKEFA_DATA`, else `~/.cache/spikefa`; each data
 set sits in its own subfolder as the four standard `*-ubyte.gz` files. Every file is checked
 against its SHA-256 before use. Missing files are downloaded from public mirrors, written to a
 temporary file, verified, then renamed into place, so a failed download never leaves a bad file.

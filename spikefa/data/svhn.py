@@ -1,4 +1,4 @@
-"""SVHN, cropped digits (SPEC §6.4): the `train_32x32.mat` and `test_32x32.mat` files of
+"""SVHN, cropped digits: the `train_32x32.mat` and `test_32x32.mat` files of
 http://ufldl.stanford.edu/housenumbers/, verified by their published MD5 and read with SciPy.
 
 Each file holds `X` (32 × 32 × 3 × n, uint8) and `y` (n × 1, labels 1–10 where 10 is the digit 0).

@@ -1,8 +1,8 @@
 """Synthetic regression tasks of the paper, each with its own seeded random stream.
 
-- Fig. 2 (SPEC §1): linear target y* = T x, T (10×30) ~ U[−1, 1], x ~ N(0, I).
-- Fig. 3c,d (SPEC §3): a fixed random 30-20-10-10 tanh "teacher" network with linear outputs.
-- Fig. 5 (SPEC §5): quadratic target y*_k = xᵀ Q_k x with Q_k random symmetric, entries U[−1, 1]/20.
+- Fig. 2: linear target y* = T x, T (10×30) ~ U[−1, 1], x ~ N(0, I).
+- Fig. 3c,d: a fixed random 30-20-10-10 tanh "teacher" network with linear outputs.
+- Fig. 5: quadratic target y*_k = xᵀ Q_k x with Q_k random symmetric, entries U[−1, 1]/20.
 
 A task is drawn once from its own generator (the target is shared by every algorithm); examples
 are drawn from another generator, so the training stream and the held-out set never overlap.

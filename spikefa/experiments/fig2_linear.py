@@ -1,4 +1,4 @@
-"""Fig. 2a,b — linear function approximation with a 30-20-10 network (SPEC §1).
+"""Fig. 2a,b — linear function approximation with a 30-20-10 network.
 
 Four algorithms learn the same fixed target T from the same example stream, starting from the
 same forward weights: shallow (only W learns), node perturbation, backprop and feedback alignment.

@@ -1,10 +1,10 @@
-"""Fig. 3c,d — does feedback alignment use depth? 30-20-10 vs 30-20-10-10 students (SPEC §3).
+"""Fig. 3c,d — does feedback alignment use depth? 30-20-10 vs 30-20-10-10 students.
 
 A fixed 30-20-10-10 tanh teacher (linear outputs, biases) makes the targets. Students with one
 (depth 3) or two (depth 4) tanh hidden layers learn it online from one shared example stream;
 `runs` students per condition (run r: its own initial weights and B from seed + r; BP and FA of one
 run start from the same weights). Conditions are named algorithm + depth (bp3, fa4, …); the control
-`fa4_frozen_w0` is 4-layer FA whose first layer never learns (SPEC §3, Supp. Notes 2-3). Statistics:
+`fa4_frozen_w0` is 4-layer FA whose first layer never learns (the paper's Supp. Notes 2-3). Statistics:
 two-sample t-tests on the final test NSE, Student and Welch.
 """
 

@@ -1,4 +1,4 @@
-"""Fig. 3a,b and Supp. Fig. 5 — MNIST with a 784-1000-10 sigmoid network (SPEC §2).
+"""Fig. 3a,b and Supp. Fig. 5 — MNIST with a 784-1000-10 sigmoid network.
 
 Each algorithm trains `runs` networks online (run r uses seed + r: its own forward init, B, masks
 and example order; BP and FA of one run start from the same W). Recorded: test error every
@@ -6,7 +6,7 @@ and example order; BP and FA of one run start from the same W). Recorded: test e
 example (summarised in windows), the angle between W and B at the end, and the receptive fields of
 100 hidden units of run 0. With `batch` > 1 the networks learn in minibatches (NumPy BLAS, or CuPy
 with `backend = "cupy"`) and no δ angles are recorded. Deeper and wider networks are a `sizes` away;
-`dataset` may also be fashion-mnist or svhn (3,072 standardised inputs, SPEC §6.4).
+`dataset` may also be fashion-mnist or svhn (3,072 standardised inputs).
 
 A run saves `checkpoint.npz` every `checkpoint_minutes` (between evaluations) and after every
 finished network; `--resume` continues from it and ends with the same weights, bit for bit, as an

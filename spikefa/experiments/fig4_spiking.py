@@ -129,7 +129,7 @@ def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
         evaluate_now = seen % len(X) == 0 or (every and seen % every < len(idx))
         if evaluate_now:
             # Judge by held-out images only: while an image is shown, learning pulls the output
-            # towards its label, so errors scored during training are far too optimistic (SPEC §4).
+            # towards its label, so errors scored during training are far too optimistic.
             curve.append((seen, evaluate(runner, state, Xt, Yt)))
             bar.set_postfix(test_error=f"{curve[-1][1]:.4f}")
             curves[mode] = np.array(curve)

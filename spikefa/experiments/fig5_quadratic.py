@@ -1,4 +1,4 @@
-"""Fig. 5 — how feedback alignment works: a 20-1000-20 network learning a quadratic target (SPEC §5).
+"""Fig. 5 — how feedback alignment works: a 20-1000-20 network learning a quadratic target.
 
 Tanh hidden units, linear outputs, online learning from small initial weights. Recorded every
 `train.eval_every` examples: test NSE, the angle between the forward weights W (hidden → output)

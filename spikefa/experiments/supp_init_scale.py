@@ -1,4 +1,4 @@
-"""Initial scale and pseudo-backprop (SPEC §6.1; arXiv Fig. 4): the linear 30-20-10 task of Fig. 2
+"""Initial scale and pseudo-backprop (arXiv Fig. 4): the linear 30-20-10 task of Fig. 2
 learnt by FA from initial weights U[−ω, ω] for a range of ω.
 
 Recorded every `train.eval_every` examples, on the held-out points: NSE, and the mean angle between

@@ -1,4 +1,4 @@
-"""Online learning in the linear 30-20-10 network of Fig. 2 (SPEC §0–§1), as Numba kernels.
+"""Online learning in the linear 30-20-10 network of Fig. 2, as Numba kernels.
 
 Network h = W0 x, y = W h; error e = y* − y; loss ½‖e‖². Updates are added (e already carries the
 minus sign) and are computed from the weights *before* the example's update:

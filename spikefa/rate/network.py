@@ -1,4 +1,4 @@
-"""Rate networks of any depth learning online, as Numba kernels (SPEC §0, §2, §3, §5).
+"""Rate networks of any depth learning online, as Numba kernels (Figs. 2, 3 and 5).
 
 Weights are stored pre × post, as synapses are: W_l[i, j] connects unit i of layer l−1 to unit j
 of layer l, so the paper's W_l is our W_lᵀ and its backprop pathway W_lᵀ is our W_l itself. Layer
@@ -18,11 +18,11 @@ The error is e = y* − h_L and every update is added:
   ΔW_l           η_l (h_{l−1} δ_lᵀ − λ W_l),  Δb_l = η_l δ_l   (shallow: only the output layer)
 
 sparse_fa removes a fraction of every B_l and of the forward weights it stands in for (W_2 … W_L;
-W_1 stays dense, SPEC §2), and masks their updates so that removed synapses stay at zero.
+W_1 stays dense), and masks their updates so that removed synapses stay at zero.
 All δs are computed from the weights before the example's update. With `angles` given, a step also
 records, per hidden layer, the folded angle between its δ_l and the δ_l backprop would compute
 through the same weights (δ_l^BP = (W_{l+1} δ_{l+1}^BP) ∘ f'_l, the chain started from the same δ_L):
-the vectors that actually drive ΔW_l (SPEC §2).
+the vectors that actually drive ΔW_l.
 
 Speed: the forward pass and the update walk the rows of W (one presynaptic unit each, contiguous)
 and skip units whose activity is exactly zero, which most MNIST pixels are.

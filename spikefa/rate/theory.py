@@ -1,4 +1,4 @@
-"""The batch-limit dynamics of linear feedback alignment (SPEC §6.3, Theorem 1).
+"""The batch-limit dynamics of linear feedback alignment (the paper's Theorem 1).
 
 For h = A x, y = W h, target T and inputs with E[x xᵀ] = I, averaging the FA updates over the
 input distribution gives the ODE
@@ -38,7 +38,7 @@ def invariant(B: np.ndarray, A: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def plot_flow_field(ax, T: float = 1.0, B: float = 1.0, t_end: float = 20.0):
-    """The 1-1-1 linear network under FA (SPEC §6.2; arXiv Fig. 3): the batch-limit vector field
+    """The 1-1-1 linear network under FA (arXiv Fig. 3): the batch-limit vector field
     over (A, W), the two branches of W·A = T (the one with W·B > 0 attracts) and the trajectory from
     A = W = 0, which follows the parabola A²/2 − B·W = 0 onto the stable branch. Returns (ax, (A, W)
     at the end of the trajectory)."""

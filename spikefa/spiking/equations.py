@@ -1,4 +1,4 @@
-"""The Brian2 equations of the spiking FA network, all in one place (SPEC §4).
+"""The Brian2 equations of the spiking FA network, all in one place.
 
 One step = one `dt`. `decay` = exp(−dt/τ) is the per-step decay of PSPs and traces; the exact
 solution of du/dt = (bias − u)/τ over one step is u ← decay·u + (1 − decay)·bias, and each spike

@@ -12,7 +12,7 @@ from a `SpikingSpec` and read and write the same `state` record: a dict of NumPy
 so a checkpoint trained by one engine loads into the other.
 
 Time is discrete: one step is one `dt` (1 ms nominally). "Time constant 0.9" has two readings
-(SPEC §4): `reading="decay"` — the PSP decays by 0.9 per step (τ = −1/ln 0.9 ≈ 9.49 steps) — and
+in the paper's text: `reading="decay"` — the PSP decays by 0.9 per step (τ = −1/ln 0.9 ≈ 9.49 steps) — and
 `reading="tau"` — τ = 0.9 steps (decay e^(−1/0.9) ≈ 0.329 per step). Every reported number names
 the reading and `steps_per_image`.
 """

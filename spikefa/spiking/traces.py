@@ -21,7 +21,7 @@ from spikefa.spiking.training import single_stream
 def record_traces(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.ndarray,
                   neurons: list[int], device: str = "cpp_standalone", learn: bool = False,
                   eta: float | None = None) -> dict:
-    """Arrays for `traces.npz` (CONTRACT.md): t and image_onsets in ms, psp / modulator / delta as
+    """Arrays for `traces.npz`: t and image_onsets in ms, psp / modulator / delta as
     recorded neurons × steps; `neurons` holds (layer, index) pairs, one row per recorded neuron.
     With `learn`, plasticity runs at `eta` (default spec.eta; see `spec.eta_in_force`)."""
     L = spec.n_layers
