@@ -1,7 +1,7 @@
 """`spikefa bench spiking|rate`: side-by-side speed, measured in one run.
 
 Rate engine: FA training of the 784-1000-10 MNIST network of Fig. 3 in examples per second, online
-and in minibatches of 100, beside the same network and rule in PyTorch (`benchmarks/torch_fa.py`).
+and in minibatches of 100, beside the same network and rule in PyTorch (`spikefa.baselines.torch_fa`).
 
 Spiking engines: the full 784-1500-1500-1500-10 network with learning and feedback on. Brian2
 figures are milliseconds per simulated step (simulation only; code generation and compilation are
@@ -140,23 +140,13 @@ def rate_example_flops(sizes=(784, 1000, 10)) -> float:
 
 
 def _torch_baseline():
-    """benchmarks/torch_fa.py of this checkout (it lives beside the package, not inside it); None
-    without PyTorch."""
-    import importlib.util
-    from pathlib import Path
-
-    from spikefa.errors import SpikefaError
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "torch_fa.py"
-    if not path.is_file():
-        raise SpikefaError(f"bench rate needs {path} (an editable install of the repository: pip install -e .)")
+    """The PyTorch baseline module, or None without PyTorch (its figures are then reported as null;
+    `pip install 'spikefa[bench]'` adds it)."""
     try:
-        spec = importlib.util.spec_from_file_location("torch_fa", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        from spikefa.baselines import torch_fa
     except ImportError:
-        return None  # no PyTorch: its figures are reported as null (pip install -e '.[bench]')
-    return module
+        return None
+    return torch_fa
 
 
 def bench_rate(n_online: int = 20000, n_batch: int = 60000, data_dir=None) -> dict:

@@ -1,0 +1,1 @@
+"""Peer implementations that `spikefa bench` measures spikefa against (optional dependencies)."""
