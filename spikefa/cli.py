@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ def _cmd_run(args) -> int:
     from spikefa import runner
 
     path = runner.run(args.config, args.set, args.out, args.data, resume=args.resume)
-    print(path)
+    print(runner.summary_table(json.loads((path / "summary.json").read_text()), path))
     return 0
 
 
@@ -87,7 +88,6 @@ def _check_fits(spec, data, path) -> None:
 
 def _cmd_evaluate(args) -> int:
     import dataclasses
-    import json
     import statistics
 
     from spikefa.data import load_images
@@ -171,8 +171,6 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    import json
-
     from spikefa import bench
 
     if args.what == "spiking":

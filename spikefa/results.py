@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -68,12 +69,25 @@ class ResultsDir:
         self.path = Path(path)
         if (self.path / "summary.json").exists() and not resume:
             raise SpikefaError(f"{self.path} already holds a finished run; choose another --out (or --resume it)")
+        # the outermost folder this creates: `discard` removes it again if the run writes nothing
+        self._created = next((p for p in reversed([self.path, *self.path.parents]) if not p.exists()), None)
         try:
             (self.path / "figures").mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.path / ".write-test", b"")
             os.unlink(self.path / ".write-test")
         except OSError as exc:
             raise SpikefaError(f"cannot write results to {self.path}: {exc.strerror}") from exc
+
+    def discard(self, keep_if_more_than: tuple[str, ...] = ("config.toml",)) -> bool:
+        """Remove the folders this object created, if they hold no file but `keep_if_more_than`
+        (a run that failed before it produced anything leaves nothing behind). True if removed."""
+        if self._created is None:
+            return False
+        allowed = {self.path / name for name in keep_if_more_than}
+        if any(p.is_file() and p not in allowed for p in self._created.rglob("*")):
+            return False
+        shutil.rmtree(self._created, ignore_errors=True)
+        return True
 
     def write_text(self, name: str, text: str) -> Path:
         atomic_write_bytes(self.path / name, text.encode())

@@ -23,10 +23,7 @@ import os
 import time
 from pathlib import Path
 
-import dask
 import numpy as np
-from distributed import Client, LocalCluster, as_completed
-from distributed.diagnostics.plugin import WorkerPlugin
 from scipy import stats as sps
 from tqdm import tqdm
 
@@ -92,28 +89,43 @@ def run_one(config_name: str, run_sets: list[str], folder: str, data: str | None
     return {"status": "ran"}
 
 
-class ImportBrian2(WorkerPlugin):
-    """Worker plugin: import Brian2 in the worker's main thread (it installs a signal handler on
-    import, which Python allows only there; tasks run in other threads)."""
+def _distributed():
+    """The `distributed` module, or a SpikefaError saying how to install it."""
+    try:
+        import distributed
+    except ImportError:
+        raise SpikefaError("spikefa sweep needs Dask: pip install 'spikefa[sweep]'") from None
+    return distributed
 
-    name = "spikefa-import-brian2"
 
-    def setup(self, worker):
-        import brian2  # noqa: F401
+def _import_brian2_plugin(distributed):
+    """A worker plugin that imports Brian2 in the worker's main thread (it installs a signal handler
+    on import, which Python allows only there; tasks run in other threads)."""
+
+    class ImportBrian2(distributed.WorkerPlugin):
+        name = "spikefa-import-brian2"
+
+        def setup(self, worker):
+            import brian2  # noqa: F401
+
+    return ImportBrian2()
 
 
 def client_for(scheduler: str | None, workers: int | None):
     """A Dask client: to the scheduler at `scheduler`, or to a new LocalCluster of `workers`
     single-threaded processes (default: one per core)."""
+    distributed = _distributed()
     if scheduler:
         try:
-            return Client(scheduler, timeout="10s")
+            return distributed.Client(scheduler, timeout="10s")
         except OSError as exc:
             raise SpikefaError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    import dask
+
     n = workers or len(os.sched_getaffinity(0))
     with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENV}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster)
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    return distributed.Client(cluster)
 
 
 def _outcome(future) -> dict:
@@ -129,18 +141,19 @@ def sweep(config_name: str, seeds: int, sets: list[str] = (), out: str | Path | 
     name = config.resolve(config_name)["experiment"]
     out = Path(out or Path("results") / f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     runs = plan(config_name, list(sets), seeds, out)
-    folder = ResultsDir(out, resume=True)
     for r in runs:
         r["status"] = "done" if (r["folder"] / "summary.json").exists() else "todo"
     todo = [r for r in runs if r["status"] == "todo"]
+    distributed = _distributed() if todo else None  # before anything is written
+    folder = ResultsDir(out, resume=True)
     if todo:
         client = client_for(scheduler, workers)
         try:
-            client.register_plugin(ImportBrian2())
+            client.register_plugin(_import_brian2_plugin(distributed))
             futures = {client.submit(run_one, config_name, r["run_sets"], str(r["folder"].resolve()), data,
                                      key=f"spikefa-{r['point']}-seed{r['seed']}-{time.time_ns()}", pure=False): r
                        for r in todo}
-            for fut in tqdm(as_completed(futures), total=len(futures), desc=f"sweep {name}", unit="run",
+            for fut in tqdm(distributed.as_completed(futures), total=len(futures), desc=f"sweep {name}", unit="run",
                             disable=not progress):
                 futures[fut].update(_outcome(fut))
         finally:
@@ -173,23 +186,43 @@ def _figure(summary: dict, folder: ResultsDir) -> None:
 
 def describe(values: list[float]) -> dict:
     v = np.asarray(values, float)
-    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-    return {"n": len(v), "mean": float(v.mean()), "sd": sd, "sem": sd / np.sqrt(len(v)), "values": v.tolist()}
+    sd = float(np.sqrt(_var(v))) if len(v) > 1 else 0.0
+    mean = float(v[0]) if np.ptp(v) == 0 else float(v.mean())  # identical values: that value, not round-off
+    return {"n": len(v), "mean": mean, "sd": sd, "sem": sd / np.sqrt(len(v)), "values": v.tolist()}
 
 
 def t_tests(a: list[float], b: list[float]) -> dict:
     """Two-sample Student (the paper's) and Welch t-tests, and the paired test when the runs
-    line up seed by seed; p-values are two-sided."""
-    res = {"mean_difference": float(np.mean(a) - np.mean(b)),
-           "student_p": float(sps.ttest_ind(a, b).pvalue), "welch_p": float(sps.ttest_ind(a, b, equal_var=False).pvalue)}
-    if len(a) == len(b):
-        res["paired_p"] = float(sps.ttest_rel(a, b).pvalue)
+    line up seed by seed; p-values are two-sided, and None where a test is undefined because the
+    values it compares have no spread at all (e.g. every run gave the same error)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    na, nb, va, vb = len(a), len(b), _var(a), _var(b)
+    pooled = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2)
+    diff = a.mean() - b.mean()
+    welch_df = (va / na + vb / nb) ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1) or 1.0)
+    res = {"mean_difference": float(diff),
+           "student_p": _p_value(diff, pooled * (1 / na + 1 / nb), na + nb - 2),
+           "welch_p": _p_value(diff, va / na + vb / nb, welch_df)}
+    if na == nb:
+        d = a - b
+        res["paired_p"] = _p_value(d.mean(), _var(d) / na, na - 1)
     return res
+
+
+def _var(v: np.ndarray) -> float:
+    return float(v.var(ddof=1)) if np.ptp(v) > 0 else 0.0  # identical values: exactly 0, not round-off
+
+
+def _p_value(difference: float, se2: float, df: float) -> float | None:
+    """Two-sided p of t = difference / sqrt(se2) on df degrees of freedom; None without spread."""
+    if se2 <= 0:
+        return None
+    return float(2 * sps.t.sf(abs(difference) / np.sqrt(se2), df))
 
 
 def _final_metrics(result: dict) -> dict:
     return {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and (k in TESTED or k.startswith(("angle_deg", "examples_to_")))}
+            and (k in TESTED or k == "validation_error" or k.startswith(("angle_deg", "examples_to_")))}
 
 
 def summarise(experiment: str, runs: list[dict], seeds: int) -> dict:

@@ -96,3 +96,28 @@ def test_sweep_on_a_running_scheduler_with_a_grid_and_a_failing_point(tmp_path, 
     ok, bad = summary["points"]
     assert ok["name"] == "lr.bp-0.01" and ok["metrics"]["bp"]["test_nse"]["n"] == 2
     assert [r["status"] for r in bad["runs"]] == ["failed", "failed"] and not bad["metrics"]
+
+
+def test_identical_replicates_have_sd_0_and_no_p_value(recwarn):
+    from spikefa.sweep import describe, t_tests
+
+    d = describe([0.1, 0.1, 0.1])
+    assert d["sd"] == 0.0 and d["sem"] == 0.0 and d["mean"] == 0.1
+    same = t_tests([0.1] * 3, [0.1] * 3)
+    assert same["mean_difference"] == 0.0 and same["student_p"] is same["welch_p"] is same["paired_p"] is None
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    a, b = [0.1, 0.1, 0.1], [0.2, 0.3, 0.2]  # one group constant: the tests are still defined
+    t = t_tests(a, b)
+    assert t["student_p"] == pytest.approx(stats.ttest_ind(a, b).pvalue)
+    assert t["welch_p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def test_sweep_without_dask_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed → ImportError
+    assert main(["sweep", "fig2_linear", "--seeds", "1", "--out", str(tmp_path / "s")]
+                + [a for s in SHORT for a in ("--set", s)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'spikefa[sweep]'" in err
+    assert not (tmp_path / "s").exists()

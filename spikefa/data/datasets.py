@@ -71,12 +71,17 @@ DATASETS = {
 }
 
 
+def default_dir() -> Path:
+    """The data folder when neither --data nor $SPIKEFA_DATA names one."""
+    return Path.home() / ".cache" / "spikefa"
+
+
 def data_dir(explicit: str | Path | None = None) -> Path:
     """The data folder: `explicit`, else `$SPIKEFA_DATA`, else `~/.cache/spikefa`."""
     if explicit:
         return Path(explicit).expanduser()
     env = os.environ.get("SPIKEFA_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "spikefa"
+    return Path(env).expanduser() if env else default_dir()
 
 
 def _info(name: str) -> DatasetInfo:
@@ -160,7 +165,8 @@ def _download(info: DatasetInfo, stem: str, folder: Path) -> Path:
     if errors:
         raise DataError(
             f"cannot download {info.name} ({'; '.join(errors)}). Offline? Put the files "
-            f"{', '.join(f + '.gz' for f in FILES)} into {folder}")
+            f"{', '.join(f + '.gz' for f in FILES)} into {folder}, or give the folder that holds "
+            f"{info.name}/ with --data DIR or the environment variable SPIKEFA_DATA (default: {default_dir()})")
     return target
 
 
