@@ -1,5 +1,5 @@
 """Why does a trained spiking network stall? Fit, saturation and alignment of a checkpoint
-(docs/fig4_tuning.md).
+(see the docs, "How the shipped networks were trained").
 
 Prints, for a checkpoint: the error on the first N training and test images (fast engine, learning
 off), and the test error with each image shown 4× as long (is the read-out the limit?); for each

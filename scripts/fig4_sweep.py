@@ -1,4 +1,4 @@
-"""Short training runs of the full spiking network for choosing its settings (docs/fig4_tuning.md).
+"""Short training runs of the full spiking network for choosing its settings (see the docs, "How the shipped networks were trained").
 
 Each setting trains 784-1500-1500-1500-10 (reading "tau", 10 steps per image unless given) on the
 first `--images` of one fixed shuffle of the 60,000 training images with the fast engine, and
