@@ -18,6 +18,8 @@ devices are seeded once from `spec.seed`; standalone binaries draw a fresh seed 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import tempfile
 import time
@@ -72,26 +74,46 @@ def _activate(device: str, directory: str | None, threads: int):
 
 
 class BrianNetwork:
+    """`plasticity`, `feedback` and `plasticity_delay`, when given, replace the spec's own rules and gate."""
+
     def __init__(self, spec: SpikingSpec, images_per_run: int, device: str = "runtime", *,
                  noise: bool = False, trace_neurons: dict[int, list[int]] | None = None,
                  record_spikes: bool = False, plasticity: str | None = None, feedback: str | None = None,
-                 threads: int = 1, directory: str | None = None, profile: bool = False, plasticity_delay: int = 0):
+                 threads: int = 1, directory: str | None = None, profile: bool = False,
+                 plasticity_delay: int | None = None):
         if device not in DEVICES:
             raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        overrides = {k: v for k, v in (("plasticity", plasticity), ("feedback_rule", feedback),
+                                       ("plasticity_delay", plasticity_delay)) if v is not None}
+        spec = dataclasses.replace(spec, **overrides) if overrides else spec
         self.spec, self.device, self.images_per_run, self.noise = spec, device, int(images_per_run), noise
         self.steps_per_run = self.images_per_run * spec.steps_per_image
         self.trace_neurons = {int(l): list(map(int, n)) for l, n in (trace_neurons or {}).items()}
-        self.record_spikes, self.profile, self.plasticity_delay = record_spikes, profile, int(plasticity_delay)
+        self.record_spikes, self.profile = record_spikes, profile
         if directory is None:  # a private build folder, removed with this object
             self._tmp = tempfile.TemporaryDirectory(prefix="spikefa-brian2-")
             directory = self._tmp.name
         self.directory = directory
         self._built = False
         _activate(device, self.directory, threads)
-        self._build(plasticity, feedback)
+        with self._user_rule_errors():
+            self._build()
+
+    @contextlib.contextmanager
+    def _user_rule_errors(self):
+        """Brian2's own error about a user's rule, as one line."""
+        try:
+            yield
+        except SpikefaError:
+            raise
+        except Exception as exc:
+            if not (self.spec.plasticity or self.spec.feedback_rule):
+                raise
+            raise SpikefaError(f"Brian2 cannot run the rules plasticity={self.spec.plasticity!r} "
+                               f"feedback={self.spec.feedback_rule!r}: {' '.join(str(exc).split())[:300]}") from None
 
     # ---------------------------------------------------------------- construction
-    def _build(self, plasticity: str | None, feedback: str | None) -> None:
+    def _build(self) -> None:
         import brian2 as b2
 
         spec, L = self.spec, self.spec.n_layers
@@ -104,7 +126,7 @@ class BrianNetwork:
         n_img, sizes = self.images_per_run, spec.sizes
         self.images = b2.TimedArray(np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images")
         self.labels = b2.TimedArray(np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels")
-        gate = (np.arange(spec.steps_per_image) >= self.plasticity_delay).astype(dtype)
+        gate = (np.arange(spec.steps_per_image) >= spec.plasticity_delay).astype(dtype)
         self.plastic = b2.TimedArray(np.tile(gate, n_img), dt=b2.ms, name="plastic")  # the plasticity_delay gate (equations.py)
         ns.update(images=self.images, labels=self.labels, plastic=self.plastic)
         self.uniforms = {}
@@ -117,8 +139,7 @@ class BrianNetwork:
         def noise(l):
             return f"uniforms_{l}(t, i)" if self.noise else "rand()"
 
-        decay_term = spec.weight_decay > 0
-        plasticity = plasticity or (eq.PLASTICITY_DECAY if decay_term else eq.PLASTICITY)
+        plasticity = eq.plasticity_rule(spec)
         self.layers = [b2.NeuronGroup(sizes[0], eq.INPUT, threshold=eq.INPUT_SPIKE.format(noise=noise(0)),
                                       reset=eq.TRACE_ON_SPIKE, method="exact", namespace=ns, name="input")]
         for l in range(1, L):
@@ -136,14 +157,14 @@ class BrianNetwork:
             self.plasticity.append(s.run_regularly(plasticity, name=f"plasticity_{l}"))
         self.feedback, self._fb_index = [None], [None]
         mirror = spec.feedback == "bp"
-        fb_eqs = eq.FEEDBACK_WEIGHT + "\n" + (feedback or eq.FEEDBACK)
+        fb_eqs = eq.FEEDBACK_WEIGHT + "\n" + eq.feedback_rule(spec)
         for l in range(1, L):
             src = self.layers[spec.feedback_source(l)]
             f = b2.Synapses(src, self.layers[l], fb_eqs, namespace=ns, name=f"feedback_{l}")
             self.feedback.append(f)
             if mirror:
-                self.plasticity.append(f.run_regularly(eq.FEEDBACK_MIRROR_DECAY if decay_term else eq.FEEDBACK_MIRROR,
-                                                       name=f"mirror_{l}"))
+                post_names = self.layers[l + 1].variables.keys()  # the forward twin's postsynaptic group
+                self.plasticity.append(f.run_regularly(eq.mirror(plasticity, post_names), name=f"mirror_{l}"))
         self.deltas = [None] + [self.layers[l].run_regularly(eq.HIDDEN_DELTA, name=f"delta_{l}") for l in range(1, L)]
         self.output_error = self.layers[L].run_regularly(eq.OUTPUT_ERROR, name="output_error")
         self.plasticity += [self.layers[l].run_regularly(eq.BIAS_PLASTICITY, name=f"bias_plasticity_{l}")
@@ -206,11 +227,12 @@ class BrianNetwork:
             self._fb_index.append(self._feedback_pairs(l, state[f"B{l}"]))
             self.feedback[l].connect(i=self._fb_index[l][0], j=self._fb_index[l][1])
         start = time.perf_counter()
-        if self.device in STANDALONE:
-            self.net.run(self.steps_per_run * b2.ms, namespace={}, profile=self.profile)
-            b2.get_device().build(run=False, directory=self.directory)
-        else:
-            self.net.store("start")
+        with self._user_rule_errors():
+            if self.device in STANDALONE:
+                self.net.run(self.steps_per_run * b2.ms, namespace={}, profile=self.profile)
+                b2.get_device().build(run=False, directory=self.directory)
+            else:
+                self.net.store("start")
         self.build_seconds = time.perf_counter() - start  # code generation and compilation (standalone)
         self._built = True
 

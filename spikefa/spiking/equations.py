@@ -10,12 +10,20 @@ arriving adds (1 − decay)·w, so that within a step (see `brian.SCHEDULE` for 
     e    = y* − σ(u_out)                                     output error (the output's δ)
     mod_l = Σ_k B_lk δ_k                                     modulatory signal via feedback synapses
     δ_l  = σ'(u_l)·mod_l                                     postsynaptic factor × modulator
-    Δw   = η·δ_post·p_pre,  Δbias = η·δ                     three-factor plasticity, every step
+    Δw   = η·(δ_post·p_pre − α·w),  Δbias = η·δ            three-factor plasticity (α: weight decay)
 
-Users may replace `PLASTICITY` (per forward synapse) or `FEEDBACK` (the summed modulator) with
-their own strings through `BrianNetwork(..., plasticity=..., feedback=...)`; they can read any
-pre/post variable named here (u, p, mod, delta) and the synapse's own `w` or `B`.
+Both engines are built from these strings: Brian2 directly, the batched engine by compiling them
+(`codegen.py`). Users may replace `PLASTICITY` (per forward synapse) or `FEEDBACK` (the summed
+modulator) with their own strings — the spec's `plasticity` and `feedback_rule`, the config keys
+`plasticity` and `feedback`. A rule reads any variable of its pre- and postsynaptic layers (`u`,
+`p`, `mod`, `delta`, `bias`, `eta`; the output also has `y`, `ystar`; the input has `rate`, `p`)
+with the suffix `_pre` or `_post`, the synapse's own `w` (or `B`) and the constants `decay`, `tau`,
+`weight_decay`. The batched engine runs a rule whose terms each factorise into (postsynaptic) ×
+(presynaptic) × f(w) — f(B) for feedback — and refuses others; a rule should scale with `eta_post`
+so that evaluation and the plasticity gate (η = 0) switch it off.
 """
+
+import re
 
 # Input layer: unit i fires with probability = pixel i of the image on show, every step.
 INPUT = """
@@ -65,12 +73,34 @@ BIAS_PLASTICITY = "bias += eta * delta"
 # Forward synapses: spikes drive the PSP (event-driven, exact); weights learn every step.
 FORWARD = "w : 1"
 FORWARD_ON_PRE = "u_post += (1 - decay) * w"
-PLASTICITY = "w += eta_post * delta_post * p_pre"   # η is the postsynaptic group's
-PLASTICITY_DECAY = "w += eta_post * (delta_post * p_pre - weight_decay * w)"
+PLASTICITY = "w += eta_post * (delta_post * p_pre - weight_decay * w)"   # η is the postsynaptic group's
 
 # Feedback synapses (separate groups, pre = the layer the error comes from): fixed weights B.
 FEEDBACK = "mod_post = B * delta_pre : 1 (summed)"
 FEEDBACK_WEIGHT = "B : 1"
-# bp mode (weight transport): B learns exactly as its forward twin, so B stays equal to wᵀ.
-FEEDBACK_MIRROR = "B += eta_pre * delta_pre * p_post"
-FEEDBACK_MIRROR_DECAY = "B += eta_pre * (delta_pre * p_post - weight_decay * B)"
+
+
+def plasticity_rule(spec) -> str:
+    """The plasticity of every forward synapse: the spec's own rule, else `PLASTICITY`."""
+    return spec.plasticity or PLASTICITY
+
+
+def feedback_rule(spec) -> str:
+    """The summed modulator of every feedback synapse: the spec's own rule, else `FEEDBACK`."""
+    return spec.feedback_rule or FEEDBACK
+
+
+def mirror(rule: str, post_names) -> str:
+    """bp mode (weight transport): B learns exactly as its forward twin, so B stays equal to wᵀ. The
+    feedback synapse runs the forward rule with pre and post swapped and B for w (an unsuffixed name,
+    which Brian2 reads from the postsynaptic group, becomes a presynaptic one)."""
+    def swap(m):
+        name = m.group(0)
+        if name == "w":
+            return "B"
+        if name.endswith("_pre"):
+            return name[:-4] + "_post"
+        if name.endswith("_post"):
+            return name[:-5] + "_pre"
+        return name + "_pre" if name in post_names else name
+    return re.sub(r"\b[A-Za-z_]\w*\b", swap, rule)

@@ -1,21 +1,25 @@
-"""The batched engine: the Brian2 model's discrete-time equations for a batch of image streams.
+"""The batched engine: the Brian2 model's equations for a batch of image streams.
 
 Each of `batch` independent streams has its own PSPs and traces (arrays batch × n); the weights are
 shared and the weight changes of all streams add up, so a batch of 1 is exactly the single-stream
-model of `brian.py`. One step computes what `brian.BrianNetwork._schedule` does, in this order:
+model of `brian.py`. Every element-wise statement and every factor of every matrix product is
+compiled from the strings of `equations.py` (and the spec's own rules) by `codegen.py`; this module
+only orders them, as `brian.BrianNetwork._schedule` does:
 
-  1. bottom-up, l = 0 … L−1: (l ≥ 1) u_l += (1−decay)·bias_l, after which u_l is final for the step;
-     s_l = [r < σ(u_l)] (input: [r < pixel]); p_l ← decay·p_l + (1−decay)·s_l;
-     u_{l+1} ← decay·u_{l+1} + (1−decay)·s_l w_{l+1}  (one GEMM: the decay is BLAS's β)
-  2. u_L += (1−decay)·bias_L; δ_L = y* − σ(u_L); top-down, l = L−1 … 1: mod_l = δ_src B_l;
-     δ_l = σ'(u_l)·mod_l
-  3. w_l += η_l·p_{l−1}ᵀ δ_l;  bias_l += η_l·Σ δ_l   (bp mode: B_l is a view of w_{l+1}ᵀ, so it follows)
+  1. bottom-up, l = 0 … L−1: layer l's state update (the exact step of its differential equations;
+     for l ≥ 1 the PSP's own decay was already applied below), threshold, reset; then
+     u_{l+1} ← β·u_{l+1} + α·s_l w_{l+1}   (one product: β the PSP decay, α from the forward on_pre)
+  2. the output's state update and error; top-down, l = L−1 … 1: the summed feedback variable mod_l
+     (matrix products of the presynaptic δs with f(B_l)), then δ_l
+  3. plasticity: each term of the rule is a matrix product of (presynaptic) × (postsynaptic)
+     factors over the streams, times f(w); the bias learns from its increments summed over streams
+     (bp mode: B_l is a view of w_{l+1}ᵀ, so it follows)
 
 The sums in u are those of the Brian2 model taken in another order (equal to rounding).
 
-`step` works on the state record in place (no allocation per step). The arithmetic goes through a
-backend: `ArrayOps` uses only NumPy's array interface, so it runs on NumPy or CuPy unchanged;
-`CpuOps` does the same on the CPU with in-place float32 BLAS calls and fused Numba kernels.
+`step` works on the state record in place. Matrix products go through a backend: `ArrayOps` uses
+only NumPy's array interface, so it runs on NumPy or CuPy unchanged; `CpuOps` calls float32/float64
+BLAS in place (no temporaries; the decay rides on β).
 """
 
 from __future__ import annotations
@@ -23,46 +27,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from spikefa.arrays import array_module, gemm
+from spikefa.spiking.codegen import NOISE, SPIKES, CompiledModel, compile_model
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 
 
 # ------------------------------------------------------------------------------------ backends
 class ArrayOps:
-    """Every operation through NumPy's array interface (`xp` = numpy or cupy)."""
+    """Matrix products and uniforms through NumPy's array interface (`xp` = numpy or cupy)."""
 
     def __init__(self, xp=np):
         self.xp = xp
-
-    def sigmoid(self, u, out):
-        """out = σ(u) = (1 + tanh(u/2))/2: one SIMD tanh instead of exp, add and divide, no overflow."""
-        self.xp.multiply(u, 0.5, out=out)
-        self.xp.tanh(out, out=out)
-        out *= 0.5
-        out += 0.5
-
-    def spike_input(self, x, r, p, s, d):
-        """s = [r < pixel]; p ← decay·p + (1 − decay)·s."""
-        s[...] = r < x
-        p *= d
-        p += (1.0 - d) * s
-
-    def spike_hidden(self, u, bias, r, p, s, sig, d):
-        """u += (1 − decay)·bias (u is then final for this step); sig = σ(u), kept for δ;
-        s = [r < sig]; p ← decay·p + (1 − decay)·s."""
-        u += (1.0 - d) * bias
-        self.sigmoid(u, sig)
-        self.spike_input(sig, r, p, s, d)
-
-    def output_error(self, u, bias, target, y, delta, d):
-        u += (1.0 - d) * bias
-        self.sigmoid(u, y)
-        self.xp.subtract(target, y, out=delta)
-
-    def hidden_delta(self, sig, mod, delta):
-        delta[...] = sig * (1 - sig) * mod
 
     def gemm(self, a, b, out, alpha=1.0, beta=0.0, trans_a=False):
         """out = α·a b + β·out; `trans_a` uses aᵀ."""
@@ -78,48 +54,14 @@ class ArrayOps:
 
 
 class CpuOps(ArrayOps):
-    """float32/float64 BLAS in place (no temporaries) and fused element-wise Numba kernels."""
-
-    def spike_input(self, x, r, p, s, d):
-        _spike_input(*_memory_order(x, r, p, s), d)
-
-    def hidden_delta(self, sig, mod, delta):
-        _hidden_delta(*_memory_order(sig, mod, delta))
+    """float32/float64 BLAS in place: no temporaries."""
 
     def gemm(self, a, b, out, alpha=1.0, beta=0.0, trans_a=False):
         gemm(a, b, out, alpha, beta, trans_a)
 
     def uniforms(self, rng, out):
-        (out_c,) = _memory_order(out)
+        out_c = out.T if out.flags.f_contiguous and not out.flags.c_contiguous else out
         rng.random(out=out_c, dtype=out.dtype) if out_c.flags.c_contiguous else super().uniforms(rng, out)
-
-
-def _memory_order(*arrays):
-    """The arrays, transposed when the first is column-major, so that an element-wise kernel's inner
-    loop runs along memory (element-wise work does not care which axis is which)."""
-    column_major = arrays[0].flags.f_contiguous and not arrays[0].flags.c_contiguous
-    return tuple(a.T for a in arrays) if column_major else arrays
-
-
-# Element-wise kernels, each touching every element once (no fastmath: contracting to FMA would
-# make the results depend on array alignment, and resumed runs must repeat uninterrupted ones).
-# Single-threaded on purpose: Numba threads next to OpenBLAS threads (which spin while idle) ran four
-# times slower here.
-@njit(cache=True)
-def _spike_input(x, r, p, s, d):
-    g = 1.0 - d
-    for b in range(x.shape[0]):
-        for i in range(x.shape[1]):
-            fired = r[b, i] < x[b, i]
-            s[b, i] = fired
-            p[b, i] = p[b, i] * d + (g if fired else 0.0)
-
-
-@njit(cache=True)
-def _hidden_delta(sig, mod, delta):
-    for b in range(sig.shape[0]):
-        for i in range(sig.shape[1]):
-            delta[b, i] = sig[b, i] * (1.0 - sig[b, i]) * mod[b, i]
 
 
 # ------------------------------------------------------------------------------------ the step
@@ -128,10 +70,10 @@ STREAM_ORDER = "F"  # per-stream arrays (batch × n) are column-major: see `batc
 
 @dataclass
 class Workspace:
-    """Per-step buffers of a batch: spikes s_l, uniforms r_l, σ(u_l), modulators, δs and output rates."""
+    """Per-step buffers of a batch: spikes s_l and uniforms r_l (layers 0 … L−1), modulators and δs
+    (layers 1 … L), the output rates y and the one-hot targets."""
     s: list
     r: list
-    sig: list
     mod: list
     delta: list
     y: object
@@ -140,36 +82,129 @@ class Workspace:
     @classmethod
     def allocate(cls, spec: SpikingSpec, batch: int, xp=np):
         dt, sizes, L = np.dtype(spec.dtype), spec.sizes, spec.n_layers
+
         def zeros(n):
             return xp.zeros((batch, n), dt, order=STREAM_ORDER)
 
         return cls(s=[zeros(n) for n in sizes[:-1]], r=[zeros(n) for n in sizes[:-1]],
-                   sig=[None] + [zeros(sizes[l]) for l in range(1, L)], mod=[None] + [zeros(sizes[l]) for l in range(1, L)],
+                   mod=[None] + [zeros(sizes[l]) for l in range(1, L + 1)],
                    delta=[None] + [zeros(sizes[l]) for l in range(1, L + 1)], y=zeros(sizes[-1]), target=zeros(sizes[-1]))
 
 
-def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: ArrayOps) -> None:
-    """Advance every stream by one step, in place. x: batch × n_in pixels; ws.r holds this step's
-    uniforms and ws.target the one-hot labels; the step leaves its spikes, δs and rates in `ws`."""
-    L, d = spec.n_layers, spec.decay
-    g = 1.0 - d
-    for l in range(L):
-        if l == 0:
-            ops.spike_input(x, ws.r[0], state["p0"], ws.s[0], d)
+def namespaces(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, eta_max: float) -> list[dict]:
+    """Each layer's variables under their Brian2 names (`codegen.DRIVEN`: what the engine supplies)."""
+    L = spec.n_layers
+    out = [{"p": state["p0"], "rate": x, NOISE: ws.r[0], SPIKES: ws.s[0]}]
+    for l in range(1, L + 1):
+        ns = {"u": state[f"u{l}"], "bias": state[f"bias{l}"], "mod": ws.mod[l], "delta": ws.delta[l],
+              "eta": spec.layer_eta(eta, l), "eta_max": spec.layer_eta(eta_max, l)}
+        if l < L:
+            ns.update(p=state[f"p{l}"], **{NOISE: ws.r[l], SPIKES: ws.s[l]})
         else:
-            ops.spike_hidden(state[f"u{l}"], state[f"bias{l}"], ws.r[l], state[f"p{l}"], ws.s[l], ws.sig[l], d)
-        ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=g, beta=d)  # the decay rides on β
-    ops.output_error(state[f"u{L}"], state[f"bias{L}"], ws.target, ws.y, ws.delta[L], d)
+            ns.update(y=ws.y, ystar=ws.target)
+        out.append(ns)
+    return out
+
+
+def _scalars(pre: dict, post: dict) -> dict:
+    """The shared scalars (η) of a synapse's two sides, under the names a rule uses."""
+    out = {f"{k}_pre": v for k, v in pre.items() if np.isscalar(v)}
+    out |= {f"{k}_post": v for k, v in post.items() if np.isscalar(v)}
+    return out | {k: v for k, v in post.items() if np.isscalar(v)}
+
+
+def feedback_matrices(model: CompiledModel, state: dict, xp) -> dict:
+    """f(B_l) of every term of the feedback rule (B_l itself where f is the identity)."""
+    return {l: [p.syn(state[f"B{l}"], xp) for p in ps] for l, ps in model.feedback.items()}
+
+
+def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: ArrayOps, eta_max: float | None = None,
+         model: CompiledModel | None = None, fb: dict | None = None) -> None:
+    """Advance every stream by one step, in place. x: batch × n_in pixels; ws.r holds this step's
+    uniforms and ws.target the one-hot labels; the step leaves its spikes, δs and rates in `ws`.
+    `eta` is this step's learning rate (0 while the plasticity gate is shut), `eta_max` the ungated one."""
+    xp = ops.xp
+    model = model or compile_model(spec, xp.__name__)
+    fb = fb if fb is not None else feedback_matrices(model, state, xp)
+    L = spec.n_layers
+    ns = namespaces(spec, state, x, ws, eta, eta if eta_max is None else eta_max)
+    for l in range(L):
+        update, threshold, reset = model.update[l]
+        update(ns[l])
+        threshold(ns[l])
+        reset(ns[l])
+        ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=model.alpha[l + 1], beta=model.beta[l + 1])
+    model.update[L][0](ns[L])
+    model.output_error(ns[L])
     for l in reversed(range(1, L)):
-        ops.gemm(ws.delta[spec.feedback_source(l)], state[f"B{l}"], ws.mod[l])
-        ops.hidden_delta(ws.sig[l], ws.mod[l], ws.delta[l])
-    if eta:
+        if not model.feedback_fixed:
+            fb[l] = [p.syn(state[f"B{l}"], xp) for p in model.feedback[l]]
+        _feedback(model.feedback[l], fb[l], ns[spec.feedback_source(l)], ns[l], ws.mod[l], ops)
+        model.hidden_delta(ns[l])
+    if eta or not model.plasticity_needs_eta:
         for l in range(1, L + 1):
-            eta_l = spec.layer_eta(eta, l)
-            if spec.weight_decay:
-                state[f"w{l}"] *= 1.0 - eta_l * spec.weight_decay * x.shape[0]
-            ops.gemm(state[f"p{l - 1}"], ws.delta[l], state[f"w{l}"], alpha=eta_l, beta=1.0, trans_a=True)
-            state[f"bias{l}"] += eta_l * ws.delta[l].sum(axis=0)
+            _plasticity(model.plasticity[l], state[f"w{l}"], ns[l - 1], ns[l], ops)
+    if eta or not model.bias_needs_eta:
+        for l in range(1, L + 1):
+            model.bias_plasticity["output" if l == L else "hidden"](ns[l])
+
+
+def _feedback(products, matrices, pre: dict, post: dict, mod, ops) -> None:
+    """mod = Σ_terms c · post ⊙ (pre-side factor @ f(B))."""
+    xp, (batch, n) = ops.xp, mod.shape
+    scalars = _scalars(pre, post)
+    first = True
+    for p, F in zip(products, matrices):
+        c = p.coeff(scalars)
+        Q = p.pre(pre, batch, F.shape[0], mod.dtype, xp)
+        if p.post.one:
+            ops.gemm(Q, F, mod, alpha=c, beta=0.0 if first else 1.0)
+        else:
+            tmp = xp.zeros_like(mod)
+            ops.gemm(Q, F, tmp, alpha=c)
+            tmp *= p.post(post, batch, n, mod.dtype, xp)
+            if first:
+                mod[...] = tmp
+            else:
+                mod += tmp
+        first = False
+    if first:
+        mod[...] = 0
+
+
+def _plasticity(products, W, pre: dict, post: dict, ops) -> None:
+    """W += Σ_terms c · f(W) ⊙ Σ_streams pre-side factor ⊗ post-side factor, every f(W) of the old W."""
+    xp = ops.xp
+    batch = next(v.shape[0] for v in post.values() if getattr(v, "ndim", 0) == 2)
+    scalars = _scalars(pre, post)
+    scale, later, direct = 0.0, [], []
+    for p in products:
+        c = p.coeff(scalars)
+        if not c:
+            continue
+        if p.scalar_sides:  # no per-stream factor: every stream adds c · f(W)
+            if p.syn.identity:
+                scale += c * batch
+            elif p.syn.const is not None:
+                later.append(c * batch * p.syn.const)
+            else:
+                later.append(c * batch * p.syn(W, xp))
+            continue
+        Q = p.pre(pre, batch, W.shape[0], W.dtype, xp)
+        P = p.post(post, batch, W.shape[1], W.dtype, xp)
+        if p.syn.const is not None:
+            direct.append((Q, P, c * p.syn.const))
+        else:
+            tmp = xp.zeros_like(W, order="F")
+            ops.gemm(Q, P, tmp, alpha=c, trans_a=True)
+            tmp *= p.syn(W, xp)
+            later.append(tmp)
+    if scale:
+        W *= 1.0 + scale
+    for t in later:
+        W += t
+    for Q, P, alpha in direct:
+        ops.gemm(Q, P, W, alpha=alpha, beta=1.0, trans_a=True)
 
 
 def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
@@ -198,14 +233,17 @@ class StepRecord:
 
 def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, uniforms: list | None = None,
         rng=None, record: bool = False, ops: ArrayOps | None = None, ws: Workspace | None = None,
-        eta: float | None = None, plasticity_delay: int = 0):
+        eta: float | None = None, plasticity_delay: int | None = None):
     """Show images[k] (batch × n_img × n_in) to stream k in order. Returns (y, records): y has shape
     steps × batch × n_out; records holds a StepRecord per step when `record` is set. Uniforms come
-    from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`. `eta` overrides spec.eta.
-    `plasticity_delay` = d > 0 (an ablation; the model learns at every step): no weight change in the
-    first d steps of each image, while the PSPs still carry the previous one."""
+    from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`. `eta` overrides spec.eta,
+    `plasticity_delay` the spec's gate (d > 0, an ablation: no learning in the first d steps of each
+    image, while the PSPs still carry the previous one)."""
     ops = ops or default_ops(images)
     xp = ops.xp
+    delay = spec.plasticity_delay if plasticity_delay is None else plasticity_delay
+    model = compile_model(spec, xp.__name__)
+    fb = feedback_matrices(model, state, xp)
     batch, n_img, _ = images.shape
     ws = ws if ws is not None and ws.y.shape[0] == batch else Workspace.allocate(spec, batch, xp)
     T, eta = spec.steps_per_image, (spec.eta if eta is None else eta) if learn else 0.0
@@ -222,10 +260,11 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
                 ops.uniforms(rng, ws.r[l])
             else:
                 ws.r[l][...] = uniforms[l][:, k]
-        step(spec, state, x, ws, eta if k % T >= plasticity_delay else 0.0, ops)
+        with np.errstate(over="ignore"):  # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
+            step(spec, state, x, ws, eta if k % T >= delay else 0.0, ops, eta_max=eta, model=model, fb=fb)
         ys[k] = ws.y
         if record:
-            records.append(StepRecord(ws.y.copy(), [m if m is None else m.copy() for m in ws.mod],
+            records.append(StepRecord(ws.y.copy(), [None] + [m.copy() for m in ws.mod[1:-1]],
                                       [dl if dl is None else dl.copy() for dl in ws.delta], [s.copy() for s in ws.s]))
     return ys, records
 

@@ -53,6 +53,9 @@ class SpikingSpec:
     feedback_sparsity: float = 0.5  # sparse_fa: fraction of feedback synapses removed
     seed: int = 0
     dtype: str = "float32"
+    plasticity_delay: int = 0       # the plasticity gate, an ablation: no learning in the first N steps of each image
+    plasticity: str = ""            # a user rule for w in Brian2 syntax (empty: equations.PLASTICITY)
+    feedback_rule: str = ""         # a user summed modulator in Brian2 syntax (empty: equations.FEEDBACK)
 
     def __post_init__(self):
         try:
@@ -81,6 +84,10 @@ class SpikingSpec:
             problems.append(f"time_constant {self.time_constant} is impossible for reading {self.reading!r}")
         if self.steps_per_image < 1 or not 0 < self.readout_fraction <= 1:
             problems.append("steps_per_image must be ≥ 1 and readout_fraction in (0, 1]")
+        if not 0 <= self.plasticity_delay < self.steps_per_image:
+            problems.append(f"plasticity_delay must be in 0..steps_per_image − 1, got {self.plasticity_delay}")
+        if not isinstance(self.plasticity, str) or not isinstance(self.feedback_rule, str):
+            problems.append("plasticity and feedback_rule must be strings (Brian2 syntax)")
         if not 0 <= self.feedback_sparsity < 1:
             problems.append(f"feedback_sparsity must be in [0, 1), got {self.feedback_sparsity}")
         if self.dtype not in ("float32", "float64"):
@@ -115,8 +122,11 @@ class SpikingSpec:
         return self.n_layers if self.feedback == "dfa" else l + 1
 
     def describe(self) -> str:
+        rules = "".join(f", {k} {getattr(self, k)!r}" for k in ("plasticity", "feedback_rule", "plasticity_delay")
+                        if getattr(self, k))
         return (f"{'-'.join(map(str, self.sizes))}, reading {self.reading!r} (decay {self.decay:.4g}/step, "
-                f"τ = {self.tau_steps:.3g} steps), {self.steps_per_image} steps per image, feedback {self.feedback}")
+                f"τ = {self.tau_steps:.3g} steps), {self.steps_per_image} steps per image, feedback {self.feedback}"
+                + rules)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -126,6 +136,7 @@ class SpikingSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SpikingSpec":
+        """The spec of a dict such as a checkpoint's; fields it lacks (older checkpoints) take their defaults."""
         if not isinstance(d, dict):
             raise SpikefaError(f"a spec is a JSON object of its fields, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
@@ -211,8 +222,14 @@ def eta_in_force(spec: SpikingSpec, meta: dict, at_start: bool = False) -> float
     or (`at_start`) at the earliest start its schedule records. `spec.eta` is only the schedule's
     constant (η·0.5^(epoch/halving), epochs counted from 0, so it can be far above the rate in
     force). Checkpoints without a schedule learned at `spec.eta`."""
-    from spikefa.config import eta_at
+    from spikefa.config import eta_at, phase_eta
 
+    if "recipe" in meta:  # trained under a declared schedule: the rate of its phase at that point
+        phases = meta["recipe"]["schedule"]
+        k = 0 if at_start else meta["phase"] - 1
+        per_epoch = meta["images_seen"] / meta["epoch"]
+        start = sum(p["epochs"] for p in phases[:k]) * per_epoch
+        return phase_eta(phases[k], 0.0 if at_start else (meta["images_seen"] - start) / per_epoch)
     schedule = meta.get("schedule")
     if not schedule:
         return spec.eta

@@ -9,10 +9,13 @@ the mean output rate over the last `spec.readout_fraction` of its presentation.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from spikefa.arrays import import_cupy, to_numpy
 from spikefa.spiking import fast
+from spikefa.spiking.codegen import compile_model
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 from spikefa.seeds import stream
 
@@ -57,13 +60,18 @@ class BrianRunner:
 
 
 class FastRunner:
-    """`backend="numpy"`: the CPU backend (BLAS + Numba); `backend="cupy"`: the same step through
+    """`backend="numpy"`: the CPU backend (BLAS in place); `backend="cupy"`: the same step through
     NumPy's array interface on a GPU (needs the `gpu` extra). CuPy's random state is not saved, so
-    a resumed CuPy run continues with fresh spike noise. `plasticity_delay`: the ablation of `fast.run`."""
+    a resumed CuPy run continues with fresh spike noise. `plasticity`, `feedback` and
+    `plasticity_delay`, when given, replace the spec's own rules and gate (as in `BrianNetwork`); a
+    rule the batched engine cannot factorise is a SpikefaError at once."""
 
     def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1, backend: str = "numpy",
-                 plasticity_delay: int = 0):
-        self.spec, self.chunk, self.batch, self.plasticity_delay = spec, chunk, batch, plasticity_delay
+                 plasticity_delay: int | None = None, plasticity: str | None = None, feedback: str | None = None):
+        overrides = {k: v for k, v in (("plasticity", plasticity), ("feedback_rule", feedback),
+                                       ("plasticity_delay", plasticity_delay)) if v is not None}
+        spec = dataclasses.replace(spec, **overrides) if overrides else spec
+        self.spec, self.chunk, self.batch = spec, chunk, batch
         if backend == "cupy":
             cupy = import_cupy()
             self.xp, self.ops = cupy, fast.ArrayOps(cupy)
@@ -71,6 +79,7 @@ class FastRunner:
         else:
             self.xp, self.ops = np, fast.CpuOps()
             self.rng = stream(spec.seed, "spikes", bits=np.random.PCG64DXSM)
+        compile_model(spec, self.xp.__name__)  # refuses a rule that does not factorise, before any work
         self.ws = {}  # workspaces by number of streams
         self.steps = 0
 
@@ -103,8 +112,7 @@ class FastRunner:
             self.ws[k] = fast.Workspace.allocate(self.spec, k, self.xp)
         xp = self.xp
         y, _ = fast.run(self.spec, sub, xp.asarray(images.reshape(k, -1, images.shape[-1])),
-                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta,
-                        plasticity_delay=self.plasticity_delay)
+                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta)
         y = to_numpy(y)
         self.steps += len(images) * self.spec.steps_per_image
         # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
