@@ -127,8 +127,21 @@ def _check_type(key: str, default: Any, value: Any) -> Any:
 def _set_dotted(cfg: dict, key: str, value: Any) -> None:
     *parents, leaf = key.split(".")
     for p in parents:
-        cfg = cfg[p]
+        cfg = cfg.setdefault(p, {})  # tables under an open table are made as needed
+        if not isinstance(cfg, dict):
+            raise SpikefaError(f"config key {key}: {p} is not a table")
     cfg[leaf] = value
+
+
+def _open(shipped: dict, key: str) -> bool:
+    """True when `key` lies under a table that the shipped config leaves empty (e.g. `[per_algorithm]`):
+    such a table takes any keys, and the experiment checks them."""
+    d = shipped
+    for p in key.split(".")[:-1]:
+        d = d.get(p) if isinstance(d, dict) else None
+        if d == {}:
+            return True
+    return False
 
 
 def resolve(config: str, sets: list[str] = ()) -> dict:
@@ -140,9 +153,12 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
         raise SpikefaError(f"config {path} names no known experiment (set experiment = one of "
                            f"{', '.join(shipped_configs())})")
     cfg = _read_toml(CONFIGS_DIR / f"{name}.toml")
-    schema = _flat(cfg)
+    shipped, schema = copy.deepcopy(cfg), _flat(cfg)
     overrides = list(_flat(user).items()) + [parse_set(s) for s in sets]
     for key, value in overrides:
+        if key not in schema and _open(shipped, key):  # any keys; the experiment checks them
+            _set_dotted(cfg, key, _check_type(key, value, value))
+            continue
         if key not in schema:
             close = difflib.get_close_matches(key, list(schema), n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(sorted(schema))}"

@@ -49,8 +49,59 @@ def test_runs_share_initial_weights_across_algorithms(small_run):
 def test_metrics_csv_has_a_row_per_evaluation(small_run):
     out, _ = small_run
     lines = (out / "metrics.csv").read_text().strip().splitlines()
-    assert lines[0] == "algorithm,run,epoch,examples,test_error"
+    assert lines[0] == "algorithm,run,epoch,examples,test_error,validation_error"
     assert len(lines) - 1 == 6 * 2 * 3  # 6 algorithms × 2 runs × (start + one evaluation per epoch)
+
+
+def test_validation_is_held_out_and_reported(small_run):
+    out, summary = small_run
+    assert "validation = 10000" in (out / "config.toml").read_text()
+    for algo, r in summary["results"].items():
+        assert r["validation_images"] == 10000 and len(r["validation_errors"]) == 2
+        assert 0 < r["validation_error"] < 0.9, algo  # measured, and learning shows on it
+    assert summary["results"]["bp"]["validation_error"] != summary["results"]["bp"]["test_error"]
+
+
+def test_no_validation_set_is_recorded_as_such(tmp_path, data_folder):
+    sets = RESUMABLE + ["runs=1", 'algorithms=["fa"]', "train.epochs=0.1", "train.validation=0"]
+    runner.run("fig3_mnist", sets, tmp_path / "r", data=str(data_folder))
+    r = json.loads((tmp_path / "r" / "summary.json").read_text())["results"]["fa"]
+    assert r["validation_error"] is None and r["validation_images"] == 0 and r["test_error"] < 0.9
+
+
+def test_per_algorithm_settings_apply_to_their_algorithm_only(tmp_path, data_folder):
+    """FA at a learning rate of 1e-12 stays at its initial error; BP, at the shared one, learns."""
+    sets = RESUMABLE + ["runs=1", "train.epochs=0.2", "per_algorithm.fa.eta=1e-12",
+                        "per_algorithm.fa.eta_layers=[1e-12, 1e-12]"]
+    runner.run("fig3_mnist", sets, tmp_path / "r", data=str(data_folder))
+    with np.load(tmp_path / "r" / "curves.npz") as z:
+        fa, bp = z["fa_run0_validation_error"], z["bp_run0_validation_error"]
+    assert abs(fa[-1] - fa[0]) < 0.01 and bp[-1] < bp[0] - 0.15
+
+
+@pytest.mark.parametrize("item, words", [("per_algorithm.fa.epochs=3", "per-algorithm setting"),
+                                         ("per_algorithm.xx.eta=0.1", "not an algorithm"),
+                                         ('per_algorithm.fa.eta="fast"', "per_algorithm.fa.eta"),
+                                         ("per_algorithm.fa.eta=-1", "per_algorithm.fa.eta"),
+                                         ("per_algorithm.fa=3", "per_algorithm.fa"),
+                                         ("eta_layers=[0.1]", "eta_layers"),
+                                         ("feedback_scale_layers=[0.1, 0.2]", "feedback_scale_layers"),
+                                         ("train.validation=-1", "train.validation")])
+def test_bad_per_algorithm_and_layer_settings_exit_2(item, words, tmp_path, capsys):
+    assert main(["run", "fig3_mnist", "--set", item, "--out", str(tmp_path / "r")]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_deep_config_names_its_experiment_and_own_settings():
+    from spikefa import config
+    from spikefa.experiments.fig3_mnist import for_algorithm, validate
+
+    cfg = config.resolve("fig3_mnist_deep")
+    validate(cfg)
+    assert cfg["experiment"] == "fig3_mnist" and cfg["sizes"] == [784, 1000, 1000, 1000, 10]
+    assert cfg["algorithms"] == ["bp", "fa"] and cfg["train"]["validation"] == 10000
+    assert for_algorithm(cfg, "fa")["train"]["epochs"] == for_algorithm(cfg, "bp")["train"]["epochs"]
 
 
 @pytest.mark.parametrize("item, words", [("sizes=[784,10]", "sizes"), ('algorithms=["fa","xx"]', "algorithms"),

@@ -8,6 +8,13 @@ example (summarised in windows), the angle between W and B at the end, and the r
 with `backend = "cupy"`) and no δ angles are recorded. Deeper and wider networks are a `sizes` away;
 `dataset` may also be fashion-mnist or svhn (3,072 standardised inputs).
 
+Protocol: the last `train.validation` training images (default 10,000) are held out before anything
+else (`train.images` then takes the first N of the rest). Validation and test error are both measured
+at every evaluation; anything chosen (learning rates, scales, schedules, epochs) is chosen on the
+validation error, and the test error is what a run reports at its end. `[per_algorithm.<name>]`
+tables give one algorithm its own settings (e.g. its own eta), so that each algorithm can run at the
+settings chosen for it; the length of training is shared.
+
 A run saves `checkpoint.npz` every `checkpoint_minutes` (between evaluations) and after every
 finished network; `--resume` continues from it and ends with the same weights, bit for bit, as an
 uninterrupted run: the example order comes from (seed, epoch) and the weights are saved exactly.
@@ -15,6 +22,7 @@ uninterrupted run: the example order comes from (seed, epoch) and the weights ar
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -32,6 +40,55 @@ from spikefa.seeds import stream
 
 CHANCE = 0.9
 INPUTS = {"mnist": 784, "fashion-mnist": 784, "svhn": 3072}
+# the settings an algorithm may have of its own ([per_algorithm.<name>]); everything else is shared
+PER_ALGORITHM = ("eta", "eta_layers", "init_scale", "init_scale_layers", "feedback_scale", "feedback_scale_layers",
+                 "weight_decay", "sparsity", "train.eta_halving_epochs")
+
+
+def _get(cfg: dict, key: str):
+    for p in key.split("."):
+        cfg = cfg[p]
+    return cfg
+
+
+def for_algorithm(cfg: dict, algo: str) -> dict:
+    """The config `algo` runs with: the shared settings, with those of `[per_algorithm.<algo>]` in
+    their place (each checked against the type of the shared key)."""
+    own = cfg["per_algorithm"].get(algo, {})
+    if not isinstance(own, dict):
+        raise SpikefaError(f"per_algorithm.{algo} must be a table of settings, got {own!r}")
+    flat = config._flat(own)
+    if not flat:
+        return cfg
+    mine = copy.deepcopy(cfg)
+    for key, value in flat.items():
+        if key not in PER_ALGORITHM:
+            raise SpikefaError(f"per_algorithm.{algo}.{key} is not a per-algorithm setting; those are: "
+                               f"{', '.join(PER_ALGORITHM)}")
+        config._set_dotted(mine, key, config._check_type(f"per_algorithm.{algo}.{key}", _get(cfg, key), value))
+    return mine
+
+
+def layer_values(cfg: dict, key: str, n: int) -> list:
+    """`<key>_layers` (n values) where given, else `key` n times."""
+    return list(cfg[f"{key}_layers"]) or [cfg[key]] * n
+
+
+def _validate_settings(cfg: dict, where: str) -> None:
+    """The learning settings of one algorithm (`where`: "" or "per_algorithm.<name>.")."""
+    positive = {f"{where}eta": cfg["eta"], f"{where}init_scale": cfg["init_scale"],
+                f"{where}feedback_scale": cfg["feedback_scale"]}
+    config.require_positive(positive)
+    config.require_positive({f"{where}weight_decay": cfg["weight_decay"],
+                             f"{where}train.eta_halving_epochs": cfg["train"]["eta_halving_epochs"]}, allow_zero=True)
+    L = len(cfg["sizes"]) - 1
+    for key, n in (("eta_layers", L), ("init_scale_layers", L), ("feedback_scale_layers", L - 1)):
+        v = cfg[key]
+        if v and (len(v) != n or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in v)):
+            raise SpikefaError(f"{where}{key} must be empty or {n} positive numbers (bottom layer first) for sizes "
+                               f"{cfg['sizes']}, got {v}")
+    if not 0 <= cfg["sparsity"] < 1:
+        raise SpikefaError(f"{where}sparsity must be in [0, 1), got {cfg['sparsity']}")
 
 
 def validate(cfg: dict) -> None:
@@ -50,45 +107,62 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(f"output_delta must be e or mse, got {cfg['output_delta']!r}")
     if cfg["dtype"] not in ("float32", "float64"):
         raise SpikefaError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
-    positive = {"runs": cfg["runs"], "eta": cfg["eta"], "init_scale": cfg["init_scale"],
-                "feedback_scale": cfg["feedback_scale"], "train.epochs": cfg["train"]["epochs"],
+    positive = {"runs": cfg["runs"], "train.epochs": cfg["train"]["epochs"],
                 "train.eval_every": cfg["train"]["eval_every"], "angle.window": cfg["angle"]["window"]}
     config.require_positive(positive)
-    at_least_zero = {"weight_decay": cfg["weight_decay"], "train.images": cfg["train"]["images"],
-                     "test.images": cfg["test"]["images"], "checkpoint_minutes": cfg["checkpoint_minutes"],
-                     "train.eta_halving_epochs": cfg["train"]["eta_halving_epochs"]}
+    at_least_zero = {"train.images": cfg["train"]["images"], "train.validation": cfg["train"]["validation"],
+                     "test.images": cfg["test"]["images"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
     config.require_positive(at_least_zero, allow_zero=True)
+    if not isinstance(cfg["per_algorithm"], dict):
+        raise SpikefaError("per_algorithm must be a table of tables, one per algorithm")
+    for algo in cfg["per_algorithm"]:
+        if algo not in known:
+            raise SpikefaError(f"per_algorithm.{algo}: {algo!r} is not an algorithm of this experiment "
+                               f"({', '.join(known)})")
+    _validate_settings(cfg, "")
+    for algo in cfg["per_algorithm"]:
+        _validate_settings(for_algorithm(cfg, algo), f"per_algorithm.{algo}.")
+    if "sign_symmetric" in algos and len(set(for_algorithm(cfg, "sign_symmetric")["feedback_scale_layers"])) > 1:
+        raise SpikefaError("sign_symmetric takes one feedback_scale: leave feedback_scale_layers empty for it")
     if cfg["batch"] < 1:
         raise SpikefaError(f"batch must be at least 1, got {cfg['batch']}")
     if cfg["backend"] not in ("numpy", "cupy") or (cfg["backend"] == "cupy" and cfg["batch"] == 1):
         raise SpikefaError(f"backend must be numpy, or cupy with batch > 1 (online learning runs on the CPU), "
                            f"got {cfg['backend']!r} with batch {cfg['batch']}")
-    if not 0 <= cfg["sparsity"] < 1:
-        raise SpikefaError(f"sparsity must be in [0, 1), got {cfg['sparsity']}")
 
 
 def make_network(cfg: dict, algorithm: str, seed: int) -> Network:
+    """The network of `algorithm` at its own settings (`for_algorithm`)."""
+    cfg, L = for_algorithm(cfg, algorithm), len(cfg["sizes"]) - 1
     return Network(cfg["sizes"], algorithm, stream(seed, "init"), stream(seed, "feedback"), stream(seed, "masks"),
-                   hidden=cfg["hidden"], output=cfg["output"], init_scale=cfg["init_scale"],
-                   feedback_scale=cfg["feedback_scale"], sparsity=cfg["sparsity"], etas=cfg["eta"],
-                   weight_decay=cfg["weight_decay"], output_delta=cfg["output_delta"], dtype=cfg["dtype"])
+                   hidden=cfg["hidden"], output=cfg["output"], init_scale=layer_values(cfg, "init_scale", L),
+                   feedback_scale=layer_values(cfg, "feedback_scale", max(L - 1, 1)), sparsity=cfg["sparsity"],
+                   etas=layer_values(cfg, "eta", L), weight_decay=cfg["weight_decay"],
+                   output_delta=cfg["output_delta"], dtype=cfg["dtype"])
 
 
 def error_rate(net: Network, X: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.argmax(net.predict(X), axis=1) != labels))
+    """Fraction of misclassified images (NaN for none: no validation set)."""
+    return float(np.mean(np.argmax(net.predict(X), axis=1) != labels)) if len(X) else float("nan")
 
 
-def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None, progress=None, run=None) -> dict:
+def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None, progress=None, run=None,
+              X_val=None, y_val=None) -> dict:
     """Training (online, or in minibatches of `batch`) over `train.epochs` reshuffled epochs; returns
-    the curves of one run. `progress` (a Progress) restores a saved partial run `run` = (algo, r)
+    the curves of one run (validation and test error at every evaluation). `cfg` is the algorithm's
+    own (`for_algorithm`). `progress` (a Progress) restores a saved partial run `run` = (algo, r)
     into `net` and saves it again when a checkpoint is due."""
+    if X_val is None:
+        X_val, y_val = X_test[:0], y_test[:0]
     n, epochs, window = len(X), cfg["train"]["epochs"], cfg["angle"]["window"]
+    base_etas = np.array(layer_values(cfg, "eta", net.L), float)
     chunk = max(1, int(round(cfg["train"]["eval_every"] * n)))
     batch = cfg["batch"]
     with_angles = batch == 1 and net.L > 1 and net.algorithm not in ("bp", "shallow")  # their δ is backprop's
     c = progress.restore(run, net) if progress else None
     if c is None:
-        c = {"examples": [0], "test_error": [error_rate(net, X_test, y_test)], "angles": [], "seconds": 0.0}
+        c = {"examples": [0], "test_error": [error_rate(net, X_test, y_test)],
+             "validation_error": [error_rate(net, X_val, y_val)], "angles": [], "seconds": 0.0}
     seen, start = c["examples"][-1], time.perf_counter() - c["seconds"]
     if bar is not None:
         bar.update(seen)  # a resumed network's examples so far
@@ -96,7 +170,7 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
         order = stream(seed, "order", epoch).permutation(n)[:int(round(min(1.0, epochs - epoch) * n))]
         for lo in range(seen - epoch * n, len(order), chunk):  # a resumed run starts where it stopped
             idx = order[lo:lo + chunk]
-            net.etas[1:] = config.eta_at(cfg, seen / n)
+            net.etas[1:] = base_etas * (config.eta_at(cfg, seen / n) / cfg["eta"])  # schedule × each layer's η
             if batch > 1:
                 net.train_batch(X[idx], Y[idx], batch)
             else:
@@ -109,14 +183,16 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
             seen += len(idx)
             c["examples"].append(seen)
             c["test_error"].append(error_rate(net, X_test, y_test))
+            c["validation_error"].append(error_rate(net, X_val, y_val))
             c["seconds"] = time.perf_counter() - start
             if bar is not None:
                 bar.update(len(idx))
-                bar.set_postfix(test_error=f"{c['test_error'][-1]:.4f}")
+                bar.set_postfix(validation_error=f"{c['validation_error'][-1]:.4f}")
             if progress:
                 progress.save_if_due(run, net, c)
     aw = np.concatenate(c["angles"]) if c["angles"] else np.zeros((0, window, max(net.L - 1, 1)))
-    return {"examples": np.array(c["examples"]), "test_error": np.array(c["test_error"]), "seconds": c["seconds"],
+    return {"examples": np.array(c["examples"]), "test_error": np.array(c["test_error"]),
+            "validation_error": np.array(c["validation_error"]), "seconds": c["seconds"],
             "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
             "angle_sd": np.nanstd(aw, axis=1) if len(aw) else aw[:, 0]}
 
@@ -168,6 +244,7 @@ class Progress:
             net.b[l][...] = net.xp.asarray(z[f"b{l}"])
         angles = z["angles"]
         return {"examples": z["examples"].tolist(), "test_error": z["test_error"].tolist(),
+                "validation_error": z["validation_error"].tolist(),
                 "angles": [angles] if len(angles) else [], "seconds": float(z["seconds"])}
 
     def save_if_due(self, run, net: Network, c: dict) -> None:
@@ -188,6 +265,7 @@ class Progress:
         arrays.update({f"b{l}": to_numpy(net.b[l]) for l in range(1, net.L + 1)})
         angles = np.concatenate(c["angles"]) if c["angles"] else np.zeros(0)
         return {**arrays, "examples": np.array(c["examples"]), "test_error": np.array(c["test_error"]),
+                "validation_error": np.array(c["validation_error"]),
                 "angles": angles, "seconds": np.array(c["seconds"])}
 
     def _save(self) -> None:
@@ -204,12 +282,14 @@ class Progress:
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     data = load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
+    data = data.holdout(cfg["train"]["validation"])  # first: the validation images never train
     n_train = cfg["train"]["images"] or len(data.train_x)
     n_test = cfg["test"]["images"] or len(data.test_x)
     dt = cfg["dtype"]
     X, labels = data.train_x[:n_train].astype(dt), data.train_y[:n_train]
     Y = np.eye(10, dtype=dt)[labels]
     X_test, y_test = data.test_x[:n_test].astype(dt), data.test_y[:n_test]
+    X_val, y_val = data.val_x.astype(dt), data.val_y
     runs, curves, progress = cfg["runs"], {}, Progress(cfg, out, resume)
     per_run = int(round(cfg["train"]["epochs"] * n_train))
     fields = {"initial": make_network(cfg, cfg["algorithms"][0], cfg["seed"]).W[1].copy(), **progress.fields}
@@ -224,7 +304,8 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
                 net = make_network(cfg, algo, cfg["seed"] + r)
                 if cfg["backend"] == "cupy":
                     net.to(import_cupy())
-                c = train_run(cfg, net, X, Y, X_test, y_test, cfg["seed"] + r, bar, progress, (algo, r))
+                c = train_run(for_algorithm(cfg, algo), net, X, Y, X_test, y_test, cfg["seed"] + r, bar, progress,
+                              (algo, r), X_val, y_val)
                 net.to(np)
                 c["weight_feedback_angles"] = np.array(net.weight_feedback_angles())
                 c["weights_sha256"] = np.array(weights_digest(net))
@@ -233,25 +314,32 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
                 curves[algo].append(c)
                 progress.finish((algo, r), c, fields[algo] if r == 0 else None)
     results = {a: summarise(cfg, cs, n_train) for a, cs in curves.items()}
-    rows = [{"algorithm": a, "run": r, "epoch": k / n_train, "examples": int(k), "test_error": float(e)}
-            for a, cs in curves.items() for r, c in enumerate(cs) for k, e in zip(c["examples"], c["test_error"])]
+    for a in results:
+        results[a]["validation_images"] = len(X_val)
+    rows = [{"algorithm": a, "run": r, "epoch": k / n_train, "examples": int(k), "test_error": float(e),
+             "validation_error": float(v)}
+            for a, cs in curves.items() for r, c in enumerate(cs)
+            for k, e, v in zip(c["examples"], c["test_error"], c["validation_error"])]
     out.write_csv("metrics.csv", rows)
     out.write_npz("curves.npz", **{f"{a}_run{r}_{k}": np.asarray(v) for a, cs in curves.items()
                                    for r, c in enumerate(cs) for k, v in c.items() if k not in ("seconds", "weights_sha256")},
                   **{f"fields_{k}": v for k, v in fields.items()})
     _figures(cfg, curves, fields, n_train, out)
     stats = {}
-    if "bp" in curves:
-        mean_bp = np.mean([c["test_error"] for c in curves["bp"]], axis=0)
+    if "bp" in curves and len(X_val):  # where BP's mean validation error is lowest
+        mean_bp = np.mean([c["validation_error"] for c in curves["bp"]], axis=0)
         stats["bp_best_epoch"] = float(curves["bp"][0]["examples"][int(np.argmin(mean_bp))] / n_train)
     return {"results": results, "stats": stats}
 
 
 def summarise(cfg: dict, cs: list, n_train: int) -> dict:
     final = np.array([c["test_error"][-1] for c in cs])
+    val = np.array([c["validation_error"][-1] for c in cs])
     seconds = np.array([c["seconds"] for c in cs])
     out = {"test_error": float(final.mean()), "test_error_sd": float(final.std(ddof=1)) if len(cs) > 1 else 0.0,
-           "test_errors": final.tolist(), "runs": len(cs), "epochs": cfg["train"]["epochs"],
+           "test_errors": final.tolist(), "validation_error": float(val.mean()),  # NaN (null): no validation set
+           "validation_error_sd": float(val.std(ddof=1)) if len(cs) > 1 else 0.0, "validation_errors": val.tolist(),
+           "runs": len(cs), "epochs": cfg["train"]["epochs"],
            "train_seconds_per_run": float(seconds.mean()),
            "examples_per_s": float(cfg["train"]["epochs"] * n_train / seconds.mean())}
     tail = [c["angle_mean"][-max(1, len(c["angle_mean"]) // 10):] for c in cs if len(c["angle_mean"])]
@@ -268,9 +356,13 @@ def summarise(cfg: dict, cs: list, n_train: int) -> dict:
 def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out) -> None:
     fig, ax = plotting.new_axes()
     for a, cs in curves.items():
-        plotting.plot_curve(ax, cs[0]["examples"] / n_train, 100 * np.mean([c["test_error"] for c in cs], axis=0), a)
+        x = cs[0]["examples"] / n_train
+        plotting.plot_curve(ax, x, 100 * np.mean([c["test_error"] for c in cs], axis=0), a)
+        if np.isfinite(cs[0]["validation_error"]).all():
+            ax.plot(x, 100 * np.mean([c["validation_error"] for c in cs], axis=0), linestyle=":", linewidth=1,
+                    color=ax.lines[-1].get_color(), label="validation" if a == list(curves)[0] else None)
     ax.axhline(100 * CHANCE, color="0.5", linestyle="--", linewidth=0.8)
-    ax.set(yscale="log", xlabel="epochs", ylabel="test error (%)", title=f"Fig. 3a — {'-'.join(map(str, cfg['sizes']))}")
+    ax.set(yscale="log", xlabel="epochs", ylabel="test error (%; dotted: validation)", title=f"Fig. 3a — {'-'.join(map(str, cfg['sizes']))}")
     ax.legend(frameon=False, fontsize=8)
     out.savefig(fig, "test_error.png")
     plotting.close(fig)

@@ -210,7 +210,8 @@ class Network:
     """A rate network and its learning rule: weights, fixed feedback, masks and work vectors.
 
     sizes         n_0 … n_L;  hidden / output: activation names of the hidden and output layers
-    init_scale    W_l ~ U[−ω, ω] (one ω, or one per layer);  feedback_scale  B_l ~ U[−β, β]
+    init_scale    W_l ~ U[−ω, ω] (one ω, or one per layer)
+    feedback_scale  B_l ~ U[−β, β] (one β, or one per hidden layer, bottom first; sign_symmetric: one β)
     sparsity      sparse_fa: fraction of W_2 … W_L and of B set to zero for good (separate masks)
     etas          learning rate of each weight layer 1 … L (one number: the same for all)
     sigma         node_perturbation: SD of ξ, drawn from `perturbation_rng` for every example
@@ -235,7 +236,10 @@ class Network:
         omegas = np.broadcast_to(np.asarray(init_scale, float), (L,))
         self.etas = np.concatenate([[0.0], np.broadcast_to(np.asarray(etas, float), (L,))])
         self.kinds = np.array([LINEAR] + [ACTIVATIONS.index(hidden)] * (L - 1) + [ACTIVATIONS.index(output)])
-        self.decay, self.mse_output, self.feedback_scale = float(weight_decay), output_delta == "mse", float(feedback_scale)
+        betas = np.broadcast_to(np.asarray(feedback_scale, float), (max(L - 1, 1),))
+        if algorithm == "sign_symmetric" and np.ptp(betas) > 0:
+            raise ValueError("sign_symmetric takes one feedback_scale for every layer")
+        self.decay, self.mse_output, self.feedback_scale = float(weight_decay), output_delta == "mse", float(betas[0])
         dt, none = self.dtype, np.zeros((0, 0), self.dtype)
         self.W = [none] + [init_rng.uniform(-w, w, (sizes[l - 1], sizes[l])).astype(dt)
                            for l, w in zip(range(1, L + 1), omegas)]
@@ -244,7 +248,7 @@ class Network:
         self.masks = [none] * (L + 1)
         if algorithm in ("fa", "sparse_fa", "dfa"):
             src = (lambda l: sizes[L]) if algorithm == "dfa" else (lambda l: sizes[l + 1])
-            self.B = [none] + [feedback_rng.uniform(-feedback_scale, feedback_scale, (sizes[l], src(l))).astype(dt)
+            self.B = [none] + [feedback_rng.uniform(-betas[l - 1], betas[l - 1], (sizes[l], src(l))).astype(dt)
                                for l in range(1, L)]
         if algorithm == "sparse_fa":
             keep = lambda shape: (mask_rng.random(shape) >= sparsity).astype(dt)
