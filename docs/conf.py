@@ -35,7 +35,9 @@ extensions = [
 ]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "results.md", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_generated/results_toctree.md", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+# the results report (docs/results.md, written by `spikefa report`) replaces the placeholder page
+exclude_patterns.append("_generated/results.md" if (DOCS / "results.md").is_file() else "results.md")
 suppress_warnings = ["myst.header"]  # the generated results report may skip heading levels
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

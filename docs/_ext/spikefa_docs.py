@@ -4,8 +4,9 @@
   package itself loads (`spikefa.config.CONFIGS_DIR`) — the value as shipped and the comment written
   beside it in the file.
 - `_generated/cli.md`: every command and option of `spikefa`, read from its argparse parser.
-- `_generated/results.md`: the results report `docs/results.md` (written by `spikefa report`)
-  when it exists, else a short page that says how to make it.
+- `_generated/results_toctree.md`: the results section of the table of contents, which lists the
+  results report `docs/results.md` (written by `spikefa report`) when it exists, and otherwise
+  `_generated/results.md`, a short page that says how to make it.
 - `_generated/notebooks/*.ipynb`: copies of `notebooks/`, rendered by myst-nb.
 
 `generate(docs_dir)` writes them; `docs/conf.py` calls it at the start of every build. Files are
@@ -233,12 +234,19 @@ def cli_page() -> str:
 
 # ------------------------------------------------------------------------------------- results
 def results_page(docs_dir: Path) -> str:
-    if (docs_dir / "results.md").is_file():
-        return ("```{include} ../results.md\n:relative-images:\n:relative-docs: ../\n```\n")
+    """The page shown while `docs/results.md` does not exist (conf.py leaves it out when it does)."""
     return ("# Results\n\n"
-            "The results report, one row per claim of the paper with its command and verdict, is written by\n"
-            "`spikefa report RESULTS_DIR... --out docs/results.md` from finished results folders. No report\n"
-            "is present in this copy of the documentation; run the command above and build the docs again.\n")
+            "The results report lists each claim of the paper with our measurement, its conditions, the command\n"
+            "that reproduces it and a verdict. It is written from finished results folders by\n"
+            "`spikefa report RESULTS_DIR... --out docs/results.md`; this copy of the documentation has none yet.\n"
+            "Run the command and build the documentation again.\n")
+
+
+def results_toctree(docs_dir: Path) -> str:
+    """The toctree of the results section, included by index.md: the report itself where it exists."""
+    report = "results" if (docs_dir / "results.md").is_file() else "_generated/results"
+    return ("```{toctree}\n:caption: Results and performance\n:maxdepth: 2\n\n"
+            f"{report}\ntraining\nperformance\ngpu\nsweeps\n```\n")
 
 
 # ------------------------------------------------------------------------------------- writing
@@ -260,6 +268,7 @@ def generate(docs_dir: str | Path) -> None:
     _write(out / "configs.md", configs_page(Path(CONFIGS_DIR)))
     _write(out / "cli.md", cli_page())
     _write(out / "results.md", results_page(docs_dir))
+    _write(out / "results_toctree.md", results_toctree(docs_dir))
     nb_src = docs_dir.parent / "notebooks"
     nb_out = out / "notebooks"
     wanted = {p.name for p in nb_src.glob("*.ipynb")}
