@@ -206,18 +206,31 @@ def cli_page() -> str:
             lines.extend([f"## `{name}`", ""])
             if helptext:
                 lines.extend([_md(helptext[0].upper() + helptext[1:]) + ".", ""])
-            usage = " ".join(p.format_usage().split())
+            usage = p.format_usage().strip()
             lines.extend(["```text", usage, "```", ""])
             rows = []
             for a in p._actions:
                 if isinstance(a, argparse._HelpAction):
                     continue
-                flag = ", ".join(a.option_strings) if a.option_strings else a.dest.upper()
-                text = (a.help or "").replace("%(default)s", str(a.default))
+                if a.option_strings:
+                    flag = ", ".join(a.option_strings)
+                    if a.nargs != 0:
+                        meta = a.metavar or (None if a.choices else a.dest.upper())
+                        flag += f" {meta}" if meta else ""
+                        flag += " ..." if a.nargs in ("+", "*") else ""
+                else:
+                    flag = (a.metavar or a.dest).upper()
+                text = (a.help or "").replace("%(default)s", str(a.default)).strip()
+                text = text[:1].upper() + text[1:]
+                if text and text[-1] not in ".)":
+                    text += "."
+                elif text.endswith(")"):
+                    text += "."
                 if a.choices and not isinstance(a.choices, dict):
                     text += (" " if text else "") + "One of " + ", ".join(f"`{c}`" for c in a.choices) + "."
                 default = a.default
-                if a.option_strings and default not in (None, False, [], argparse.SUPPRESS):
+                if (a.option_strings and default not in (None, False, [], argparse.SUPPRESS)
+                        and "default" not in (a.help or "")):
                     text += f" Default: `{default}`."
                 rows.append(f"| `{flag}` | {_md(text)} |")
             if rows:
