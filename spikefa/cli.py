@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from spikefa.errors import SpikefaError
+from spikefa.shipped import checkpoint_path
 from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when a network is built
 
 
@@ -81,9 +82,9 @@ def _cmd_data_check(args) -> int:
 
 
 def _check_fits(spec, data, path) -> None:
-    if spec.sizes[0] != data.test_x.shape[1] or spec.sizes[-1] != 10:
+    if spec.sizes[0] != data.n_inputs or spec.sizes[-1] != data.n_classes:
         raise SpikefaError(f"checkpoint {path} is a {'-'.join(map(str, spec.sizes))} network; these images need "
-                           f"{data.test_x.shape[1]} inputs and 10 outputs")
+                           f"{data.n_inputs} inputs and {data.n_classes} outputs")
 
 
 def _cmd_evaluate(args) -> int:
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=_cmd_sweep)
 
     e = sub.add_parser("evaluate", help="test error of a trained spiking network (learning off)")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network (e.g. fig4_paper_fa)")
     e.add_argument("--engine", choices=("fast", "brian2"), default="fast")
     e.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device (engine brian2)")
     e.add_argument("--threads", type=int, default=1, help="OpenMP threads of cpp_standalone")
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="arrays of the fast engine")
     e.add_argument("--n-test", type=int, default=0, help="use the first N test images (default all)")
     e.add_argument("--steps-per-image", type=int, help="show each test image this many steps (default: the checkpoint's)")
-    e.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help="default: the checkpoint's")
+    e.add_argument("--dataset", help="mnist, fashion-mnist or an .npz file of one's own (default: the checkpoint's)")
     e.add_argument("--repeats", type=int, default=1,
                    help="fast engine: evaluate this many times with fresh spike draws; test_error is their mean")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -235,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_evaluate)
 
     t = sub.add_parser("traces", help="record PSP and modulator traces in Brian2 for a checkpoint")
-    t.add_argument("checkpoint")
+    t.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network")
     t.add_argument("--out", help="folder for traces.npz and traces.png (default results/traces-<timestamp>/)")
     t.add_argument("--steps", type=int, default=0, help="steps to record (default 5 images)")
     t.add_argument("--neurons", type=int, nargs="+", default=[0, 1, 2, 3], help="hidden units recorded in every hidden layer")
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_traces)
 
     x = sub.add_parser("export", help="write a compact copy of a checkpoint (e.g. to ship in models/)")
-    x.add_argument("checkpoint")
+    x.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network")
     x.add_argument("out")
     x.add_argument("--float16", action="store_true", help="store weights as float16 (loaded back as the spec's dtype)")
     x.add_argument("--keep-state", action="store_true", help="keep every stream's PSPs and traces (to resume)")
@@ -280,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(args, "set"):  # argparse reads `--set=--` as an empty list
         args.set = [s if isinstance(s, str) else "--" for s in args.set]
     try:
+        if hasattr(args, "checkpoint"):
+            args.checkpoint = checkpoint_path(args.checkpoint)
         return args.func(args)
     except SpikefaError as exc:
         print(f"spikefa: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line

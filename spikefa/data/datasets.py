@@ -13,7 +13,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,8 @@ def _info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
     except KeyError:
-        raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}") from None
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}, or a path to "
+                        f"an .npz file of one's own") from None
 
 
 def digest(path: Path, algorithm: str = "sha256") -> str:
@@ -188,14 +189,25 @@ def dataset_files(name: str, folder: str | Path | None = None, download: bool = 
 
 @dataclass(frozen=True)
 class ImageData:
-    """Pixels as float32 in [0, 1], shape (n, 784); labels as uint8. `val_x`, `val_y`: the validation
-    images held out of the training set by `holdout` (empty until then)."""
+    """Inputs as float32, shape (n, inputs) — pixels in [0, 1] for image data; labels as integers
+    0…K−1. `val_x`, `val_y`: the validation images held out of the training set by `holdout` (empty
+    until then). `shape`: the layout of one image's inputs (for drawing weights as images)."""
     train_x: np.ndarray
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
     val_x: np.ndarray = field(default_factory=lambda: np.empty((0, 784), np.float32))
     val_y: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint8))
+    shape: tuple[int, ...] = (28, 28)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.train_x.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        """K: one more than the largest label."""
+        return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0))) + 1
 
     def holdout(self, n_validation: int) -> "ImageData":
         """The last `n_validation` training images become the validation set (0: none); everything that
@@ -203,12 +215,74 @@ class ImageData:
         if not 0 <= n_validation < len(self.train_x):
             raise DataError(f"train.validation must be in 0..{len(self.train_x) - 1}, got {n_validation}")
         keep = len(self.train_x) - n_validation
-        return ImageData(self.train_x[:keep], self.train_y[:keep], self.test_x, self.test_y,
-                         self.train_x[keep:], self.train_y[keep:])
+        return replace(self, train_x=self.train_x[:keep], train_y=self.train_y[:keep],
+                                   val_x=self.train_x[keep:], val_y=self.train_y[keep:])
+
+    @classmethod
+    def from_arrays(cls, train_x, train_y, test_x, test_y, name: str = "the data") -> "ImageData":
+        """Image data of one's own: pixels as floats in [0, 1] or integers 0–255 (uint8), one image per
+        row or as (n, height, width[, channels]); integer labels 0…K−1. A DataError names what does
+        not fit (`name`: how the message calls the data, e.g. its file)."""
+        xs = {"train_x": np.asarray(train_x), "test_x": np.asarray(test_x)}
+        ys = {"train_y": np.asarray(train_y), "test_y": np.asarray(test_y)}
+        for key, x in xs.items():
+            if x.ndim < 2 or len(x) == 0 or x.shape[1:] != xs["train_x"].shape[1:]:
+                raise DataError(f"{name}: {key} must hold at least one image, all of one shape as in train_x "
+                                f"(rows, or n × height × width), got shape {x.shape}")
+            if np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
+                ok = x.min() >= 0 and x.max() <= 255
+            else:
+                ok = np.issubdtype(x.dtype, np.floating) and np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
+            if not ok:
+                raise DataError(f"{name}: {key} must hold pixels as floats in [0, 1] or integers 0–255 (uint8), "
+                                f"got {x.dtype} values from {x.min():.4g} to {x.max():.4g}")
+        for (ykey, y), x in zip(ys.items(), xs.values()):
+            if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or y.min(initial=0) < 0:
+                raise DataError(f"{name}: {ykey} must hold one integer label 0…K−1 per image ({len(x)}), "
+                                f"got {y.dtype} of shape {y.shape}")
+
+        def pixels(x):
+            flat = x.reshape(len(x), -1)
+            return flat.astype(np.float32) / np.float32(255) if np.issubdtype(x.dtype, np.integer) else flat.astype(np.float32)
+
+        inputs = int(np.prod(xs["train_x"].shape[1:]))
+        side = int(round(np.sqrt(inputs)))
+        shape = xs["train_x"].shape[1:] if xs["train_x"].ndim > 2 else (side, side) if side * side == inputs else (1, inputs)
+        labels = np.uint8 if max(y.max() for y in ys.values()) < 256 else np.int32
+        return cls(pixels(xs["train_x"]), ys["train_y"].astype(labels), pixels(xs["test_x"]), ys["test_y"].astype(labels),
+                   np.empty((0, inputs), np.float32), np.empty(0, labels), tuple(int(n) for n in shape))
+
+
+def is_own_dataset(name: str) -> bool:
+    """A `dataset` value that names a file of one's own (an `.npz`) rather than a known data set."""
+    return str(name).endswith(".npz")
+
+
+def load_own(path: str | Path) -> ImageData:
+    """An `.npz` file holding train_x, train_y, test_x and test_y (see `ImageData.from_arrays`)."""
+    from spikefa.results import load_npz
+
+    arrays = load_npz(Path(path).expanduser(), "data set (.npz with train_x, train_y, test_x, test_y)")
+    missing = [k for k in ("train_x", "train_y", "test_x", "test_y") if k not in arrays]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}: a data set file holds train_x, train_y, test_x "
+                        f"and test_y (found {', '.join(arrays) or 'nothing'})")
+    return ImageData.from_arrays(arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"], name=str(path))
+
+
+def check_sizes(data: ImageData, sizes, dataset: str, key: str = "sizes") -> None:
+    """Raise a DataError unless the network's first and last layers fit the data: as many inputs as
+    each image has values, as many outputs as there are classes."""
+    if sizes[0] != data.n_inputs or sizes[-1] != data.n_classes:
+        raise DataError(f"{key} {list(sizes)} does not fit {dataset}: its images have {data.n_inputs} inputs and its "
+                        f"labels {data.n_classes} classes, so {key} must be [{data.n_inputs}, hidden..., {data.n_classes}]")
 
 
 def load_images(name: str = "mnist", folder: str | Path | None = None, download: bool = True) -> ImageData:
-    """The standard 60k/10k split of MNIST or Fashion-MNIST."""
+    """The standard 60k/10k split of MNIST or Fashion-MNIST, or one's own `.npz` file (`name` is then
+    its path; see `load_own`)."""
+    if is_own_dataset(name):
+        return load_own(name)
     paths = dataset_files(name, folder, download)
 
     def pixels(stem):

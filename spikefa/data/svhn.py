@@ -65,4 +65,5 @@ def load_svhn(folder: str | Path | None = None, download: bool = True) -> ImageD
     def standardise(x):
         return ((x.reshape(len(x), -1, 3) - mean) / sd).reshape(len(x), -1).astype(np.float32)
 
-    return ImageData(standardise(train_x), train_y, standardise(test_x), test_y)
+    return ImageData(standardise(train_x), train_y, standardise(test_x), test_y,
+                     np.empty((0, train_x.shape[1]), np.float32), np.empty(0, np.uint8), (32, 32, 3))
