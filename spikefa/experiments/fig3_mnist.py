@@ -32,13 +32,12 @@ from tqdm import tqdm
 
 from spikefa import config, plotting
 from spikefa.arrays import import_cupy, to_numpy
-from spikefa.data import load_images, load_svhn
+from spikefa.data import check_sizes, is_own_dataset, load_images, load_svhn
 from spikefa.errors import SpikefaError, check_finite, layers
 from spikefa.results import load_npz
 from spikefa.rate.network import ACTIVATIONS, ALGORITHMS, Network
 from spikefa.seeds import stream
 
-CHANCE = 0.9
 INPUTS = {"mnist": 784, "fashion-mnist": 784, "svhn": 3072}
 # the settings an algorithm may have of its own ([per_algorithm.<name>]); everything else is shared
 PER_ALGORITHM = ("eta", "eta_layers", "init_scale", "init_scale_layers", "feedback_scale", "feedback_scale_layers",
@@ -95,12 +94,12 @@ def validate(cfg: dict) -> None:
     algos, known = cfg["algorithms"], [a for a in ALGORITHMS if a != "node_perturbation"]  # NP: Fig. 2 only
     if not algos or len(set(algos)) != len(algos) or any(a not in known for a in algos):
         raise SpikefaError(f"algorithms must be distinct names from {', '.join(known)}, got {algos}")
-    if cfg["dataset"] not in INPUTS:
-        raise SpikefaError(f"dataset must be one of {', '.join(INPUTS)}, got {cfg['dataset']!r}")
-    sizes, n_in = cfg["sizes"], INPUTS[cfg["dataset"]]
-    if len(sizes) < 3 or sizes[0] != n_in or sizes[-1] != 10 or min(sizes) < 1:
-        raise SpikefaError(f"sizes must be [{n_in}, hidden..., 10] for {cfg['dataset']} with at least one hidden "
-                           f"layer, got {sizes}")
+    if cfg["dataset"] not in INPUTS and not is_own_dataset(cfg["dataset"]):
+        raise SpikefaError(f"dataset must be one of {', '.join(INPUTS)} or a path to an .npz file, got {cfg['dataset']!r}")
+    sizes, n_in = cfg["sizes"], INPUTS.get(cfg["dataset"])  # an .npz file: checked when it is read
+    if len(sizes) < 3 or min(sizes) < 1 or n_in and (sizes[0] != n_in or sizes[-1] != 10):
+        raise SpikefaError(f"sizes must be [{n_in or 'inputs'}, hidden..., {10 if n_in else 'classes'}] for "
+                           f"{cfg['dataset']} with at least one hidden layer, got {sizes}")
     if cfg["hidden"] not in ACTIVATIONS or cfg["output"] not in ACTIVATIONS:
         raise SpikefaError(f"hidden and output must be among {', '.join(ACTIVATIONS)}")
     if cfg["output_delta"] not in ("e", "mse"):
@@ -282,12 +281,13 @@ class Progress:
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     data = load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
+    check_sizes(data, cfg["sizes"], cfg["dataset"])
     data = data.holdout(cfg["train"]["validation"])  # first: the validation images never train
     n_train = cfg["train"]["images"] or len(data.train_x)
     n_test = cfg["test"]["images"] or len(data.test_x)
     dt = cfg["dtype"]
     X, labels = data.train_x[:n_train].astype(dt), data.train_y[:n_train]
-    Y = np.eye(10, dtype=dt)[labels]
+    Y = np.eye(cfg["sizes"][-1], dtype=dt)[labels]
     X_test, y_test = data.test_x[:n_test].astype(dt), data.test_y[:n_test]
     X_val, y_val = data.val_x.astype(dt), data.val_y
     runs, curves, progress = cfg["runs"], {}, Progress(cfg, out, resume)
@@ -324,7 +324,7 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     out.write_npz("curves.npz", **{f"{a}_run{r}_{k}": np.asarray(v) for a, cs in curves.items()
                                    for r, c in enumerate(cs) for k, v in c.items() if k not in ("seconds", "weights_sha256")},
                   **{f"fields_{k}": v for k, v in fields.items()})
-    _figures(cfg, curves, fields, n_train, out)
+    _figures(cfg, curves, fields, n_train, out, data.shape)
     stats = {}
     if "bp" in curves and len(X_val):  # where BP's mean validation error is lowest
         mean_bp = np.mean([c["validation_error"] for c in curves["bp"]], axis=0)
@@ -353,7 +353,7 @@ def summarise(cfg: dict, cs: list, n_train: int) -> dict:
     return out
 
 
-def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out) -> None:
+def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out, shape: tuple) -> None:
     fig, ax = plotting.new_axes()
     for a, cs in curves.items():
         x = cs[0]["examples"] / n_train
@@ -361,7 +361,7 @@ def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out) -> None:
         if np.isfinite(cs[0]["validation_error"]).all():
             ax.plot(x, 100 * np.mean([c["validation_error"] for c in cs], axis=0), linestyle=":", linewidth=1,
                     color=ax.lines[-1].get_color(), label="validation" if a == list(curves)[0] else None)
-    ax.axhline(100 * CHANCE, color="0.5", linestyle="--", linewidth=0.8)
+    ax.axhline(100 * (1 - 1 / cfg["sizes"][-1]), color="0.5", linestyle="--", linewidth=0.8)
     ax.set(yscale="log", xlabel="epochs", ylabel="test error (%; dotted: validation)", title=f"Fig. 3a — {'-'.join(map(str, cfg['sizes']))}")
     ax.legend(frameon=False, fontsize=8)
     out.savefig(fig, "test_error.png")
@@ -382,7 +382,6 @@ def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out) -> None:
         plotting.close(fig)
 
     units = stream(cfg["seed"], "figures").choice(cfg["sizes"][1], size=min(100, cfg["sizes"][1]), replace=False)
-    shape = (32, 32, 3) if cfg["dataset"] == "svhn" else (28, 28)
     fig = plotting.receptive_fields({k: v[:, units] for k, v in fields.items()}, shape)
     out.savefig(fig, "receptive_fields.png")
     plotting.close(fig)
