@@ -48,6 +48,7 @@ if os.environ.get("SPIKEFA_DOCS_EXECUTE"):
     os.environ.setdefault("SPIKEFA_QUICK", "1")
     nb_execution_mode = "force"
     nb_execution_timeout = 900
+    nb_execution_in_temp = True  # results folders of the runs go to a temporary folder
 else:
     nb_execution_mode = "off"
 nb_execution_raise_on_error = True

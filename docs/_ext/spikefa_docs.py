@@ -258,7 +258,7 @@ def results_page(docs_dir: Path) -> str:
 def results_toctree(docs_dir: Path) -> str:
     """The toctree of the results section, included by index.md: the report itself where it exists."""
     report = "results" if (docs_dir / "results.md").is_file() else "_generated/results"
-    return ("```{toctree}\n:caption: Results and performance\n:maxdepth: 2\n\n"
+    return ("```{toctree}\n:caption: Results and performance\n:maxdepth: 1\n\n"
             f"{report}\ntraining\nperformance\ngpu\nsweeps\n```\n")
 
 
