@@ -180,21 +180,35 @@ def to_toml(cfg: dict) -> str:
             return "[" + ", ".join(value(x) for x in v) + "]"
         return repr(v)
 
+    def is_tables(v):  # an array of tables, e.g. [[schedule]] phases
+        return isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
+
     def table(d, prefix):
-        lines = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+        lines = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, dict) and not is_tables(v)]
         for k, v in d.items():
             if isinstance(v, dict):
                 lines += ["", f"[{prefix}{k}]"] + table(v, f"{prefix}{k}.")
+            elif is_tables(v):
+                for item in v:
+                    lines += ["", f"[[{prefix}{k}]]"] + table(item, f"{prefix}{k}.")
         return lines
 
     return "\n".join(table(copy.deepcopy(cfg), "")) + "\n"
 
 
+def halved(eta: float, epochs: float, halving_epochs: float) -> float:
+    """`eta` after `epochs` epochs: constant, or halved every `halving_epochs` (continuously) when > 0."""
+    return eta * 0.5 ** (epochs / halving_epochs) if halving_epochs else eta
+
+
 def eta_at(cfg: dict, epochs_done: float) -> float:
-    """The learning rate `eta` after `epochs_done` epochs: constant, or halved every
-    `train.eta_halving_epochs` epochs (continuously) when that is > 0."""
-    halving = cfg["train"]["eta_halving_epochs"]
-    return cfg["eta"] * 0.5 ** (epochs_done / halving) if halving else cfg["eta"]
+    """The learning rate `eta` after `epochs_done` epochs of a run with `train.eta_halving_epochs`."""
+    return halved(cfg["eta"], epochs_done, cfg["train"]["eta_halving_epochs"])
+
+
+def phase_eta(phase: dict, epochs_into_phase: float) -> float:
+    """The global rate (× eta_scale per layer) that a declared schedule phase has reached."""
+    return halved(max(phase["eta"]), epochs_into_phase, phase["eta_halving_epochs"])
 
 
 def require_positive(values: dict, allow_zero: bool = False) -> None:

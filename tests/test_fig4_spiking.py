@@ -12,15 +12,15 @@ from spikefa.experiments.fig4_spiking import chunk_size
 from spikefa.spiking.spec import SpikingSpec, eta_in_force, initial_state, load_checkpoint
 from spikefa.spiking.training import FastRunner
 
-TINY = ["sizes=[784,24,16,10]", "steps_per_image=4", "train.images=120", "test.images=60", "chunk_images=40",
-        "eta=0.01", "dtype=\"float64\""]
+TINY = ["sizes=[784,24,16,10]", "steps_per_image=4", "train.images=120", "validation.images=60", "test.images=60",
+        "chunk_images=40", "eta=0.01", "dtype=\"float64\""]
 
 
 @pytest.fixture(scope="module", params=["brian2", "fast"])
 def tiny_run(request, tmp_path_factory, data_folder):
     out = tmp_path_factory.mktemp("fig4") / request.param
     extra = ["engine=brian2", "device=numpy"] if request.param == "brian2" else ["engine=fast", "batch=4"]
-    runner.run("fig4_spiking", TINY + extra + ['algorithms=["fa","bp"]', "test.every_images=80", "keep_snapshots=true"],
+    runner.run("fig4_spiking", TINY + extra + ['algorithms=["fa","bp"]', "validation.every_images=80", "keep_snapshots=true"],
                out, data=str(data_folder))
     return request.param, out, json.loads((out / "summary.json").read_text())
 
@@ -32,14 +32,19 @@ def test_summary_names_reading_and_steps(tiny_run):
     assert 0 <= r["test_error"] <= 1 and r["reading"] == "tau" and r["steps_per_image"] == 4
     assert r["train_images"] == 120 and r["test_images"] == 60 and r["train_steps"] == 480
     assert r["engine"] == engine and (engine == "fast" or r["ms_per_step"] > 0)
-    assert (out / "figures" / "test_error.png").exists()
+    assert 0 <= r["validation_error"] <= 1 and r["validation_images"] == 60 and r["selected_on"] == "validation"
+    assert r["selected_images"] in (80, 120) and 0 <= r["angle_deg_mod1_final"] <= 90
+    assert (out / "figures" / "validation_error.png").exists()
 
 
 def test_checkpoint_is_written_and_loads(tiny_run):
     _, out, summary = tiny_run
     spec, state, meta = load_checkpoint(out / "fa.npz")
     assert spec.sizes == (784, 24, 16, 10) and spec.feedback == "fa" and meta["images_seen"] == 120
-    assert meta["test_error"] == summary["results"]["fa"]["test_error"]
+    _, _, best = load_checkpoint(out / "fa-best.npz")  # the network selected on validation, tested once
+    assert best["selected_on"] == "validation" and best["test_error"] == summary["results"]["fa"]["test_error"]
+    assert best["validation_error"] == min(c[1] for c in meta["curve"]) and best["split"]["validation_images"] == 60
+    assert best["config"]["experiment"] == "fig4_spiking" and best["recipe"]["schedule"][0]["eta"] == [0.01] * 3
     snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
     assert snapshots == ["bp-00000080.npz", "bp-00000120.npz", "fa-00000080.npz", "fa-00000120.npz"]
     assert load_checkpoint(out / "snapshots" / "fa-00000080.npz")[2]["images_seen"] == 80
@@ -128,11 +133,13 @@ def test_bad_spiking_config_exits_2(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, data_folder):
-    fast = TINY + ["engine=fast", "batch=3", "test.every_images=40"]
-    runner.run("fig4_spiking", fast + ["train.epochs=2"], tmp_path / "whole", data=str(data_folder))
-    runner.run("fig4_spiking", fast + ["train.epochs=1"], tmp_path / "pieces", data=str(data_folder))
-    runner.run("fig4_spiking", ["train.epochs=2"], tmp_path / "pieces", data=str(data_folder), resume=True)
+def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder):
+    """A checkpoint carried to another folder (or machine) continues its recipe bit for bit."""
+    fast = TINY + ["engine=fast", "batch=3", "validation.every_images=40", "train.epochs=2", "keep_snapshots=true"]
+    runner.run("fig4_spiking", fast, tmp_path / "whole", data=str(data_folder))
+    (tmp_path / "pieces").mkdir()
+    (tmp_path / "pieces" / "fa.npz").write_bytes((tmp_path / "whole" / "snapshots" / "fa-00000120.npz").read_bytes())
+    runner.run("fig4_spiking", fast, tmp_path / "pieces", data=str(data_folder), resume=True)
     _, whole, meta_w = load_checkpoint(tmp_path / "whole" / "fa.npz")
     _, pieces, meta_p = load_checkpoint(tmp_path / "pieces" / "fa.npz")
     for k in whole:
@@ -140,7 +147,46 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, data_fol
     assert meta_w["curve"] == meta_p["curve"] and meta_p["images_seen"] == 240
     summary = json.loads((tmp_path / "pieces" / "summary.json").read_text())
     assert summary["results"]["fa"]["epochs"] == 2.0
-    assert (tmp_path / "pieces" / "metrics.csv").read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
+
+
+def test_resume_cannot_change_the_declared_schedule(tmp_path, data_folder, capsys):
+    sets = TINY + ["engine=fast", "batch=3"]
+    runner.run("fig4_spiking", sets, tmp_path / "r", data=str(data_folder))
+    for change in ("train.epochs=2", "eta=0.02", "feedback_scale=0.3"):
+        assert main(["run", "fig4_spiking", "--resume", "--out", str(tmp_path / "r"), "--data", str(data_folder),
+                     *[a for kv in sets + [change] for a in ("--set", kv)]]) == 2
+        assert "another recipe" in capsys.readouterr().err
+
+
+def test_schedule_phases_set_rates_per_layer_presentation_and_gate(tmp_path, data_folder):
+    """Two declared phases: the second freezes the middle layer and shows each image for 6 steps."""
+    recipe = tmp_path / "two_phases.toml"
+    recipe.write_text('experiment = "fig4_spiking"\nrecipe = "two_phases"\n'
+                      '[[schedule]]\nepochs = 1\neta = 0.01\n'
+                      '[[schedule]]\nepochs = 1\neta = [0.02, 0.0, 0.01]\nsteps_per_image = 6\nplasticity_delay = 2\n')
+    sets = TINY + ["engine=fast", "batch=3", "keep_snapshots=true"]
+    runner.run(str(recipe), sets, tmp_path / "r", data=str(data_folder))
+    spec, end, meta = load_checkpoint(tmp_path / "r" / "fa.npz")
+    _, mid, _ = load_checkpoint(tmp_path / "r" / "snapshots" / "fa-00000120.npz")
+    assert spec.steps_per_image == 6 and spec.layer_eta(spec.eta, 2) == 0 and spec.layer_eta(spec.eta, 1) == 0.02
+    np.testing.assert_array_equal(end["w2"], mid["w2"])
+    assert np.abs(end["w1"] - mid["w1"]).max() > 0 and np.abs(end["w3"] - mid["w3"]).max() > 0
+    assert meta["config"]["name"] == "two_phases" and meta["phase"] == 2
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["results"]["fa"]["train_steps"] == 120 * 4 + 120 * 6 and summary["results"]["fa"]["phases"] == 2
+    config_toml = (tmp_path / "r" / "config.toml").read_text()
+    assert config_toml.count("[[schedule]]") == 2  # the resolved config declares the schedule it ran
+
+
+def test_bad_schedule_phase_exits_2(tmp_path, capsys):
+    for phase, word in (("epochs = 1", "at least epochs and eta"), ("epochs = 1\neta = [0.1, 0.1]", "one per weight layer"),
+                        ("epochs = 1\neta = 0.1\nbatch = 3", "unknown keys"),
+                        ("epochs = 1\neta = 0.1\nplasticity_delay = 10", "plasticity_delay")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f'experiment = "fig4_spiking"\n[[schedule]]\n{phase}\n')
+        assert main(["run", str(bad), "--out", str(tmp_path / "r")]) == 2
+        assert word in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_fast_engine_resumes_after_sigkill_with_the_same_weights(tmp_path, data_folder, killed_mid_run):
@@ -184,39 +230,6 @@ def test_export_float16_loads_back_as_float32(tiny_run, tmp_path, capsys):
     assert not small["u1"].any() and meta["random_state"] is None
 
 
-def test_resume_from_a_copied_checkpoint(tmp_path, data_folder):
-    """A checkpoint alone (e.g. one shipped in models/) continues with the config given on the command line."""
-    sets = TINY + ["engine=fast", "batch=3"]
-    runner.run("fig4_spiking", sets, tmp_path / "first", data=str(data_folder))
-    (tmp_path / "second").mkdir()
-    (tmp_path / "second" / "fa.npz").write_bytes((tmp_path / "first" / "fa.npz").read_bytes())
-    runner.run("fig4_spiking", sets + ["train.epochs=2"], tmp_path / "second", data=str(data_folder), resume=True)
-    assert load_checkpoint(tmp_path / "second" / "fa.npz")[2]["images_seen"] == 240
-
-
-def test_resume_may_change_the_learning_rates_and_presentation_but_not_the_network(tmp_path, data_folder, capsys):
-    """A resumed run takes the config's η (a new schedule) and steps per image, and records every
-    start in the checkpoint; a config that describes another network is refused."""
-    sets = TINY + ["engine=fast", "batch=3"]
-    runner.run("fig4_spiking", sets, tmp_path / "r", data=str(data_folder))
-    runner.run("fig4_spiking", sets + ["train.epochs=2", "eta=0.02", "train.eta_halving_epochs=3.0", "steps_per_image=6"],
-               tmp_path / "r", data=str(data_folder), resume=True)
-    spec, _, meta = load_checkpoint(tmp_path / "r" / "fa.npz")
-    assert spec.eta == 0.02 and spec.steps_per_image == 6 and meta["images_seen"] == 240
-    assert [(s["images_seen"], s["eta"], s["eta_halving_epochs"], s["steps_per_image"]) for s in meta["schedule"]] == [
-        (0, 0.01, 0.0, 4), (120, 0.02, 3.0, 6)]
-    # the rate in force (what `spikefa traces --learn` and the Fig. 4 figure learn at), not spec.eta
-    assert eta_in_force(spec, meta) == pytest.approx(0.02 * 0.5 ** (2 / 3.0))
-    assert eta_in_force(spec, meta, at_start=True) == 0.01 and eta_in_force(spec, {}) == 0.02
-    later_start = {**meta, "schedule": meta["schedule"][1:]}  # a schedule first recorded at epoch 1
-    assert eta_in_force(spec, later_start, at_start=True) == pytest.approx(0.02 * 0.5 ** (1 / 3.0))
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["results"]["fa"]["train_steps"] == 120 * 4 + 120 * 6
-    assert main(["run", "fig4_spiking", "--resume", "--out", str(tmp_path / "r"), "--data", str(data_folder),
-                 *[a for kv in sets + ["train.epochs=3", "feedback_scale=0.3"] for a in ("--set", kv)]]) == 2
-    assert "another spec" in capsys.readouterr().err
-
-
 def test_eta_schedule_halves_the_rate():
     from spikefa.config import eta_at
 
@@ -258,3 +271,13 @@ def test_cupy_backend_trains_end_to_end(cupy, tmp_path, data_folder):
     _, state_bp, _ = load_checkpoint(out / "bp.npz")
     np.testing.assert_array_equal(state_bp["B2"], state_bp["w3"].T)
     assert main(["evaluate", str(out / "fa.npz"), "--engine", "fast", "--n-test", "30", "--data", str(data_folder)]) == 0
+
+
+def test_eta_in_force_follows_the_declared_phase():
+    """What `spikefa traces --learn` learns at: the rate of the phase a checkpoint was saved in."""
+    phases = [{"epochs": 1.0, "eta": [0.01, 0.01], "eta_halving_epochs": 0.0},
+              {"epochs": 2.0, "eta": [0.04, 0.02], "eta_halving_epochs": 1.0}]
+    meta = {"recipe": {"schedule": phases}, "phase": 2, "images_seen": 250, "epoch": 2.5}
+    spec = SpikingSpec(sizes=(6, 5, 3), eta=0.04, eta_scale=(1.0, 0.5))
+    assert eta_in_force(spec, meta) == pytest.approx(0.04 * 0.5 ** 1.5)
+    assert eta_in_force(spec, meta, at_start=True) == 0.01

@@ -1,8 +1,11 @@
-"""Fig. 4 — train the spiking FA network on MNIST with either engine and measure its test error.
+"""Fig. 4 — train the spiking FA network on MNIST with either engine, select on validation, test once.
 
-Per feedback mode in `algorithms`: draw the network from the seed, present the training images
-(reshuffled every epoch by the "order" stream) in chunks, measure the test error with learning off,
-and keep the latest checkpoint `<mode>.npz` (written atomically) in the results folder.
+Per feedback mode in `algorithms`: draw the network from the seed and follow the declared schedule
+(`[[schedule]]` phases, or one phase from the top-level keys), showing the training images
+(reshuffled every epoch by the "order" stream) in chunks. The last `train.validation` training images
+are held out: the validation error is measured during training, and `<mode>-best.npz` keeps the weights
+with the lowest one. The test images are read once, at the end, by that selected network.
+`<mode>.npz` is the latest state (weights, PSPs, spike generator) that `--resume` continues from.
 """
 
 from __future__ import annotations
@@ -14,22 +17,71 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from spikefa import config, plotting
+from spikefa import plotting
+from spikefa.config import phase_eta
 from spikefa.data import load_images
 from spikefa.errors import SpikefaError, check_finite
 from spikefa.seeds import stream
+from spikefa.spiking.alignment import alignment
 from spikefa.spiking.brian import DEVICES, STANDALONE
 from spikefa.spiking.spec import FEEDBACK_MODES, SpikingSpec, initial_state, load_checkpoint, save_checkpoint
 from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
 SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "eta_scale",
              "weight_decay", "init_scale", "feedback_scale", "feedback_sparsity", "seed", "dtype")
-# may change when a run is resumed: a new learning schedule or presentation length for the same network
-RESUMABLE_FIELDS = ("eta", "eta_scale", "weight_decay", "steps_per_image")
+PHASE_KEYS = ("epochs", "eta", "steps_per_image", "plasticity_delay", "eta_halving_epochs")
+ALIGNMENT_IMAGES = 100  # validation images whose modulators are compared with backprop's at each measurement
 
 
 def spec_for(cfg: dict, mode: str) -> SpikingSpec:
-    return SpikingSpec(**{k: cfg[k] for k in SPEC_KEYS}, feedback=mode)
+    return SpikingSpec(**{k: cfg[k] for k in SPEC_KEYS}, feedback=mode, plasticity=cfg["plasticity"],
+                       feedback_rule=cfg["feedback"])
+
+
+def schedule(cfg: dict) -> list[dict]:
+    """The declared training phases, each complete: `epochs`, `eta` (per step, one per weight layer),
+    `steps_per_image`, `plasticity_delay` and `eta_halving_epochs` (from the phase's start)."""
+    L = len(cfg["sizes"]) - 1
+    raw = cfg["schedule"] or [{"epochs": float(cfg["train"]["epochs"]),
+                               "eta": [cfg["eta"] * a for a in (cfg["eta_scale"] or [1.0] * L)],
+                               "eta_halving_epochs": cfg["train"]["eta_halving_epochs"]}]
+    phases = []
+    for i, ph in enumerate(raw, 1):
+        where = f"schedule phase {i}"
+        if not isinstance(ph, dict) or not {"epochs", "eta"} <= set(ph):
+            raise SpikefaError(f"{where} must be a table with at least epochs and eta, got {ph!r}")
+        unknown = sorted(set(ph) - set(PHASE_KEYS))
+        if unknown:
+            raise SpikefaError(f"{where}: unknown keys {unknown}; a phase takes {', '.join(PHASE_KEYS)}")
+        eta = ph["eta"] if isinstance(ph["eta"], list) else [ph["eta"]] * L
+        numbers = [ph["epochs"], ph.get("eta_halving_epochs", 0.0), *eta]
+        if len(eta) != L or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+            raise SpikefaError(f"{where}: eta must be a number or {L} numbers (one per weight layer), "
+                               f"epochs and eta_halving_epochs numbers; got {ph!r}")
+        p = {"epochs": float(ph["epochs"]), "eta": [float(e) for e in eta],
+             "steps_per_image": ph.get("steps_per_image", cfg["steps_per_image"]),
+             "plasticity_delay": ph.get("plasticity_delay", cfg["plasticity_delay"]),
+             "eta_halving_epochs": float(ph.get("eta_halving_epochs", 0.0))}
+        if not (p["epochs"] > 0 and min(p["eta"]) >= 0 and p["eta_halving_epochs"] >= 0
+                and isinstance(p["steps_per_image"], int) and isinstance(p["plasticity_delay"], int)
+                and 0 <= p["plasticity_delay"] < p["steps_per_image"]):
+            raise SpikefaError(f"{where}: needs epochs > 0, eta ≥ 0, eta_halving_epochs ≥ 0 and integer "
+                               f"steps_per_image > plasticity_delay ≥ 0; got {p}")
+        phases.append(p)
+    return phases
+
+
+def phase_spec(cfg: dict, mode: str, phase: dict) -> SpikingSpec:
+    """The spec a phase trains with: its steps per image, and its per-layer rates as η·eta_scale."""
+    top = max(phase["eta"])
+    return dataclasses.replace(spec_for(cfg, mode), steps_per_image=phase["steps_per_image"], eta=top,
+                               eta_scale=tuple(e / top for e in phase["eta"]) if top else ())
+
+
+def recipe(cfg: dict, mode: str) -> dict:
+    """Everything that defines how a network is trained; a resumed run must have the same."""
+    return {"schedule": schedule(cfg), "spec": spec_for(cfg, mode).to_dict(), "dataset": cfg["dataset"],
+            "validation": cfg["train"]["validation"], "images": cfg["train"]["images"], "batch": cfg["batch"]}
 
 
 def validate(cfg: dict) -> None:
@@ -48,127 +100,214 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(f"sizes must start with 784 inputs and end with 10 outputs, got {cfg['sizes']}")
     at_least = {"threads": (cfg["threads"], 1), "batch": (cfg["batch"], 1), "chunk_images": (cfg["chunk_images"], 1),
                 "train.epochs": (cfg["train"]["epochs"], 1), "train.images": (cfg["train"]["images"], 0),
+                "train.validation": (cfg["train"]["validation"], 0),
                 "train.eta_halving_epochs": (cfg["train"]["eta_halving_epochs"], 0),
-                "test.images": (cfg["test"]["images"], 0), "test.every_images": (cfg["test"]["every_images"], 0),
-                "checkpoint_minutes": (cfg["checkpoint_minutes"], 0)}
+                "validation.images": (cfg["validation"]["images"], 0),
+                "validation.every_images": (cfg["validation"]["every_images"], 0),
+                "test.images": (cfg["test"]["images"], 0), "checkpoint_minutes": (cfg["checkpoint_minutes"], 0)}
     for key, (v, low) in at_least.items():
         if v < low:
             raise SpikefaError(f"{key} must be at least {low}, got {v}")
     if not 0 <= cfg["plasticity_delay"] < cfg["steps_per_image"]:
         raise SpikefaError(f"plasticity_delay must be in 0..steps_per_image − 1, got {cfg['plasticity_delay']}")
     spec_for(cfg, cfg["algorithms"][0])  # the spec checks its own fields
+    for phase in schedule(cfg):
+        phase_spec(cfg, cfg["algorithms"][0], phase)
 
 
-def chunk_size(cfg: dict, n_train: int, n_test: int) -> int:
-    """Images per engine call. Standalone binaries run a fixed length, so there it must divide both
-    the training and the test set: the largest divisor of their gcd not above `chunk_images`."""
-    want = min(cfg["chunk_images"], n_train)
+def chunk_size(cfg: dict, *counts: int) -> int:
+    """Images per engine call. Standalone binaries run a fixed length, so there it must divide every
+    image count they are shown (training, validation, test): the largest divisor of their gcd not
+    above `chunk_images`."""
+    want = min(cfg["chunk_images"], counts[0])
     if cfg["engine"] != "brian2" or cfg["device"] not in STANDALONE:
         return want
-    g = math.gcd(n_train, n_test)
+    g = math.gcd(*counts)
     return max(d for d in range(1, min(want, g) + 1) if g % d == 0)
 
 
-def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
+def make_runner(cfg: dict, spec: SpikingSpec, chunk: int, plasticity_delay: int = 0):
     if cfg["engine"] == "brian2":
-        return BrianRunner(spec, chunk, cfg["device"], threads=cfg["threads"], plasticity_delay=cfg["plasticity_delay"])
-    return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"], plasticity_delay=cfg["plasticity_delay"])
+        return BrianRunner(spec, chunk, cfg["device"], threads=cfg["threads"], plasticity_delay=plasticity_delay)
+    return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"], plasticity_delay=plasticity_delay)
 
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
-    data = load_images(cfg["dataset"], data_dir)
-    n_train = cfg["train"]["images"] or len(data.train_x)
-    n_test = cfg["test"]["images"] or len(data.test_x)
+    data = load_images(cfg["dataset"], data_dir).holdout(cfg["train"]["validation"])
     dtype = np.dtype(cfg["dtype"])
-    train = (data.train_x[:n_train].astype(dtype), data.train_y[:n_train])
-    test = (data.test_x[:n_test].astype(dtype), data.test_y[:n_test])
-    chunk = chunk_size(cfg, n_train, n_test)
+
+    def first(x, y, n):
+        n = min(n or len(x), len(x))
+        return x[:n].astype(dtype), y[:n]
+
+    sets = {"train": first(data.train_x, data.train_y, cfg["train"]["images"]),
+            "validation": first(data.val_x, data.val_y, cfg["validation"]["images"]),
+            "test": first(data.test_x, data.test_y, cfg["test"]["images"])}
+    chunk = chunk_size(cfg, *(len(x) for x, _ in sets.values() if len(x)))
     results, curves = {}, {}
     for mode in cfg["algorithms"]:
-        results[mode], curves[mode] = train_mode(cfg, mode, train, test, chunk, out, curves, resume)
+        results[mode], _ = train_mode(cfg, mode, sets, chunk, out, curves, resume)
     _figure(curves, out)
     return {"results": results, "stats": {}}
 
 
-def train_mode(cfg, mode, train, test, chunk, out, curves, resume):
-    """Train one feedback mode, measuring the test error and checkpointing as it goes. With `resume`,
-    continue from `<mode>.npz` in the results folder: its state, random state and position (with the
-    learning rates and steps per image of this config, which may differ from the checkpoint's)."""
-    (X, Y), (Xt, Yt) = train, test
-    spec = spec_for(cfg, mode)
-    runner = make_runner(cfg, spec, chunk)
-    state, meta = runner.prepare(initial_state(spec)), {"images_seen": 0, "curve": [], "wall_seconds": 0.0,
-                                                          "train_steps": 0}
-    path = out.path / f"{mode}.npz"
+class _Phases:
+    """Where a position (training images seen) falls in the schedule, and a runner for each phase
+    that carries the state and the spike generator over from the one before."""
+
+    def __init__(self, cfg, mode, n_train, chunk):
+        self.cfg, self.mode, self.chunk, self.n_train = cfg, mode, chunk, n_train
+        self.phases = schedule(cfg)
+        self.ends = [round(n_train * e) for e in np.cumsum([p["epochs"] for p in self.phases])]
+        self.index, self.runner = None, None
+
+    @property
+    def total(self) -> int:
+        return self.ends[-1]
+
+    def at(self, seen: int) -> int:
+        return next(k for k, end in enumerate(self.ends) if seen < end) if seen < self.total else len(self.ends) - 1
+
+    def start(self, k: int) -> int:
+        return self.ends[k - 1] if k else 0
+
+    def enter(self, k: int, state: dict):
+        """The runner of phase k and the state prepared for it (a no-op inside the current phase)."""
+        if k == self.index:
+            return self.runner, state
+        phase = self.phases[k]
+        runner = make_runner(self.cfg, phase_spec(self.cfg, self.mode, phase), self.chunk, phase["plasticity_delay"])
+        if self.runner is not None:
+            runner.restore_random_state(self.runner.random_state())
+            state = self.runner.export(state)
+        self.index, self.runner = k, runner
+        return runner, runner.prepare(state)
+
+    def eta(self, seen: int) -> float:
+        k = self.at(seen)
+        return phase_eta(self.phases[k], (seen - self.start(k)) / self.n_train)
+
+
+def train_mode(cfg, mode, sets, chunk, out, curves, resume):
+    """Train one feedback mode along its schedule, measuring the validation error and checkpointing as
+    it goes; then the test error of the checkpoint selected on validation. With `resume`, continue
+    from `<mode>.npz` in the results folder, which must have been trained under the same recipe."""
+    (X, Y), (Xv, Yv), (Xt, Yt) = sets["train"], sets["validation"], sets["test"]
+    plan, this_recipe = _Phases(cfg, mode, len(X), chunk), recipe(cfg, mode)
+    path, best_path = out.path / f"{mode}.npz", out.path / f"{mode}-best.npz"
+    state, meta = initial_state(spec_for(cfg, mode)), {"images_seen": 0, "curve": [], "wall_seconds": 0.0,
+                                                        "train_steps": 0, "best": None}
     if resume and path.exists():
-        saved_spec, saved, meta = load_checkpoint(path)
-        if dataclasses.replace(saved_spec, **{k: getattr(spec, k) for k in RESUMABLE_FIELDS}) != spec:
-            raise SpikefaError(f"{path} was trained with another spec than this config ({saved_spec.describe()})")
-        state = runner.prepare(saved)
+        _, state, meta = load_checkpoint(path)
+        if meta.get("recipe") != this_recipe:
+            raise SpikefaError(f"{path} was trained under another recipe than this config; a resumed run "
+                               f"continues its declared schedule: a new schedule is a new recipe (a new run)")
+    seen, steps = meta["images_seen"], meta["train_steps"]
+    curve = [tuple(c) for c in meta["curve"]]
+    runner, state = plan.enter(plan.at(seen), state)
+    if resume:
         runner.restore_random_state(meta.get("random_state"))
-        meta.setdefault("train_steps", meta["images_seen"] * saved_spec.steps_per_image)  # older checkpoints
-    seen, curve, steps = meta["images_seen"], [tuple(c) for c in meta["curve"]], meta["train_steps"]
-    # every start and resume with its learning settings, so a checkpoint tells how it was trained
-    schedule = meta.get("schedule", []) + [{"images_seen": seen, "eta": spec.eta, "eta_scale": list(spec.eta_scale),
-                                             "weight_decay": spec.weight_decay,
-                                             "eta_halving_epochs": cfg["train"]["eta_halving_epochs"],
-                                             "plasticity_delay": cfg["plasticity_delay"],
-                                             "steps_per_image": spec.steps_per_image}]
-    total, every = cfg["train"]["epochs"] * len(X), cfg["test"]["every_images"]
+    every, best = cfg["validation"]["every_images"], meta["best"]
+    split = {"train_images": len(X), "validation_images": len(Xv), "test_images": len(Xt),
+             "validation": f"the last {cfg['train']['validation']} of the training images" if len(Xv) else "none"}
     start, wall_before, last_save = time.perf_counter(), meta["wall_seconds"], time.monotonic()
-    bar = tqdm(total=total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
-    while seen < total:
+    bar = tqdm(total=plan.total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
+    while seen < plan.total:
+        k = plan.at(seen)
+        runner, state = plan.enter(k, state)
         epoch, lo = divmod(seen, len(X))
         perm = stream(cfg["seed"], "order", epoch).permutation(len(X))  # the same order after a resume
-        idx = perm[lo:lo + chunk]
-        state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=config.eta_at(cfg, seen / len(X)))
-        seen, steps = seen + len(idx), steps + len(idx) * spec.steps_per_image
+        idx = perm[lo:lo + min(chunk, plan.ends[k] - seen)]
+        state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=plan.eta(seen))
+        seen, steps = seen + len(idx), steps + len(idx) * runner.spec.steps_per_image
         check_finite(state, mode, f"by step {steps} (after {seen} training images)",
                      f"the last good checkpoint {path} is kept" if path.exists() else "")
         bar.update(len(idx))
-        evaluate_now = seen % len(X) == 0 or (every and seen % every < len(idx))
-        if evaluate_now:
-            # Judge by held-out images only: while an image is shown, learning pulls the output
-            # towards its label, so errors scored during training are far too optimistic.
-            curve.append((seen, evaluate(runner, state, Xt, Yt)))
-            bar.set_postfix(test_error=f"{curve[-1][1]:.4f}")
-            curves[mode] = np.array(curve)
+        measure = seen % len(X) == 0 or seen == plan.ends[k] or (every and seen % every < len(idx))
+        meta = {"images_seen": seen, "epoch": seen / len(X), "phase": k + 1, "train_steps": steps,
+                "curve": curve, "best": best, "dataset": cfg["dataset"], "engine": cfg["engine"],
+                "recipe": this_recipe, "config": {"name": cfg["recipe"] or None, **cfg}, "split": split,
+                "wall_seconds": wall_before + time.perf_counter() - start}
+        if measure and len(Xv):
+            # Judge by held-out images only: while an image is shown, learning pulls the output towards
+            # its label, so errors scored during training are far too optimistic.
+            val = evaluate(runner, state, Xv, Yv)
+            angles = alignment(runner.spec, runner.export(state), Xv[:ALIGNMENT_IMAGES], Yv[:ALIGNMENT_IMAGES])
+            curve.append((seen, val, *(round(a, 2) for a in angles.values())))
+            meta["curve"], meta["angle_names"] = curve, list(angles)
+            curves[mode] = (np.array(curve), list(angles))
+            bar.set_postfix(validation_error=f"{val:.4f}")
             _write_metrics(curves, len(X), out)
-        if evaluate_now or time.monotonic() - last_save >= 60 * cfg["checkpoint_minutes"]:
-            meta = {"images_seen": seen, "epoch": seen / len(X), "test_error": curve[-1][1] if curve else None,
-                    "curve": curve, "dataset": cfg["dataset"], "engine": cfg["engine"],
-                    "random_state": runner.random_state(), "wall_seconds": wall_before + time.perf_counter() - start,
-                    "train_steps": steps, "schedule": schedule}
-            save_checkpoint(path, spec, runner.export(state), meta)  # the latest, replaced each time
+            if best is None or val < best["validation_error"]:
+                best = meta["best"] = {"images_seen": seen, "epoch": seen / len(X), "validation_error": val}
+                save_checkpoint(best_path, runner.spec, _at_rest(runner.export(state)),
+                                {**meta, "selected_on": "validation", "validation_error": val, "random_state": None})
+        if measure or time.monotonic() - last_save >= 60 * cfg["checkpoint_minutes"]:
+            latest = {**meta, "random_state": runner.random_state()}
+            save_checkpoint(path, runner.spec, runner.export(state), latest)
             last_save = time.monotonic()
-            if evaluate_now and cfg["keep_snapshots"]:
+            if measure and cfg["keep_snapshots"]:  # each one can be resumed, like the latest
                 (out.path / "snapshots").mkdir(exist_ok=True)
-                save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", spec, runner.export(state), meta)
+                save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", runner.spec, runner.export(state), latest)
     bar.close()
-    res = {"test_error": curve[-1][1], "reading": spec.reading, "decay_per_step": spec.decay,
-           "tau_steps": spec.tau_steps, "steps_per_image": spec.steps_per_image, "train_images": seen,
-           "epochs": seen / len(X), "test_images": len(Xt), "engine": cfg["engine"],
-           "wall_seconds": round(meta["wall_seconds"], 1), "train_steps": steps,
-           "plasticity_delay": cfg["plasticity_delay"]}
+    res = _test_selected(cfg, mode, best_path if best else path, (Xt, Yt), chunk)
+    res.update(reading=runner.spec.reading, decay_per_step=runner.spec.decay, tau_steps=runner.spec.tau_steps,
+               images_seen=seen, epochs=seen / len(X), engine=cfg["engine"], train_steps=steps,
+               wall_seconds=round(meta["wall_seconds"], 1), phases=len(plan.phases), **split)
+    if curve:
+        res.update({f"{name}_final": round(v, 2) for name, v in zip(meta.get("angle_names", []), curve[-1][2:])})
     if cfg["engine"] == "brian2":
         if runner.steps:
             res.update(device=cfg["device"], ms_per_step=1e3 * runner.sim_seconds / runner.steps,
                        compile_seconds=round(runner.net.build_seconds, 1))
     else:
         res.update(batch=cfg["batch"], backend=cfg["backend"])
-    return res, np.array(curve)
+    return res, curve
+
+
+def _at_rest(state: dict) -> dict:
+    """One stream at rest (zero PSPs and traces): how a selected network is stored and shipped."""
+    from spikefa.spiking.spec import is_stream_var
+
+    return {k: np.zeros(v.shape[-1], v.dtype) if is_stream_var(k) else v for k, v in state.items()}
+
+
+def _test_selected(cfg, mode, path, test, chunk) -> dict:
+    """The test error of the checkpoint at `path` (the one selected on validation, or the last one
+    where there is no validation set), measured once; it is recorded in that checkpoint too."""
+    spec, state, meta = load_checkpoint(path)
+    runner = make_runner(cfg, spec, chunk)
+    err = evaluate(runner, runner.prepare(state), *test)
+    if meta.get("selected_on") == "validation":
+        save_checkpoint(path, spec, state, {**meta, "test_error": err})
+    best = meta.get("best") or {}
+    return {"test_error": err, "validation_error": best.get("validation_error"),
+            "selected_on": meta.get("selected_on", "last"), "selected_images": meta["images_seen"],
+            "selected_epoch": round(meta["epoch"], 4), "steps_per_image": spec.steps_per_image}
 
 
 def _write_metrics(curves: dict, n_train: int, out) -> None:
-    out.write_csv("metrics.csv", [{"algorithm": m, "epoch": round(seen / n_train, 4), "images": int(seen),
-                                   "test_error": err} for m, c in curves.items() for seen, err in c])
+    rows = []
+    for mode, (c, names) in curves.items():
+        for seen, val, *angles in c:
+            rows.append({"algorithm": mode, "epoch": round(seen / n_train, 4), "images": int(seen),
+                         "validation_error": val, **dict(zip(names, angles))})
+    out.write_csv("metrics.csv", rows)
 
 
 def _figure(curves: dict, out) -> None:
-    fig, ax = plotting.new_axes()
-    for mode, c in curves.items():
+    if not curves:
+        return
+    fig, (ax, ax2) = plotting.plt.subplots(1, 2, figsize=(9, 3.2))
+    for mode, (c, names) in curves.items():
         plotting.plot_curve(ax, c[:, 0], 100 * c[:, 1], mode, marker="o", markersize=3)
-    ax.set(yscale="log", xlabel="training images", ylabel="test error (%)", title="Fig. 4 — spiking network")
-    ax.legend(frameon=False, fontsize=8)
-    out.savefig(fig, "test_error.png")
+        for j, name in enumerate(names):
+            if name.startswith("angle_deg_mod"):
+                ax2.plot(c[:, 0], c[:, 2 + j], label=f"{mode}: δ layer {name[len('angle_deg_mod'):]}")
+    ax.set(yscale="log", xlabel="training images", ylabel="validation error (%)", title="Fig. 4 — spiking network")
+    ax2.set(xlabel="training images", ylabel="angle to backprop's modulator (°)", ylim=(0, 90),
+            title="feedback alignment in the hidden layers")
+    for a in (ax, ax2):
+        a.legend(frameon=False, fontsize=8)
+    out.savefig(fig, "validation_error.png")
     plotting.close(fig)
