@@ -171,6 +171,13 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from spikefa.report import report
+
+    print(report(args.results, args.out))
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from spikefa import bench
 
@@ -264,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", help="rate: data folder holding MNIST")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_bench)
+
+    rp = sub.add_parser("report", help="the results page: one row per claim of the paper, with its command and verdict")
+    rp.add_argument("results", nargs="+", metavar="RESULTS",
+                    help="results folders (spikefa run), sweep folders (spikefa sweep), checkpoints (.npz) or saved "
+                         "evaluations (spikefa evaluate --json > FILE.json)")
+    rp.add_argument("--out", default="docs/results.md", help="the Markdown file (its figures go beside it)")
+    rp.set_defaults(func=_cmd_report)
 
     i = sub.add_parser("info", help="versions and available Brian2 devices")
     i.set_defaults(func=_cmd_info)
