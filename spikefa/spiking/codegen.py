@@ -251,9 +251,10 @@ class Synaptic:
             opened = sympy.expand(f, deep=False, mul=True, power_base=True, power_exp=True, multinomial=True,
                                   log=False, basic=False)
             if depth > 8 or opened == f:
+                parts = {"post": "postsynaptic variables", "pre": "presynaptic variables", "syn": self.weight}
+                mixed_kinds = " with ".join(parts[k] for k in ("syn", "pre", "post") if k in self.kinds(f, where))
                 raise RuleError(f"{where} {text!r} does not factorise into (postsynaptic) × (presynaptic) × "
-                                f"f({self.weight}): {_print(f)} mixes {' and '.join(sorted(self.kinds(f, where)))} "
-                                f"variables (the Brian2 engine runs any rule)")
+                                f"f({self.weight}): {_print(f)} mixes {mixed_kinds} (engine=brian2 runs any rule)")
             out += self._additive(sympy.expand(rest * opened, deep=False), where, text, depth + 1)
         return out
 

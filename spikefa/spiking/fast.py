@@ -225,10 +225,13 @@ def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
 
 @dataclass
 class StepRecord:
+    """One step of a recorded run: output rates, modulators, δs and PSPs by layer (index 0 unused;
+    mod for hidden layers only), spikes of layers 0 … L−1."""
     y: np.ndarray
     mod: list
     delta: list
     spikes: list
+    u: list
 
 
 def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, uniforms: list | None = None,
@@ -265,7 +268,8 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
         ys[k] = ws.y
         if record:
             records.append(StepRecord(ws.y.copy(), [None] + [m.copy() for m in ws.mod[1:-1]],
-                                      [dl if dl is None else dl.copy() for dl in ws.delta], [s.copy() for s in ws.s]))
+                                      [dl if dl is None else dl.copy() for dl in ws.delta], [s.copy() for s in ws.s],
+                                      [None] + [state[f"u{l}"].copy() for l in range(1, spec.n_layers + 1)]))
     return ys, records
 
 
