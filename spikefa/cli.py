@@ -129,7 +129,6 @@ def _cmd_evaluate(args) -> int:
 def _cmd_traces(args) -> int:
     import time
 
-
     from spikefa import plotting
     from spikefa.data import load_images
     from spikefa.results import ResultsDir
@@ -146,15 +145,28 @@ def _cmd_traces(args) -> int:
         raise SpikefaError(f"--first-image must be in 0..{len(data.test_x) - n_img}")
     images, labels = data.test_x[lo:lo + n_img].astype(spec.dtype), data.test_y[lo:lo + n_img]
     out = ResultsDir(args.out or Path("results") / f"traces-{time.strftime('%Y%m%d-%H%M%S')}")
-    tr = record_traces(spec, state, images, labels, args.neurons, args.device, learn=args.learn,
-                       eta=eta_in_force(spec, meta))
+    start = time.perf_counter()
+    _progress(f"recording {n_img * spec.steps_per_image:,} steps ({n_img} test images) in Brian2 on {args.device}"
+              + (" (code generation and compilation come first: about a minute)" if args.device != "runtime" else ""))
+    try:
+        tr = record_traces(spec, state, images, labels, args.neurons, args.device, learn=args.learn,
+                           eta=eta_in_force(spec, meta))
+    except SpikefaError:
+        out.discard(keep_if_more_than=())
+        raise
+    _progress(f"recorded in {time.perf_counter() - start:.0f} s; drawing traces.png")
     out.write_npz("traces.npz", **tr)
-    fig = plot_traces(tr, title=f"{Path(args.checkpoint).name}: {spec.describe()}"
-                                f"{', after ' + str(meta['images_seen']) + ' training images' if 'images_seen' in meta else ''}")
+    seen = f", after {meta['images_seen']:,} training images" if "images_seen" in meta else ""
+    fig = plot_traces(tr, title=f"{Path(args.checkpoint).name}: {spec.describe()}{seen}")
     out.savefig(fig, "traces.png", folder=".")
     plotting.close(fig)
     print(out.path)
     return 0
+
+
+def _progress(text: str) -> None:
+    """A line of progress on stderr (stdout carries the results)."""
+    print(f"spikefa: {text}", file=sys.stderr, flush=True)
 
 
 def _cmd_export(args) -> int:

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # no screen needed; notebooks switch to their inline backend themselves
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 COLOURS = {
     "shallow": "#b3b3b3",            # light grey
@@ -79,6 +80,35 @@ def receptive_fields(panels: dict, shape=(28, 28)):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+class PlainLogFormatter(ticker.LogFormatterSciNotation):
+    """Log-axis labels as plain numbers (0.5, 2, 20) where they are short; powers of ten (10⁻⁶)
+    beyond. Which ticks carry a label is matplotlib's choice, as with its own formatter."""
+
+    def __call__(self, x, pos=None):
+        label = super().__call__(x, pos)
+        return f"{x:g}" if label and 1e-3 <= abs(x) < 1e5 else label
+
+
+def _thousands(x, pos=None) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,g}"
+
+
+def tidy(fig) -> None:
+    """Ready a figure for print: plain tick labels on log axes (never 6×10⁰), thousands separators on
+    linear axes that count (1,000 and up), and no clipped lines at a frame set by hand. Axes given
+    their own tick formatter keep it."""
+    for ax in fig.axes:
+        for axis, limits in ((ax.xaxis, ax.get_xlim), (ax.yaxis, ax.get_ylim)):
+            if axis.get_scale() == "log" and type(axis.get_major_formatter()) is ticker.LogFormatterSciNotation:
+                axis.set_major_formatter(PlainLogFormatter())
+                axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+            elif (axis.get_scale() == "linear" and type(axis.get_major_formatter()) is ticker.ScalarFormatter
+                  and max(abs(v) for v in limits()) >= 1000):
+                axis.set_major_formatter(ticker.FuncFormatter(_thousands))
+                if axis is ax.xaxis and max(abs(v) for v in limits()) >= 100_000:  # long labels: fewer ticks
+                    axis.set_major_locator(ticker.MaxNLocator(nbins=4))
 
 
 def close(fig) -> None:

@@ -72,7 +72,7 @@ class ResultsDir:
         # the outermost folder this creates: `discard` removes it again if the run writes nothing
         self._created = next((p for p in reversed([self.path, *self.path.parents]) if not p.exists()), None)
         try:
-            (self.path / "figures").mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.path / ".write-test", b"")
             os.unlink(self.path / ".write-test")
         except OSError as exc:
@@ -111,9 +111,13 @@ class ResultsDir:
         return self.path / name
 
     def savefig(self, fig, name: str, folder: str = "figures") -> Path:
+        from spikefa.plotting import tidy
+
+        tidy(fig)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
         path = self.path / folder / name
+        path.parent.mkdir(exist_ok=True)  # figures/ only where there are figures
         atomic_write_bytes(path, buf.getvalue())
         return path
 

@@ -4,6 +4,9 @@ import re
 import urllib.error
 import urllib.request
 
+import numpy as np
+import pytest
+
 from spikefa.cli import main
 from spikefa.runner import summary_table
 
@@ -41,3 +44,49 @@ def test_no_data_offline_is_one_line_naming_every_way_to_give_it_and_leaves_no_f
     assert err.count("\n") == 1 and "Traceback" not in err
     assert all(w in err for w in ("SPIKEFA_DATA", "--data", str(tmp_path / "home" / ".cache" / "spikefa")))
     assert not (tmp_path / "results").exists()  # nor the parent folder it created
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    from spikefa.spiking.spec import SpikingSpec, initial_state, save_checkpoint
+
+    spec = SpikingSpec(sizes=(784, 24, 16, 10), steps_per_image=4, dtype="float64")
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.npz", spec, initial_state(spec), {"dataset": "mnist"})
+
+
+def test_traces_shows_progress_and_writes_no_empty_folder(small_checkpoint, data_folder, tmp_path, capsys):
+    out = tmp_path / "tr"
+    assert main(["traces", str(small_checkpoint), "--out", str(out), "--steps", "12", "--device", "numpy",
+                 "--data", str(data_folder)]) == 0
+    captured = capsys.readouterr()
+    assert "recording 12 steps" in captured.err and "drawing" in captured.err
+    assert captured.out.strip() == str(out)
+    assert sorted(p.name for p in out.iterdir()) == ["traces.npz", "traces.png"]
+    assert main(["traces", str(small_checkpoint), "--neurons", "99", "--device", "numpy", "--out", str(tmp_path / "x"),
+                 "--data", str(data_folder)]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_raster_draws_single_spikes_of_a_subset_and_outputs_stay_inside_the_frame():
+    from spikefa import plotting
+    from spikefa.spiking.traces import draw_raster, plot_traces, raster_units
+
+    rng = np.random.default_rng(0)
+    steps, sizes = 40, (784, 300, 10)
+    spikes = [(t, l, i) for t in range(steps) for l, n in enumerate(sizes[:-1]) for i in range(n) if rng.random() < 0.2]
+    t_, layer, index = map(np.array, zip(*spikes))
+    tr = {"t": np.arange(steps, dtype=float), "psp": rng.normal(size=(2, steps)), "modulator": rng.normal(size=(2, steps)),
+          "neurons": np.array([[1, 0], [1, 1]]), "image_onsets": np.array([0.0, 20.0]), "labels": np.array([3, 7]),
+          "y": np.eye(10)[np.arange(steps) % 10], "spike_t": t_.astype(float),
+          "spike_layer": layer, "spike_index": index}
+    assert len(raster_units(tr, 1, 25)) == 25 and len(raster_units(tr, 0, 25)) == 25
+    fig, ax = plotting.new_axes()
+    draw_raster(ax, tr, n=25)
+    ticks = [seg for c in ax.collections for seg in c.get_segments()]  # one per spike of the chosen units
+    shown = sum(np.isin(index[layer == l], raster_units(tr, l, 25)).sum() for l in (0, 1))
+    assert len(ticks) == shown and all(abs(s[1, 1] - s[0, 1]) < 1 for s in ticks)  # each within its own row
+    fig = plot_traces(tr)
+    outputs = fig.axes[-1]
+    low, high = outputs.get_ylim()
+    assert low < 0 and high > 1  # rates of exactly 0 or 1 are not drawn on the frame
+    plotting.close(fig)

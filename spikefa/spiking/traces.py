@@ -43,41 +43,85 @@ def record_traces(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np
 
 
 def plot_traces(tr: dict, title: str = "", max_neurons: int = 4):
-    """PSP (left) and modulator (right) of up to `max_neurons` recorded neurons, a raster and the output rates."""
+    """PSP (left) and modulator (right) of up to `max_neurons` recorded neurons, a spike raster of
+    a subset of every layer's units and the output rates below, image onsets marked."""
     import matplotlib.pyplot as plt
 
     k = min(max_neurons, len(tr["neurons"]))
-    fig, axes = plt.subplots(k + 2, 2, figsize=(9, 1.5 * (k + 2)), sharex=True, squeeze=False)
+    fig = plt.figure(figsize=(9, 1.4 * k + 4.6))
+    grid = fig.add_gridspec(k + 2, 2, height_ratios=[1] * k + [2.2, 1.3])
     t = tr["t"]
+    first = fig.add_subplot(grid[0, 0])
+    axes = []
     for r in range(k):
         layer, idx = tr["neurons"][r]
-        axes[r, 0].plot(t, tr["psp"][r], color="k", linewidth=0.9)
-        axes[r, 0].set_ylabel(f"h{layer}[{idx}]\nPSP u")
-        axes[r, 1].plot(t, tr["modulator"][r], color=plotting.COLOURS["fa"], linewidth=0.9)
-        axes[r, 1].axhline(0, color="0.7", linewidth=0.5)
-        axes[r, 1].set_ylabel("modulator (Bδ)")
-    raster = fig.add_subplot(k + 2, 1, k + 1, sharex=axes[0, 0])
-    for ax in axes[k]:
-        ax.remove()
-    layers = tr["spike_layer"]
-    offset = np.zeros(layers.max() + 1 if len(layers) else 1, dtype=int)
-    for l in range(len(offset)):
-        offset[l] = 0 if l == 0 else offset[l - 1] + int(tr["spike_index"][layers == l - 1].max(initial=0)) + 1
-    raster.plot(tr["spike_t"], tr["spike_index"] + offset[layers], ",k")
-    raster.set_ylabel("neuron\n(input→h3)")
-    for ax in axes[k + 1]:
-        ax.remove()
-    out = fig.add_subplot(k + 2, 1, k + 2, sharex=axes[0, 0])
-    out.plot(t, tr["y"], linewidth=0.8)
-    out.set(ylabel="output rate y", xlabel="time (ms = steps)", ylim=(0, 1))
-    for ax in list(axes[:k].ravel()) + [raster, out]:
+        psp = first if r == 0 else fig.add_subplot(grid[r, 0], sharex=first)
+        psp.plot(t, tr["psp"][r], color="k", linewidth=0.9)
+        psp.set_ylabel(f"h{layer}[{idx}]\nPSP u")
+        mod = fig.add_subplot(grid[r, 1], sharex=first)
+        mod.plot(t, tr["modulator"][r], color=plotting.COLOURS["fa"], linewidth=0.9)
+        mod.axhline(0, color="0.7", linewidth=0.5)
+        mod.set_ylabel("modulator (Bδ)")
+        axes += [psp, mod]
+    raster = draw_raster(fig.add_subplot(grid[k, :], sharex=first), tr)
+    out = draw_outputs(fig.add_subplot(grid[k + 1, :], sharex=first), tr)
+    out.set_xlabel("time (ms = steps)")
+    for ax in axes + [raster, out]:
         for onset in tr["image_onsets"]:
             ax.axvline(onset, color="0.6", linestyle=":", linewidth=0.7)
-    for onset, lab in zip(tr["image_onsets"], tr["labels"]):
-        out.text(onset + 0.5, 0.9, str(lab), fontsize=7, color="0.3")
+        if ax is not out:
+            ax.tick_params(labelbottom=False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def raster_units(tr: dict, layer: int, n: int = 40) -> np.ndarray:
+    """Up to `n` units of `layer` for a raster, evenly spread over those that spiked (input pixels
+    outside the digit never do); all of them in a layer with fewer units."""
+    pick = tr["spike_layer"] == layer
+    active = np.unique(tr["spike_index"][pick])
+    return active[np.linspace(0, len(active) - 1, n).round().astype(int)] if len(active) > n else active
+
+
+def draw_raster(ax, tr: dict, n: int = 25):
+    """Each spike of `n` units per layer as a short tick in that unit's row, layers stacked
+    bottom-up from the input, so that single spikes and silent steps stay visible."""
+    layers = int(tr["spike_layer"].max(initial=0)) + 1
+    names = ["input"] + [f"h{l}" for l in range(1, layers)]
+    gap = 4
+    for l in range(layers):
+        units = raster_units(tr, l, n)
+        pick = (tr["spike_layer"] == l) & np.isin(tr["spike_index"], units)
+        row = np.searchsorted(units, tr["spike_index"][pick]) + l * (n + gap)
+        ax.vlines(tr["spike_t"][pick], row - 0.35, row + 0.35, color="k", linewidth=0.8)
+        if l:
+            ax.axhline(l * (n + gap) - gap / 2 - 0.5, color="0.8", linewidth=0.5)
+    ax.set_yticks([l * (n + gap) + (n - 1) / 2 for l in range(layers)], names, fontsize=7)
+    ax.set_ylim(-1, layers * (n + gap) - gap)
+    ax.set_ylabel(f"spikes ({n} active\nunits per layer)")
+    return ax
+
+
+def draw_outputs(ax, tr: dict, legend: bool = True):
+    """The output rates, one colour per class, with the frame a little beyond [0, 1] so that a rate
+    at 0 or 1 stays visible; each image's label above its onset, in its class's colour."""
+    colours = class_colours(tr["y"].shape[1])
+    for c in range(tr["y"].shape[1]):
+        ax.plot(tr["t"], tr["y"][:, c], color=colours[c], linewidth=0.8, label=str(c))
+    ax.set(ylabel="output rate y", ylim=(-0.04, 1.12))
+    for onset, lab in zip(tr["image_onsets"], tr["labels"]):
+        ax.text(onset + 0.5, 1.04, f"label {lab}", fontsize=7, color=colours[int(lab)], va="bottom")
+    if legend:
+        ax.legend(title="class", fontsize=6, title_fontsize=7, ncol=2, frameon=False, loc="upper left",
+                  bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def class_colours(n: int) -> list:
+    import matplotlib.pyplot as plt
+
+    return [plt.get_cmap("tab10" if n <= 10 else "tab20")(i % 20) for i in range(n)]
 
 
 def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray, labels: np.ndarray,
@@ -91,7 +135,7 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
     from spikefa.spiking.spec import eta_in_force, initial_state
 
     stages = {"early (initial weights)": (initial_state(spec), eta_in_force(spec, meta, at_start=True)),
-              f"late ({meta.get('images_seen', '?')} training images)": (trained, eta_in_force(spec, meta))}
+              f"late ({meta.get('images_seen', 0):,} training images)": (trained, eta_in_force(spec, meta))}
     fig, axes = plt.subplots(3, 3, figsize=(12, 7), gridspec_kw={"width_ratios": [1, 1, 0.8]})
     for col, (title, (state, eta)) in enumerate(stages.items()):
         tr = record_traces(spec, state, images, labels, [neuron], device, learn=True, eta=eta)
@@ -101,14 +145,9 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
         ax2 = ax.twinx()
         ax2.plot(tr["t"], tr["modulator"][0], color=plotting.COLOURS["fa"], linewidth=0.9)
         ax2.set_ylabel("modulator Bδ", color=plotting.COLOURS["fa"])
-        raster = axes[1, col]
-        for l in range(spec.n_layers):
-            pick = (tr["spike_layer"] == l) & (tr["spike_index"] < 60)
-            raster.plot(tr["spike_t"][pick], tr["spike_index"][pick] + 70 * l, "|", color="k", markersize=1.5)
-        raster.set(ylabel="units (input, h1, h2, h3)", yticks=[])
-        out = axes[2, col]
-        out.plot(tr["t"], tr["y"], linewidth=0.8)
-        out.set(ylabel="output rate", xlabel="time (ms = steps)", ylim=(0, 1))
+        raster = draw_raster(axes[1, col], tr)
+        out = draw_outputs(axes[2, col], tr, legend=False)
+        out.set_xlabel("time (ms = steps)")
         for a in (ax, raster, out):
             for onset in tr["image_onsets"]:
                 a.axvline(onset, color="0.6", linestyle=":", linewidth=0.7)
@@ -122,4 +161,5 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
     err.set(yscale="log", xlabel="epochs", ylabel="test error (%)", title="test error")
     fig.suptitle(f"Fig. 4 — {spec.describe()}", fontsize=9)
     fig.tight_layout()
+    plotting.tidy(fig)
     return fig
