@@ -416,9 +416,14 @@ CLAIMS = [
     Claim("supp_pbp", "Supp. (arXiv Fig. 4b,c)", "linear FA from small weights: δ_FA is closer to pseudo-backprop "
           "(W⁺e) than to backprop (Wᵀe)", "closer to W⁺e (no number)", "supp_init_scale", [], omega_rule("pseudo"),
           "spikefa run supp_init_scale"),
-    Claim("theorem1", "Supp. (Theorem 1, flow field)", "linear FA in the batch limit: the error goes to zero "
-          "from A = W = 0; the 1-1-1 flow field", "E → 0 (proof)", "theorem1", [], None,
-          "none as a `spikefa` command: python scripts/flow_field.py (checked numerically by the test suite)"),
+    Claim("theorem1", "Supp. (Theorem 1, flow field)", "linear FA in the batch limit: from A = W = 0 with B⁺B = I "
+          "the error goes to zero and B W + Wᵀ Bᵀ − A Aᵀ stays 0; in the 1-1-1 net the path from 0 ends on the "
+          "stable branch W·A = 1", "E → 0 (proof)", "supp_theorem1",
+          [("final ‖E‖/‖T‖", "fa", "final_relative_error", ""), ("largest invariant entry", "fa", "invariant_max", ""),
+           ("1-1-1: A·W at the end", "flow_field", "a_times_w_end", "")],
+          every(at_most("fa", "final_relative_error", 1e-3, ""), at_most("fa", "invariant_max", 1e-6, ""),
+                between("flow_field", "a_times_w_end", 0.999, 1.001, "")),
+          "spikefa run supp_theorem1", figures=("theorem1.png",)),
     Claim("deeper", "Supp. Notes 2-9", "FA trains a deeper MNIST network (784-1000-1000-1000-10) nearly as well "
           "as backprop (each at its own validation-chosen settings)", "FA works in deeper nets (no number)",
           "fig3_mnist_deep", [("FA", "fa", "test_error", "%"), ("BP", "bp", "test_error", "%")],
