@@ -210,7 +210,8 @@ def _checkpoint_source(path: Path) -> Source:
     cfg.setdefault("experiment", "fig4_spiking")
     name = cfg.get("recipe") or closest_config(cfg)[0]
     errors = meta.get("test_errors") or ([meta["test_error"]] if meta.get("test_error") is not None else [])
-    values = {"fa": {"test_error": errors, "validation_error": [(meta.get("best") or {}).get("validation_error")]},
+    val = meta.get("validation_error", (meta.get("best") or {}).get("validation_error"))
+    values = {"fa": {"test_error": errors, "validation_error": [val]},
               "_meta": {"selected_on_validation": [1.0 if meta.get("selected_on") == "validation" else 0.0]}}
     return Source(path, "checkpoint", cfg["experiment"], name, cfg, values, f"spikefa run {name}")
 
