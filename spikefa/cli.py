@@ -169,6 +169,19 @@ def _progress(text: str) -> None:
     print(f"spikefa: {text}", file=sys.stderr, flush=True)
 
 
+def _cmd_diagnose(args) -> int:
+    from spikefa.diagnose import diagnose, report
+    from spikefa.spiking.spec import load_checkpoint
+
+    if args.images < 1:
+        raise SpikefaError(f"--images must be at least 1, got {args.images}")
+    spec, state, meta = load_checkpoint(args.checkpoint)
+    dataset = args.dataset or meta.get("dataset", "mnist")
+    result = diagnose(spec, state, dataset, args.images, args.data)
+    print(json.dumps({"checkpoint": str(args.checkpoint), **result}) if args.json else report(result, spec))
+    return 0
+
+
 def _cmd_export(args) -> int:
     import numpy as np
 
@@ -265,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep plasticity on while recording, at the learning rate the training had reached")
     t.add_argument("--data", help="data folder")
     t.set_defaults(func=_cmd_traces)
+
+    g = sub.add_parser("diagnose", help="why a trained spiking network stalls: fit, read-out, saturation, alignment")
+    g.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network")
+    g.add_argument("--images", type=int, default=3000, help="training and test images for the errors")
+    g.add_argument("--dataset", help="mnist, fashion-mnist or an .npz file of one's own (default: the checkpoint's)")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument("--data", help="data folder")
+    g.set_defaults(func=_cmd_diagnose)
 
     x = sub.add_parser("export", help="write a compact copy of a checkpoint (e.g. to ship in models/)")
     x.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network")

@@ -1,5 +1,6 @@
 """What a newcomer sees: the summary table of `spikefa run`, and a clean failure when data is missing."""
 
+import json
 import re
 import urllib.error
 import urllib.request
@@ -90,3 +91,13 @@ def test_raster_draws_single_spikes_of_a_subset_and_outputs_stay_inside_the_fram
     low, high = outputs.get_ylim()
     assert low < 0 and high > 1  # rates of exactly 0 or 1 are not drawn on the frame
     plotting.close(fig)
+
+
+def test_diagnose_reports_fit_saturation_and_alignment(small_checkpoint, data_folder, capsys):
+    assert main(["diagnose", str(small_checkpoint), "--images", "40", "--json", "--data", str(data_folder)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["images"] == 40 and all(0 <= d[k] <= 1 for k in ("train_error", "test_error", "test_error_4x_longer"))
+    assert [layer["layer"] for layer in d["layers"]] == [1, 2, 3]
+    assert all(0 <= layer["saturated"] <= 1 and layer["w_rms_growth"] == pytest.approx(1.0) for layer in d["layers"])
+    assert 0 <= d["layers"][0]["angle_deg_B_vs_wT"] <= 180 and "angle_deg_B_vs_wT" not in d["layers"][2]
+    assert main(["diagnose", str(small_checkpoint), "--images", "0"]) == 2
