@@ -4,7 +4,8 @@
     python scripts/make_gallery.py --fig3 DIR [DIR …]   # reuse finished fig3_mnist runs (else one seed, ~15 min)
 
 Each figure comes from a fresh `spikefa run` of the shipped config (or the run named), the Fig. 4
-panel from the shipped checkpoint `models/fig4_spiking_fa.npz` recorded by the Brian2 model.
+panel from a trained spiking network (`--fig4`: a shipped network's name or a checkpoint file)
+recorded by the Brian2 model.
 """
 
 import argparse
@@ -13,13 +14,14 @@ import shutil
 from pathlib import Path
 
 from spikefa import plotting, runner
-from spikefa.config import MODELS_DIR
 from spikefa.data import load_images
 from spikefa.rate.theory import plot_flow_field
 from spikefa.spiking.spec import load_checkpoint
+from spikefa.shipped import checkpoint_path
 from spikefa.spiking.traces import fig4_figure
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+FIG4 = "fig4_spiking_fa"  # the shipped network drawn by default
 
 
 def copy(run: Path, figure: str, name: str) -> None:
@@ -49,6 +51,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fig3", nargs="+", help="finished fig3_mnist results folders (default: run one seed now)")
     ap.add_argument("--data", help="data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)")
+    ap.add_argument("--fig4", default=FIG4, help=f"the network of the Fig. 4 panel: a shipped name or a checkpoint .npz (default {FIG4})")
     ap.add_argument("--device", default="cpp_standalone", help="Brian2 device for the Fig. 4 traces")
     args = ap.parse_args()
     fig2 = runner.run("fig2_linear", data=args.data)
@@ -60,7 +63,7 @@ def main():
     copy(with_fa, "angle.png", "fig3_mnist_angle.png")
     copy(with_fa, "receptive_fields.png", "fig3_receptive_fields.png")
     copy(runner.run("fig5_quadratic", data=args.data), "alignment.png", "fig5_alignment.png")
-    spec, state, meta = load_checkpoint(MODELS_DIR / "fig4_spiking_fa.npz")
+    spec, state, meta = load_checkpoint(checkpoint_path(args.fig4))
     data = load_images("mnist", args.data)
     fig = fig4_figure(spec, state, meta, data.test_x[:4].astype(spec.dtype), data.test_y[:4], 0, args.device)
     fig.savefig(DOCS / "fig4.png", dpi=110)
