@@ -44,6 +44,7 @@ def mnist_curves(runs: list[Path]):
     ax.set(yscale="log", xlabel="epoch", ylabel="test error (%)", title="MNIST, 784-1000-10 (mean of runs)")
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
+    plotting.tidy(fig)
     return fig
 
 
