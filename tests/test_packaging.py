@@ -61,3 +61,12 @@ def test_a_missing_checkpoint_name_is_one_line_on_the_command_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "spikefa", "evaluate", "no_such_network"], capture_output=True,
                        text=True, cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no_such_network" in r.stderr
+
+
+def test_the_pytorch_baseline_is_part_of_the_package(monkeypatch):
+    from spikefa import bench
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # no PyTorch: bench reports its figures as null
+    monkeypatch.delitem(sys.modules, "spikefa.baselines.torch_fa", raising=False)
+    assert bench._torch_baseline() is None
+    assert (Path(bench.__file__).parent / "baselines" / "torch_fa.py").is_file()
