@@ -70,23 +70,20 @@ def read_config(path: Path) -> dict:
     tables: list[dict] = [{"name": "", "note": [], "keys": []}]
     counts: dict[str, int] = {}
     pending: list[str] = []
-    last_key: dict | None = None
+    last: list[str] | None = None  # the comment an indented comment line continues (a key's or a table's)
     started = False
     for raw in text.splitlines():
         code, comment = _split_comment(raw)
         if not code.strip():
             if comment and not started:
                 intro.append(comment)
-            elif comment and last_key is not None and raw[:1].isspace():
-                last_key["comment"].append(comment)      # an indented comment continues the key's
+            elif comment and last is not None and raw[:1].isspace():
+                last.append(comment)
             elif comment:
                 pending.append(comment)
-                last_key = None
+                last = None
             else:
-                last_key = None
-                if pending and not started:
-                    intro += pending
-                    pending = []
+                last = None
             continue
         started = True
         header = _HEADER.match(code)
@@ -96,15 +93,16 @@ def read_config(path: Path) -> dict:
                 counts[name] = counts.get(name, -1) + 1
                 name = f"{name}[{counts[name]}]"
             tables.append({"name": name, "note": pending + ([comment] if comment else []), "keys": []})
-            pending, last_key = [], None
+            pending, last = [], (tables[-1]["note"] if comment else None)
             continue
         m = _KEY.match(code)
         if m:
             key = m.group(1).strip("\"'")
             full = f"{tables[-1]['name']}.{key}" if tables[-1]["name"] else key
-            last_key = {"key": full, "comment": pending + ([comment] if comment else [])}
-            pending = []
-            tables[-1]["keys"].append(last_key)
+            entry = {"key": full, "comment": pending + ([comment] if comment else [])}
+            pending, last = [], entry["comment"]
+            tables[-1]["keys"].append(entry)
+    tables[-1]["note"] += pending  # comments after the last key
     for t in tables:  # the value of every key, as parsed (multi-line values included)
         for k in t["keys"]:
             k["value"] = values.get(k["key"])
