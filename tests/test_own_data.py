@@ -91,3 +91,11 @@ def test_arrays_from_python_floats_and_uint8():
 def test_bad_arrays_are_refused_naming_the_array(train_x, train_y, words):
     with pytest.raises(DataError, match=words.replace("[", r"\[").replace("]", r"\]")):
         ImageData.from_arrays(train_x, train_y, np.zeros((2, 4)), [0, 1], name="mine.npz")
+
+
+def test_a_validation_set_larger_than_the_file_says_how_many_images_there_are(own_npz, tmp_path, capsys):
+    assert main(["run", "fig3_mnist", "--set", f'dataset="{own_npz}"', "--set", "sizes=[64,100,3]",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "train.validation must be in 0..599 (the data has 600 training images), got 10000" in err
+    assert not (tmp_path / "r").exists()

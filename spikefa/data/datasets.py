@@ -213,7 +213,8 @@ class ImageData:
         """The last `n_validation` training images become the validation set (0: none); everything that
         is chosen is chosen on them, and the test images are only read at the end."""
         if not 0 <= n_validation < len(self.train_x):
-            raise DataError(f"train.validation must be in 0..{len(self.train_x) - 1}, got {n_validation}")
+            raise DataError(f"train.validation must be in 0..{len(self.train_x) - 1} (the data has {len(self.train_x):,} "
+                            f"training images), got {n_validation}")
         keep = len(self.train_x) - n_validation
         return replace(self, train_x=self.train_x[:keep], train_y=self.train_y[:keep],
                                    val_x=self.train_x[keep:], val_y=self.train_y[keep:])
