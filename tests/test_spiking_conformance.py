@@ -175,14 +175,14 @@ def test_conformance_one_term_swapped_changes_both_engines(monkeypatch, name, te
     images, labels, uniforms = draws(spec, 4)
     before, _ = fast_by_image(spec, initial_state(spec), images, labels, uniforms)
     monkeypatch.setattr(equations, name, text)
-    codegen.compile_model.cache_clear()
+    codegen._compile.cache_clear()
     codegen.layer_variables.cache_clear()
     try:
         assert_conform(spec, n_img=4)
         after, _ = fast_by_image(spec, initial_state(spec), images, labels, uniforms)
     finally:
         monkeypatch.undo()
-        codegen.compile_model.cache_clear()
+        codegen._compile.cache_clear()
         codegen.layer_variables.cache_clear()
     assert not np.allclose(after[-1]["w1"], before[-1]["w1"]) or not np.allclose(after[-1]["u1"], before[-1]["u1"])
 

@@ -121,51 +121,239 @@ def _function(name: str, args: list[str], body: list[str], xp):
 
 
 class Block:
-    """Statements over one layer's variables, run as array code: `block(ns)` with ns: name → array
-    (per stream: batch × n), per-neuron array (shared over streams: n) or scalar."""
+    """Statements over one layer's variables, optionally followed by a threshold and the resets of the
+    units that cross it: `block(ns)` with ns: name → per-stream array (batch × n), per-neuron array
+    (shared over streams: the bias) or scalar (η). A shared target sums its increments over streams.
+
+    With `loops`, one Numba loop over all elements runs the arithmetic, and each transcendental
+    subexpression (exp, tanh, …) of names not written earlier in the block is first evaluated by a
+    whole-array NumPy ufunc (SIMD) into a buffer, kept in `ns["_cache"]` for later blocks of the same
+    step while its inputs stay unchanged (σ(u) of the threshold serves δ). Without `loops`, plain
+    array code (NumPy or CuPy)."""
 
     def __init__(self, statements, names: frozenset, shared: frozenset, per_neuron: frozenset, consts: dict,
-                 where: str, xp, spikes: object = None):
-        body, reads, local = [], set(), set()
-        self.uses_eta = False
-        for var, op, expr in statements:
+                 where: str, xp, threshold=None, resets=(), loops: bool = False):
+        self.where, self.loops = where, loops
+        ops, written, local = [], set(), set()
+
+        def check(expr):
             expr = _substitute(expr, consts)
-            for s in expr.free_symbols:
-                if s.name not in names | local | {NOISE}:
-                    raise RuleError(f"{where}: unknown name {s.name!r} in {_print(expr)}")
-                if s.name not in local:
-                    reads.add(s.name)
-            if expr.has(sympy.Function("rand")) or any(str(f.func) == "rand" for f in expr.atoms(sympy.Function)):
+            if any(str(f.func) == "rand" for f in expr.atoms(sympy.Function)):
                 raise RuleError(f"{where}: rand() has no counterpart in the batched engine")
-            code = _print(expr)
-            if var in names and var in per_neuron:  # a shared parameter (the bias): increments add up over streams
-                if op not in ("+=", "-="):
-                    raise RuleError(f"{where}: {var} is shared by all streams; only '{var} += …' can change it")
-                body.append(f"{var} {op} _over_streams({code}, {var}.shape)")
-                reads.add(var)
-            elif var in names:
-                if var in shared:
-                    raise RuleError(f"{where}: {var} is a shared variable the engine sets")
-                reads.add(var)
-                if spikes is not None:  # a reset: only where the unit spiked
-                    body.append(f"{var} += {SPIKES} * ({code})" if op == "+=" else
-                                f"{var}[...] = where({SPIKES} != 0, {_print(_apply(var, op, expr))}, {var})")
-                    reads.add(SPIKES)
+            for sym in expr.free_symbols:
+                if sym.name not in names | local | {NOISE}:
+                    raise RuleError(f"{where}: unknown name {sym.name!r} in {_print(expr)}")
+            return expr
+
+        for kind, items in (("set", statements), ("threshold", [(SPIKES, "=", threshold)] if threshold is not None else []),
+                            ("reset", resets)):
+            for var, op, expr in items:
+                expr = check(expr)
+                if kind == "threshold":
+                    target = "spikes"
+                elif var in per_neuron:
+                    if op not in ("+=", "-="):
+                        raise RuleError(f"{where}: {var} is shared by all streams; only '{var} += …' can change it")
+                    target = "shared"
+                elif var in names:
+                    if var in shared:
+                        raise RuleError(f"{where}: {var} is a shared variable the engine sets")
+                    target = "reset" if kind == "reset" else "array"
                 else:
-                    body.append(f"{var}[...] = {code}" if op == "=" else f"{var} {op} {code}")
-            else:
-                if op != "=":
-                    raise RuleError(f"{where}: {var!r} is not a variable of this layer")
+                    if op != "=" or kind != "set":
+                        raise RuleError(f"{where}: {var!r} is not a variable of this layer")
+                    target = "local"
+                    local.add(var)
+                ops.append((target, var, op, expr))
+                if target != "local":
+                    written.add(var)
+        self.writes = written
+        self.scalars = sorted(n for n in shared if any(n in {x.name for x in e.free_symbols} for *_, e in ops))
+        self.per_neuron = sorted(n for n in per_neuron if n in written or
+                                 any(n in {x.name for x in e.free_symbols} for *_, e in ops))
+        self._arrays_code(ops, local, xp) if not loops else self._loop_code(ops, local, xp)
+
+    # ---- plain array code (NumPy or CuPy)
+    def _arrays_code(self, ops, local, xp):
+        body, reads = [], set()
+        for target, var, op, expr in ops:
+            reads |= {x.name for x in expr.free_symbols} - local
+            code = _print(expr)
+            if target == "local":
                 body.append(f"{var} = {code}")
-                local.add(var)
-        args = sorted(reads)
-        self.names = args
-        self.fn = _function("block", ["ns"], [f"{a} = ns[{a!r}]" for a in args] + body, xp)
-        if "_over_streams" in self.fn.source:
-            self.fn.__globals__["_over_streams"] = _over_streams
+            elif target == "spikes":
+                body.append(f"{SPIKES}[...] = {code}")
+            elif target == "shared":
+                body.append(f"{var} {op} _over_streams({code})")
+            elif target == "reset":
+                body.append(f"{var} += {SPIKES} * ({code})" if op == "+=" else
+                            f"{var}[...] = where({SPIKES} != 0, {_print(_apply(var, op, expr))}, {var})")
+            else:
+                body.append(f"{var}[...] = {code}" if op == "=" else f"{var} {op} {code}")
+            reads |= {var} if target != "local" else set()
+        self.fn = _function("block", ["ns"], [f"{a} = ns[{a!r}]" for a in sorted(reads)] + body, xp)
+        self.fn.__globals__["_over_streams"] = _over_streams
+
+    # ---- one Numba loop, transcendental functions hoisted into whole-array ufuncs
+    def _loop_code(self, ops, local, xp):
+        written, hoisted = set(), {}  # hoisted: array code → (symbol, names it reads)
+
+        def hoist(expr):
+            if isinstance(expr, sympy.Symbol) or expr.is_Number:
+                return expr
+            if _transcendental(expr) and not ({x.name for x in expr.free_symbols} & (written | local)):
+                code = _print(expr)
+                if code not in hoisted:
+                    hoisted[code] = (sympy.Symbol(f"_h{len(hoisted)}", real=True), {x.name for x in expr.free_symbols})
+                return hoisted[code][0]
+            return expr.func(*[hoist(a) for a in expr.args]) if expr.args else expr
+
+        lowered = []
+        for target, var, op, expr in ops:
+            lowered.append((target, var, op, hoist(expr)))
+            if target != "local":
+                written.add(var)
+        self.hoisted = [(code, sym.name, reads) for code, (sym, reads) in hoisted.items()]
+        self.hoist_fns = {code: _function("hoist", ["ns", "out"], [
+            *(f"{n} = ns[{n!r}]" for n in sorted(reads)), *_ufunc_into(code)], xp) for code, _, reads in self.hoisted}
+        # numbers become arguments, so that one compiled loop serves every spec of the same shape
+        params: dict = {}
+
+        def parametrise(expr):
+            floats = [f for f in expr.atoms(sympy.Float)]
+            for f in floats:
+                params.setdefault(float(f), sympy.Symbol(f"_c{len(params)}", real=True))
+            return expr.xreplace({f: params[float(f)] for f in floats})
+
+        lowered = [(t, v, op, parametrise(e)) for t, v, op, e in lowered]
+        self.params = list(params)
+        reads = set().union(*({x.name for x in e.free_symbols} for *_, e in lowered)) - local
+        reads -= {f"_c{k}" for k in range(len(params))}
+        scalars = [n for n in self.scalars]
+        neuron = [n for n in self.per_neuron]
+        stream = sorted((reads | {v for t, v, _, _ in lowered if t in ("array", "reset")}
+                         | ({SPIKES} if any(t == "spikes" for t, *_ in lowered) else set()))
+                        - set(scalars) - set(neuron) - {h for _, h, _ in self.hoisted})
+        stream_all = stream + [h for _, h, _ in self.hoisted]
+        self.args = (stream, neuron, scalars)
+        if not stream_all:
+            raise RuleError(f"{self.where}: a block must read or write a per-stream variable")
+        p = _LoopPrinter()
+        # per-stream arrays arrive transposed (neurons × streams): column-major batches then run along
+        # memory in the inner loop, which Numba vectorises
+        lines = [f"n, nb = a_{stream_all[0]}.shape", "for i in range(n):"]
+        lines += [f"    {n} = a_{n}[i]" for n in neuron]
+        accs = [k for k, (t, *_) in enumerate(lowered) if t == "shared"]
+        lines += [f"    acc{k} = 0.0" for k in accs]
+        lines += ["    for b in range(nb):"]
+        lines += [f"        {n} = a_{n}[i, b]" for n in stream_all if n in reads or n in
+                  {v for t, v, op, _ in lowered if t in ("array", "reset") and op != "="}]
+        for k, (target, var, op, expr) in enumerate(lowered):
+            code = p.doprint(expr)
+            if target == "spikes":
+                lines += [f"        {SPIKES} = 1.0 if {code} else 0.0"]
+            elif target == "shared":
+                lines += [f"        acc{k} += {code}" if op == "+=" else f"        acc{k} -= {code}"]
+            elif target == "reset":
+                lines += [f"        if {SPIKES} != 0.0:", f"            {var} = {p.doprint(_apply(var, op, expr))}"]
+            else:
+                lines += [f"        {var} = {p.doprint(_apply(var, op, expr)) if target == 'array' else code}"]
+        lines += [f"        a_{v}[i, b] = {v}" for v in sorted({v for t, v, *_ in lowered if t in ("array", "reset", "spikes")})]
+        lines += [f"    a_{lowered[k][1]}[i] += acc{k}" for k in accs]
+        argnames = [f"a_{n}" for n in stream_all] + [f"a_{n}" for n in neuron] + scalars + [f"_c{k}" for k in range(len(params))]
+        self.kernel = _njit_kernel(argnames, lines)
 
     def __call__(self, ns: dict) -> None:
-        self.fn(ns)
+        if not self.loops:
+            self.fn(ns)
+            return
+        cache, pool = ns.setdefault("_cache", {}), ns["_pool"]
+        buffers = []
+        for code, _, reads in self.hoisted:
+            if code not in cache:
+                like = next(ns[n] for n in self.args[0] if getattr(ns.get(n), "ndim", 0) == 2)
+                out = pool.get(code)
+                if out is None or out.shape != like.shape or out.dtype != like.dtype:
+                    out = pool[code] = np.empty_like(like, order="F")
+                self.hoist_fns[code](ns, out)
+                cache[code] = (out, reads)
+            buffers.append(cache[code][0])
+        stream, neuron, scalars = self.args
+        self.kernel(*(ns[n].T for n in stream), *(a.T for a in buffers), *(ns[n] for n in neuron),
+                    *(ns[n] for n in scalars), *self.params)
+        invalidate(ns, self.writes)
+
+
+def invalidate(ns: dict, written) -> None:
+    """Forget hoisted values that read a variable just written."""
+    cache = ns.get("_cache")
+    if cache:
+        for code in [c for c, (_, reads) in cache.items() if reads & set(written)]:
+            del cache[code]
+
+
+_TRANSCENDENTAL = {"exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "asinh",
+                   "acosh", "atanh"}
+
+
+def _transcendental(expr) -> bool:
+    return (isinstance(expr, sympy.Function) and expr.func.__name__ in _TRANSCENDENTAL) or \
+        (expr.is_Pow and not expr.exp.is_Integer)
+
+
+def _ufunc_into(code: str) -> list[str]:
+    """Lines that evaluate `code` (a ufunc of an argument) into `out` with as few passes as possible."""
+    m = re.fullmatch(r"(\w+)\((-?)(\w+)\)", code)
+    if m and m.group(1) != "where":
+        f, neg, x = m.groups()
+        return [f"negative({x}, out=out)" if neg else f"out[...] = {x}", f"{f}(out, out=out)"]
+    return [f"out[...] = {code}"]
+
+
+class _LoopPrinter:
+    """Scalar Python for a Numba loop: math functions, and Brian2's clip and int."""
+
+    def __init__(self):
+        from sympy.printing.pycode import PythonCodePrinter
+
+        self.printer = PythonCodePrinter({"fully_qualified_modules": True, "allow_unknown_functions": True})
+
+    def doprint(self, expr) -> str:
+        return self.printer.doprint(expr)
+
+
+_KERNELS: dict = {}
+
+
+def _njit_kernel(argnames, lines):
+    """A Numba kernel from its body; the source is written to a cache folder once, so that Numba
+    caches the compiled machine code across processes too."""
+    import hashlib
+    import importlib.util
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    source = ("import math\nimport numba\n\n\n@numba.njit\ndef int_(c):\n    return 1.0 if c else 0.0\n\n\n"
+              "@numba.njit\ndef clip(x, lo, hi):\n    return min(max(x, lo), hi)\n\n\n"
+              f"@numba.njit(cache=True, error_model='numpy')\ndef kernel({', '.join(argnames)}):\n" + "".join(f"    {l}\n" for l in lines))
+    if source in _KERNELS:
+        return _KERNELS[source]
+    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir()) / f"spikefa-kernels-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"k{hashlib.sha1(source.encode()).hexdigest()[:16]}.py"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    name = f"spikefa_kernel_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # Numba's cache finds the module by name
+    spec.loader.exec_module(module)
+    _KERNELS[source] = module.kernel
+    return module.kernel
 
 
 def _apply(var: str, op: str, expr):
@@ -173,12 +361,11 @@ def _apply(var: str, op: str, expr):
     return {"=": expr, "+=": v + expr, "-=": v - expr, "*=": v * expr, "/=": v / expr}[op]
 
 
-def _over_streams(increment, shape):
-    """The sum over streams of a shared variable's increment (a scalar or per-neuron increment counts once per stream)."""
-    a = increment
-    if getattr(a, "ndim", 0) == 2:
-        return a.sum(axis=0)
-    raise RuleError("a shared variable's increment must depend on a per-stream variable")
+def _over_streams(increment):
+    """The sum over streams of a shared variable's increment."""
+    if getattr(increment, "ndim", 0) != 2:
+        raise RuleError("a shared variable's increment must depend on a per-stream variable")
+    return increment.sum(axis=0)
 
 
 def exact_step(var: str, rhs, consts: dict, where: str):
@@ -355,8 +542,8 @@ class CompiledModel:
     """Everything the batched engine computes, built from the strings of `equations.py` (and the
     spec's own rules): call the blocks with a layer's variables; see `fast.step` for the order."""
 
-    def __init__(self, spec: SpikingSpec, xp=np):
-        self.spec, self.xp = spec, xp
+    def __init__(self, spec: SpikingSpec, xp=np, loops: bool = False):
+        self.spec, self.xp, self.loops = spec, xp, loops
         consts = constants(spec)
         L = spec.n_layers
         self.kinds = ["input"] + ["hidden"] * (L - 1) + ["output"]
@@ -379,27 +566,37 @@ class CompiledModel:
                         stmts.append((var, "=", sympy.Float(beta) * sympy.Symbol(var, real=True) + drive))
             spike_blocks.append(stmts)
         per_neuron = frozenset({"bias"})
-        self.update = []  # per layer: state update, then spikes and their resets
+        # per layer: the state update, then (layers 0 … L−1) spikes and their resets — one block where
+        # the threshold needs no transcendental function of what the update writes, else two
+        self.update, self.spike = [], []
         for l, kind in enumerate(self.kinds):
             names, shared = layer_variables(kind)
-            block = Block(spike_blocks[l], names, shared, per_neuron, consts, f"{kind} layer", xp)
-            thr = reset = None
-            if kind != "output":
-                text = (eq.INPUT_SPIKE if kind == "input" else eq.SPIKE).format(noise=NOISE)
-                cond = _substitute(_sympy(text, f"{kind} threshold"), consts)
-                thr = _function("threshold", ["ns"], [*(f"{s.name} = ns[{s.name!r}]" for s in cond.free_symbols),
-                                                      f"ns[{SPIKES!r}][...] = {_print(cond)}"], xp)
-                reset = Block(_statements(eq.TRACE_ON_SPIKE, f"{kind} reset"), names, shared, per_neuron, consts,
-                              f"{kind} reset", xp, spikes=True)
-            self.update.append((block, thr, reset))
+            args = (names, shared, per_neuron, consts)
+            update = spike_blocks[l]
+            if kind == "output":
+                self.update.append(Block(update, *args, f"{kind} layer", xp, loops=loops))
+                self.spike.append(None)
+                continue
+            cond = _sympy((eq.INPUT_SPIKE if kind == "input" else eq.SPIKE).format(noise=NOISE), f"{kind} threshold")
+            resets = _statements(eq.TRACE_ON_SPIKE, f"{kind} reset")
+            written = {v for v, _, _ in update}
+            split = any(_transcendental(e) and {x.name for x in e.free_symbols} & written
+                        for top in (cond, *[r for *_, r in resets]) for e in sympy.preorder_traversal(top))
+            if split:
+                self.update.append(Block(update, *args, f"{kind} layer", xp, loops=loops))
+                self.spike.append(Block([], *args, f"{kind} threshold", xp, threshold=cond, resets=resets, loops=loops))
+            else:
+                self.update.append(None)
+                self.spike.append(Block(update, *args, f"{kind} layer", xp, threshold=cond, resets=resets, loops=loops))
         hidden_names, hidden_shared = layer_variables("hidden")
         out_names, out_shared = layer_variables("output")
         self.output_error = Block(_statements(eq.OUTPUT_ERROR, "output error"), out_names, out_shared, per_neuron,
-                                  consts, "output error", xp)
+                                  consts, "output error", xp, loops=loops)
         self.hidden_delta = Block(_statements(eq.HIDDEN_DELTA, "δ"), hidden_names, hidden_shared, per_neuron,
-                                  consts, "δ", xp)
+                                  consts, "δ", xp, loops=loops)
         self.bias_plasticity = {kind: Block(_statements(eq.BIAS_PLASTICITY, "bias plasticity"), *layer_variables(kind),
-                                            per_neuron, consts, "bias plasticity", xp) for kind in ("hidden", "output")}
+                                            per_neuron, consts, "bias plasticity", xp, loops=loops)
+                                for kind in ("hidden", "output")}
         # synapses: the forward on_pre, the summed feedback, the plasticity of w
         self.alpha = {}
         for l in range(1, L + 1):
@@ -459,12 +656,24 @@ def _summed(text: str, syn: Synaptic) -> list[Term]:
     return syn.terms(_sympy(str(summed[0][1].expr), where), where, text)
 
 
-@functools.lru_cache(maxsize=32)
-def compile_model(spec: SpikingSpec, xp_name: str = "numpy") -> CompiledModel:
-    """The compiled model of a spec on numpy or cupy (cached: a spec compiles once per process)."""
+def compile_model(spec: SpikingSpec, xp_name: str = "numpy", loops: bool | None = None) -> CompiledModel:
+    """The compiled model of a spec on numpy or cupy; `loops` (default: on numpy) fuses element-wise
+    work into Numba loops. Cached: a model compiles once per process."""
+    loops = xp_name == "numpy" if loops is None else loops
+    # only these fields shape the compiled code
+    key = (spec.n_layers, spec.reading, spec.time_constant, spec.weight_decay, spec.feedback, spec.plasticity,
+           spec.feedback_rule)
+    return _compile(key, xp_name, loops)
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(key, xp_name: str, loops: bool) -> CompiledModel:
     import importlib
 
-    return CompiledModel(spec, importlib.import_module(xp_name))
+    L, reading, time_constant, weight_decay, feedback, plasticity, feedback_rule = key
+    spec = SpikingSpec(sizes=(1,) * (L + 1), reading=reading, time_constant=time_constant, weight_decay=weight_decay,
+                       feedback=feedback, plasticity=plasticity, feedback_rule=feedback_rule)
+    return CompiledModel(spec, importlib.import_module(xp_name), loops)
 
 
 def check_rules(spec: SpikingSpec) -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikefa.arrays import array_module, gemm
-from spikefa.spiking.codegen import NOISE, SPIKES, CompiledModel, compile_model
+from spikefa.spiking.codegen import NOISE, SPIKES, CompiledModel, compile_model, invalidate
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 
 
@@ -78,6 +78,7 @@ class Workspace:
     delta: list
     y: object
     target: object
+    pool: list = None  # per layer: buffers of hoisted subexpressions (codegen.Block)
 
     @classmethod
     def allocate(cls, spec: SpikingSpec, batch: int, xp=np):
@@ -88,16 +89,17 @@ class Workspace:
 
         return cls(s=[zeros(n) for n in sizes[:-1]], r=[zeros(n) for n in sizes[:-1]],
                    mod=[None] + [zeros(sizes[l]) for l in range(1, L + 1)],
-                   delta=[None] + [zeros(sizes[l]) for l in range(1, L + 1)], y=zeros(sizes[-1]), target=zeros(sizes[-1]))
+                   delta=[None] + [zeros(sizes[l]) for l in range(1, L + 1)], y=zeros(sizes[-1]), target=zeros(sizes[-1]),
+                   pool=[{} for _ in sizes])
 
 
 def namespaces(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, eta_max: float) -> list[dict]:
     """Each layer's variables under their Brian2 names (`codegen.DRIVEN`: what the engine supplies)."""
     L = spec.n_layers
-    out = [{"p": state["p0"], "rate": x, NOISE: ws.r[0], SPIKES: ws.s[0]}]
+    out = [{"p": state["p0"], "rate": x, NOISE: ws.r[0], SPIKES: ws.s[0], "_pool": ws.pool[0]}]
     for l in range(1, L + 1):
         ns = {"u": state[f"u{l}"], "bias": state[f"bias{l}"], "mod": ws.mod[l], "delta": ws.delta[l],
-              "eta": spec.layer_eta(eta, l), "eta_max": spec.layer_eta(eta_max, l)}
+              "eta": spec.layer_eta(eta, l), "eta_max": spec.layer_eta(eta_max, l), "_pool": ws.pool[l]}
         if l < L:
             ns.update(p=state[f"p{l}"], **{NOISE: ws.r[l], SPIKES: ws.s[l]})
         else:
@@ -124,22 +126,22 @@ def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: Arra
     uniforms and ws.target the one-hot labels; the step leaves its spikes, δs and rates in `ws`.
     `eta` is this step's learning rate (0 while the plasticity gate is shut), `eta_max` the ungated one."""
     xp = ops.xp
-    model = model or compile_model(spec, xp.__name__)
+    model = model or compile_model(spec, xp.__name__, isinstance(ops, CpuOps))
     fb = fb if fb is not None else feedback_matrices(model, state, xp)
     L = spec.n_layers
     ns = namespaces(spec, state, x, ws, eta, eta if eta_max is None else eta_max)
     for l in range(L):
-        update, threshold, reset = model.update[l]
-        update(ns[l])
-        threshold(ns[l])
-        reset(ns[l])
+        if model.update[l]:
+            model.update[l](ns[l])
+        model.spike[l](ns[l])
         ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=model.alpha[l + 1], beta=model.beta[l + 1])
-    model.update[L][0](ns[L])
+    model.update[L](ns[L])
     model.output_error(ns[L])
     for l in reversed(range(1, L)):
         if not model.feedback_fixed:
             fb[l] = [p.syn(state[f"B{l}"], xp) for p in model.feedback[l]]
         _feedback(model.feedback[l], fb[l], ns[spec.feedback_source(l)], ns[l], ws.mod[l], ops)
+        invalidate(ns[l], ("mod",))
         model.hidden_delta(ns[l])
     if eta or not model.plasticity_needs_eta:
         for l in range(1, L + 1):
@@ -245,7 +247,7 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
     ops = ops or default_ops(images)
     xp = ops.xp
     delay = spec.plasticity_delay if plasticity_delay is None else plasticity_delay
-    model = compile_model(spec, xp.__name__)
+    model = compile_model(spec, xp.__name__, isinstance(ops, CpuOps))
     fb = feedback_matrices(model, state, xp)
     batch, n_img, _ = images.shape
     ws = ws if ws is not None and ws.y.shape[0] == batch else Workspace.allocate(spec, batch, xp)
