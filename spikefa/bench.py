@@ -11,6 +11,7 @@ matrix-multiply peak of this machine is measured in the same run, as the yardsti
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -89,7 +90,7 @@ def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone"), backen
                   scaling=()) -> dict:
     """Brian2 on `devices` (none: skip) beside the fast engine on `backend` at batch 1, at `batch`
     and at each batch size in `scaling`; the matrix-multiply peak is that of the backend's device."""
-    spec = SpikingSpec(sizes=FULL, reading="tau", steps_per_image=10, eta=0.01)
+    spec = default_spec()
     xp, _ = array_backend(backend)
     out = {"network": "-".join(map(str, FULL)), "reading": spec.reading, "steps_per_image": spec.steps_per_image,
            "backend": backend, "gemm_peak_gflops": round(gemm_peak_gflops(4096 if xp is not np else 2048, xp=xp), 1)}
@@ -123,6 +124,14 @@ def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone"), backen
         out["fast_batched_vs_brian2_best_per_stream_step"] = round(rate * best_brian2 / 1e3, 1)
         out["fast_batch1_vs_brian2_best"] = round(out["fast_stream_steps_per_s_batch1"] * best_brian2 / 1e3, 2)
     return out
+
+
+def default_spec() -> SpikingSpec:
+    """The network `spikefa run fig4_spiking` trains by default: the bench shares the config's defaults."""
+    from spikefa import config
+    from spikefa.experiments.fig4_spiking import spec_for
+
+    return dataclasses.replace(spec_for(config.resolve("fig4_spiking"), "fa"), sizes=FULL)
 
 
 def stream_step_flops(spec: SpikingSpec) -> float:
