@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 
 def nse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -10,11 +13,25 @@ def nse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.sum((y_true - y_pred) ** 2) / np.sum(y_true ** 2))
 
 
+@njit(cache=True)
+def vector_angle(a, b, folded=True):
+    """The angle between two vectors in degrees, NaN if one is zero; `folded`: the paper's
+    arccos(|aᵀb| / (‖a‖‖b‖)), in [0°, 90°]. The one angle every measurement uses (also inside the
+    rate engine's kernels)."""
+    dot, na, nb = 0.0, 0.0, 0.0
+    for i in range(a.shape[0]):
+        dot += a[i] * b[i]
+        na += a[i] * a[i]
+        nb += b[i] * b[i]
+    if na == 0.0 or nb == 0.0:
+        return np.nan
+    c = dot / math.sqrt(na * nb)
+    return math.degrees(math.acos(max(-1.0, min(1.0, abs(c) if folded else c))))
+
+
 def angle_deg(a: np.ndarray, b: np.ndarray, folded: bool = True) -> float:
-    """Angle between vectors in degrees; the paper's |aᵀb| folds it into [0°, 90°]."""
-    a, b = np.ravel(a), np.ravel(b)
-    c = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.degrees(np.arccos(np.clip(abs(c) if folded else c, -1.0, 1.0))))
+    """Angle between two arrays taken as vectors, in degrees (`vector_angle`)."""
+    return float(vector_angle(np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64)), folded))
 
 
 def first_reaching(xs: np.ndarray, values: np.ndarray, level: float) -> float | None:
@@ -32,7 +49,12 @@ def window_stats(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarra
 
 def row_angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Folded angle between corresponding rows of a and b (one angle per example)."""
-    dot = np.abs(np.sum(a * b, axis=1))
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.degrees(np.arccos(np.clip(dot / norms, 0.0, 1.0)))
+    return _row_angles(np.asarray(a, np.float64), np.asarray(b, np.float64))
+
+
+@njit(cache=True)
+def _row_angles(a, b):
+    out = np.empty(a.shape[0])
+    for k in range(a.shape[0]):
+        out[k] = vector_angle(a[k], b[k], True)
+    return out

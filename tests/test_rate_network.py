@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from spikefa import metrics
 from spikefa.rate.network import ALGORITHMS, Network
 
 SIZES = (6, 5, 4, 3)
@@ -204,3 +205,30 @@ def test_one_fa_example_of_the_mnist_network_is_about_3_mflop():
 def test_node_perturbation_is_online_only():
     with pytest.raises(ValueError, match="online"):
         make("node_perturbation").train_batch(*sample(4))
+
+
+@pytest.mark.parametrize("algorithm", ["shallow", "node_perturbation", "bp", "fa"])
+def test_fig2_linear_network_follows_the_fig2_rules(algorithm):
+    """Fig. 2's 30-20-10 network (linear, no biases) in the paper's layout h = W0 x, y = W h:
+    ΔW = η e hᵀ and ΔW0 = η0 δ xᵀ with δ = 0 (shallow), Wᵀe (bp), B e (fa) or the node-perturbation
+    estimate −(½‖e − Wξ‖² − ½‖e‖²) ξ/σ², and the FA angle between B e and Wᵀ e."""
+    rng = np.random.default_rng(42)
+    W0, W, B = rng.uniform(-0.3, 0.3, (20, 30)), rng.uniform(-0.3, 0.3, (10, 20)), rng.uniform(-0.5, 0.5, (20, 10))
+    x, ystar = rng.standard_normal(30), rng.standard_normal(10)
+    sigma, eta0, eta = 0.05, 0.02, 0.03
+    xi = sigma * np.random.default_rng(7).standard_normal((1, 20))[0]  # the network's first draw
+    net = Network((30, 20, 10), algorithm, rng, rng, hidden="linear", output="linear", etas=(eta0, eta), sigma=sigma,
+                  perturbation_rng=np.random.default_rng(7), bias=False)
+    net.W[1][...], net.W[2][...] = W0.T, W.T
+    if algorithm == "fa":
+        net.B[1] = B.copy()
+    _, angles = net.train(x[None], ystar[None], angles=True)
+    h = W0 @ x
+    e = ystar - W @ h
+    delta = {"shallow": np.zeros(20), "bp": W.T @ e, "fa": B @ e,
+             "node_perturbation": -(0.5 * np.sum((e - W @ xi) ** 2) - 0.5 * np.sum(e ** 2)) * xi / sigma ** 2}[algorithm]
+    np.testing.assert_allclose(net.W[2].T, W + eta * np.outer(e, h), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(net.W[1].T, W0 + eta0 * np.outer(delta, x), rtol=1e-9, atol=1e-12)
+    assert not net.b[1].any() and not net.b[2].any()
+    if algorithm == "fa":
+        assert angles[0, 0] == pytest.approx(metrics.angle_deg(B @ e, W.T @ e), abs=1e-9)

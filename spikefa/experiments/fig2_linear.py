@@ -1,7 +1,8 @@
 """Fig. 2a,b — linear function approximation with a 30-20-10 network.
 
 Four algorithms learn the same fixed target T from the same example stream, starting from the
-same forward weights: shallow (only W learns), node perturbation, backprop and feedback alignment.
+same forward weights: shallow (only W learns), node perturbation, backprop and feedback alignment —
+each the rate engine's `Network` rule on a linear network without biases (h = W0 x, y = W h).
 Recorded: test NSE on held-out points every `train.eval_every` examples; for FA, the angle between
 δ_FA = B e and δ_BP = Wᵀ e on every training example and, at every evaluation, its mean over the
 held-out points (a low-noise version of the same curve).
@@ -17,16 +18,19 @@ from tqdm import tqdm
 from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import LinearTask
 from spikefa.errors import SpikefaError, check_finite
-from spikefa.rate import linear
+from spikefa.rate.network import Network
 from spikefa.seeds import stream
 
+ALGORITHMS = ("shallow", "node_perturbation", "bp", "fa")
 NSE_LEVELS = (1e-2, 1e-3)
 MILESTONES = (1000, 3000, 10000, 20000, 50000)
 
 
 @dataclass
 class Setup:
-    """Everything every algorithm shares: task, data stream, held-out set, initial weights, B, ξ."""
+    """Everything every algorithm shares: task, data stream, held-out set, initial weights, B, and the
+    seed of node perturbation's ξ."""
+    seed: int
     task: LinearTask
     X: np.ndarray
     Y: np.ndarray
@@ -35,7 +39,6 @@ class Setup:
     W0: np.ndarray
     W: np.ndarray
     B: np.ndarray
-    XI: np.ndarray  # standard normal; scaled by σ for node perturbation
 
 
 @dataclass
@@ -50,9 +53,9 @@ class Curve:
 
 def validate(cfg: dict) -> None:
     algos = cfg["algorithms"]
-    unknown = [a for a in algos if a not in linear.ALGORITHMS]
+    unknown = [a for a in algos if a not in ALGORITHMS]
     if unknown or not algos or len(set(algos)) != len(algos):
-        raise SpikefaError(f"algorithms must be distinct names from {', '.join(linear.ALGORITHMS)}, got {algos}")
+        raise SpikefaError(f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}")
     if len(cfg["sizes"]) != 3 or min(cfg["sizes"]) < 1:
         raise SpikefaError(f"sizes must be three positive layer sizes [in, hidden, out], got {cfg['sizes']}")
     positive = {"train.examples": cfg["train"]["examples"], "train.eval_every": cfg["train"]["eval_every"],
@@ -60,7 +63,7 @@ def validate(cfg: dict) -> None:
                 "feedback_scale": cfg["feedback_scale"], "node_perturbation.sigma": cfg["node_perturbation"]["sigma"],
                 "node_perturbation.lr_hidden": cfg["node_perturbation"]["lr_hidden"],
                 "angle.window": cfg["angle"]["window"], "angle.final_examples": cfg["angle"]["final_examples"],
-                **{f"lr.{a}": cfg["lr"][a] for a in linear.ALGORITHMS}}
+                **{f"lr.{a}": cfg["lr"][a] for a in ALGORITHMS}}
     config.require_positive(positive)
 
 
@@ -72,8 +75,7 @@ def make_setup(cfg: dict) -> Setup:
     init, w = stream(seed, "init"), cfg["init_scale"]
     W0, W = init.uniform(-w, w, (n_h, n_in)), init.uniform(-w, w, (n_out, n_h))
     B = stream(seed, "feedback").uniform(-cfg["feedback_scale"], cfg["feedback_scale"], (n_h, n_out))
-    XI = stream(seed, "perturbation").standard_normal((len(X), n_h))
-    return Setup(task, X, Y, X_test, Y_test, W0, W, B, XI)
+    return Setup(seed, task, X, Y, X_test, Y_test, W0, W, B)
 
 
 def _test_angle(s: Setup, W: np.ndarray, E: np.ndarray) -> float:
@@ -82,10 +84,17 @@ def _test_angle(s: Setup, W: np.ndarray, E: np.ndarray) -> float:
 
 def train(s: Setup, algo: str, lr: float, lr_hidden: float | None = None, sigma: float = 1.0,
           eval_every: int = 100, progress: bool = False) -> Curve:
-    """Train one algorithm online over the whole stream; raise DivergenceError on NaN/inf."""
-    W0, W = s.W0.copy(), s.W.copy()
-    code, n = linear.algorithm_code(algo), len(s.X)
-    eta0 = lr if lr_hidden is None else lr_hidden
+    """Train one algorithm online over the whole stream; raise DivergenceError on NaN/inf. Node
+    perturbation's ξ comes from the seed's "perturbation" stream."""
+    n, (n_h, n_in), n_out = len(s.X), s.W0.shape, s.W.shape[0]
+    unused = np.random.default_rng(0)  # the network's own draws are replaced by the setup's weights
+    net = Network((n_in, n_h, n_out), algo, unused, unused, hidden="linear", output="linear",
+                  etas=(lr if lr_hidden is None else lr_hidden, lr), sigma=sigma, bias=False,
+                  perturbation_rng=stream(s.seed, "perturbation"))
+    net.W[1][...], net.W[2][...] = s.W0.T, s.W.T  # the network stores weights pre × post
+    if algo == "fa":
+        net.B[1] = s.B.copy()
+    W0, W = net.W[1].T, net.W[2].T  # views: the paper's layout
     angles = np.full(n, np.nan)
     points, nses, test_angles = [], [], []
 
@@ -101,13 +110,14 @@ def train(s: Setup, algo: str, lr: float, lr_hidden: float | None = None, sigma:
     bar = tqdm(total=n, desc=algo, unit="ex", disable=None if progress else True, leave=False)
     for start in range(0, n, eval_every):
         stop = min(start + eval_every, n)
-        linear.train(code, W0, W, s.B, s.X[start:stop], s.Y[start:stop], eta0, lr,
-                     s.XI[start:stop] * sigma, sigma * sigma, angles[start:stop])
+        _, chunk_angles = net.train(s.X[start:stop], s.Y[start:stop], angles=algo == "fa")
+        if algo == "fa":
+            angles[start:stop] = chunk_angles[:, 0]
         check_finite({"W0 (hidden layer)": W0, "W (output layer)": W}, algo, f"between examples {start} and {stop}")
         evaluate(stop)
         bar.update(stop - start)
     bar.close()
-    return Curve(np.array(points), np.array(nses), np.array(test_angles), angles, W0, W)
+    return Curve(np.array(points), np.array(nses), np.array(test_angles), angles, W0.copy(), W.copy())
 
 
 def lr_of(cfg: dict, algo: str) -> dict:

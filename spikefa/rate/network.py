@@ -15,7 +15,8 @@ The error is e = y* − h_L and every update is added:
   δ_l            m_l ∘ f'_l(h_l)
                  −(L(ξ) − L)·ξ_l/σ²       node_perturbation: a second forward pass adds ξ_l ~ N(0, σ²)
                                           to every hidden net input a_l; L(ξ) is its loss ½‖e‖²
-  ΔW_l           η_l (h_{l−1} δ_lᵀ − λ W_l),  Δb_l = η_l δ_l   (shallow: only the output layer)
+  ΔW_l           η_l (h_{l−1} δ_lᵀ − λ W_l),  Δb_l = η_l δ_l   (shallow: only the output layer;
+                 `bias=False`: no biases)
 
 sparse_fa removes a fraction of every B_l and of the forward weights it stands in for (W_2 … W_L;
 W_1 stays dense), and masks their updates so that removed synapses stay at zero.
@@ -37,6 +38,7 @@ from numba import njit
 from numba.typed import List
 
 from spikefa.arrays import array_module, to_numpy
+from spikefa.metrics import angle_deg, vector_angle
 
 ALGORITHMS = ("bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow", "node_perturbation")
 BP, FA, SPARSE_FA, DFA, SIGN_SYMMETRIC, SHALLOW, NODE_PERTURBATION = range(7)
@@ -94,21 +96,8 @@ def _project(M, scale, d, out, sign_only):
 
 
 @njit(cache=True)
-def folded_angle(a, b):
-    """The paper's angle between vectors, arccos(|aᵀb|/(‖a‖‖b‖)) in degrees; NaN if one is zero."""
-    dot, na, nb = 0.0, 0.0, 0.0
-    for i in range(a.shape[0]):
-        dot += a[i] * b[i]
-        na += a[i] * a[i]
-        nb += b[i] * b[i]
-    if na == 0.0 or nb == 0.0:
-        return np.nan
-    return math.degrees(math.acos(min(1.0, abs(dot) / math.sqrt(na * nb))))
-
-
-@njit(cache=True)
-def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output, feedback_scale, xi, sigma2, h, m,
-         delta, m_bp, d_bp, angles):
+def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, bias_etas, decay, mse_output, feedback_scale, xi, sigma2,
+         h, m, delta, m_bp, d_bp, angles):
     """One online update in place. Lists are indexed by layer 0 … L (entry 0 unused except h[0]);
     the weights of layer l are scales[l]·W[l]; h, m, delta, m_bp, d_bp are work vectors; `xi` holds
     node perturbation's ξ of every hidden unit, bottom layer first; `angles` (length L−1, or empty)
@@ -145,7 +134,7 @@ def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output,
         for l in range(L - 1, 0, -1):
             _project(W[l + 1], scales[l + 1], d_bp[l + 1], m_bp[l], False)
             _times_slope(kinds[l], h[l], m_bp[l], d_bp[l])
-            angles[l - 1] = folded_angle(delta[l], d_bp[l])
+            angles[l - 1] = vector_angle(delta[l], d_bp[l], True)
     for l in range(L if algo == SHALLOW else 1, L + 1):
         eta, Wl, Ml, dl, hp = etas[l], W[l], masks[l], delta[l], h[l - 1]
         scales[l] *= 1.0 - eta * decay
@@ -159,7 +148,7 @@ def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, decay, mse_output,
                     for j in range(Wl.shape[1]):
                         Wl[i, j] += g * dl[j]
         for j in range(dl.shape[0]):
-            b[l][j] += eta * dl[j]
+            b[l][j] += bias_etas[l] * dl[j]
     return loss
 
 
@@ -189,13 +178,13 @@ def _perturbed_deltas(kinds, W, scales, b, x, ystar, xi, sigma2, loss, a, h, del
 
 
 @njit(cache=True)
-def train(algo, kinds, W, scales, b, B, masks, X, Y, etas, decay, mse_output, feedback_scale, XI, sigma2, h, m,
-          delta, m_bp, d_bp, angles, losses):
+def train(algo, kinds, W, scales, b, B, masks, X, Y, etas, bias_etas, decay, mse_output, feedback_scale, XI, sigma2,
+          h, m, delta, m_bp, d_bp, angles, losses):
     """`step` over the rows of X, Y (and of XI, node perturbation's ξ) in order; example i's angles
     go to row i of `angles` (shape n × (L−1), or n × 0 to skip them) and its loss to losses[i]."""
     for i in range(X.shape[0]):
-        losses[i] = step(algo, kinds, W, scales, b, B, masks, X[i], Y[i], etas, decay, mse_output, feedback_scale,
-                         XI[i], sigma2, h, m, delta, m_bp, d_bp, angles[i])
+        losses[i] = step(algo, kinds, W, scales, b, B, masks, X[i], Y[i], etas, bias_etas, decay, mse_output,
+                         feedback_scale, XI[i], sigma2, h, m, delta, m_bp, d_bp, angles[i])
 
 
 def typed(arrays) -> List:
@@ -215,13 +204,14 @@ class Network:
     sparsity      sparse_fa: fraction of W_2 … W_L and of B set to zero for good (separate masks)
     etas          learning rate of each weight layer 1 … L (one number: the same for all)
     sigma         node_perturbation: SD of ξ, drawn from `perturbation_rng` for every example
+    bias          False: no biases (they stay at zero), as in the linear network of Fig. 2
     Random draws come from the generators passed in (see `spikefa.seeds`), so BP and FA runs of one
     seed start from the same W.
     """
 
     def __init__(self, sizes, algorithm, init_rng, feedback_rng, mask_rng=None, hidden="sigmoid",
                  output="sigmoid", init_scale=0.05, feedback_scale=0.5, sparsity=0.5, etas=1e-3,
-                 weight_decay=0.0, output_delta="e", dtype="float64", sigma=1e-3, perturbation_rng=None):
+                 weight_decay=0.0, output_delta="e", dtype="float64", sigma=1e-3, perturbation_rng=None, bias=True):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
         if hidden not in ACTIVATIONS or output not in ACTIVATIONS:
@@ -235,6 +225,7 @@ class Network:
         L = self.L = len(sizes) - 1
         omegas = np.broadcast_to(np.asarray(init_scale, float), (L,))
         self.etas = np.concatenate([[0.0], np.broadcast_to(np.asarray(etas, float), (L,))])
+        self.bias_etas = self.etas if bias else np.zeros_like(self.etas)  # bias=False: biases stay at zero
         self.kinds = np.array([LINEAR] + [ACTIVATIONS.index(hidden)] * (L - 1) + [ACTIVATIONS.index(output)])
         betas = np.broadcast_to(np.asarray(feedback_scale, float), (max(L - 1, 1),))
         if algorithm == "sign_symmetric" and np.ptp(betas) > 0:
@@ -270,7 +261,7 @@ class Network:
         XI = (self.perturbation_rng.standard_normal((len(X), hidden)) * self.sigma if hidden
               else np.zeros((len(X), 0))).astype(self.dtype)
         train(ALGORITHMS.index(self.algorithm), self.kinds, typed(self.W), scales, typed(self.b), typed(self.B),
-              typed(self.masks), X, Y, self.etas, self.decay, self.mse_output, self.feedback_scale, XI,
+              typed(self.masks), X, Y, self.etas, self.bias_etas, self.decay, self.mse_output, self.feedback_scale, XI,
               self.sigma ** 2, w["h"], w["m"], w["delta"], w["m_bp"], w["d_bp"], out, losses)
         for W, c in zip(self.W[1:], scales[1:]):  # fold the decay back into the weights
             W *= c
@@ -317,7 +308,7 @@ class Network:
                     self.W[l] *= 1.0 - eta * self.decay  # masked weights are zero and stay zero
                 step = hs[l - 1].T @ (deltas[l] * self.dtype.type(eta / n))  # scale the small factor
                 self.W[l] += step * self.masks[l] if algo == "sparse_fa" else step
-                self.b[l] += eta * deltas[l].mean(axis=0)
+                self.b[l] += self.bias_etas[l] * deltas[l].mean(axis=0)
         return to_numpy(xp.stack(losses)).astype(float) if losses else np.zeros(0)
 
     def _slope(self, l: int, h):
@@ -347,8 +338,6 @@ class Network:
     def weight_feedback_angles(self) -> list:
         """Angle (degrees, signed) between the forward weights W_{l+1} and the feedback B_l that
         stands in for them, for each hidden layer l (fa and sparse_fa; the paper's W vs Bᵀ)."""
-        from spikefa.metrics import angle_deg
-
         if self.algorithm not in ("fa", "sparse_fa"):
             return []
-        return [angle_deg(self.W[l + 1], self.B[l], folded=False) for l in range(1, self.L)]
+        return [angle_deg(to_numpy(self.W[l + 1]), to_numpy(self.B[l]), folded=False) for l in range(1, self.L)]
