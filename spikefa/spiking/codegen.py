@@ -27,13 +27,11 @@ from spikefa.errors import SpikefaError
 from spikefa.spiking import equations as eq
 from spikefa.spiking.spec import SpikingSpec
 
-LAYER_KINDS = ("input", "hidden", "output")
 NOISE = "noise"    # this step's uniform of each unit: the engine's `rand()`
 SPIKES = "spikes"  # the units that crossed their threshold this step (0/1)
-# Names the Brian2 model reads from TimedArrays; the batched engine supplies them per step:
-# rate = images(t, i) (the pixels), ystar = int(labels(t) == i) (the one-hot target), and
-# eta = eta_max · plastic(t) (this step's learning rate, the plasticity gate included).
-DRIVEN = {"rate", "ystar", "eta"}
+# The Brian2 model reads three names from TimedArrays; the batched engine supplies them each step
+# (`fast.namespaces`): rate = images(t, i), the pixels; ystar = int(labels(t) == i), the one-hot
+# target; eta = eta_max · plastic(t), this step's learning rate with the plasticity gate.
 
 
 class RuleError(SpikefaError):
@@ -238,7 +236,9 @@ class Block:
         self.args = (stream, neuron, scalars)
         if not stream_all:
             raise RuleError(f"{self.where}: a block must read or write a per-stream variable")
-        p = _LoopPrinter()
+        from sympy.printing.pycode import PythonCodePrinter
+
+        p = PythonCodePrinter({"fully_qualified_modules": True, "allow_unknown_functions": True})  # math.exp, clip, int_
         # per-stream arrays arrive transposed (neurons × streams): column-major batches then run along
         # memory in the inner loop, which Numba vectorises
         lines = [f"n, nb = a_{stream_all[0]}.shape", "for i in range(n):"]
@@ -308,18 +308,6 @@ def _ufunc_into(code: str) -> list[str]:
         f, neg, x = m.groups()
         return [f"negative({x}, out=out)" if neg else f"out[...] = {x}", f"{f}(out, out=out)"]
     return [f"out[...] = {code}"]
-
-
-class _LoopPrinter:
-    """Scalar Python for a Numba loop: math functions, and Brian2's clip and int."""
-
-    def __init__(self):
-        from sympy.printing.pycode import PythonCodePrinter
-
-        self.printer = PythonCodePrinter({"fully_qualified_modules": True, "allow_unknown_functions": True})
-
-    def doprint(self, expr) -> str:
-        return self.printer.doprint(expr)
 
 
 _KERNELS: dict = {}

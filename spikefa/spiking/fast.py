@@ -94,7 +94,8 @@ class Workspace:
 
 
 def namespaces(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, eta_max: float) -> list[dict]:
-    """Each layer's variables under their Brian2 names (`codegen.DRIVEN`: what the engine supplies)."""
+    """Each layer's variables under their Brian2 names, with the pixels as `rate`, the one-hot labels
+    as `ystar` and this step's learning rate as `eta` (the Brian2 model reads those from TimedArrays)."""
     L = spec.n_layers
     out = [{"p": state["p0"], "rate": x, NOISE: ws.r[0], SPIKES: ws.s[0], "_pool": ws.pool[0]}]
     for l in range(1, L + 1):
