@@ -76,7 +76,10 @@ def summary_table(summary: dict, folder: Path) -> str:
     header = ["algorithm"] + [columns[i][0] for i in shown]
     rows = [[a] + [c[i] or "–" for i in shown] for a, c in cells.items()]
     widths = [max(len(row[j]) for row in [header, *rows]) for j in range(len(header))]
-    line = lambda row: "  ".join(x.ljust(w) if j == 0 else x.rjust(w) for j, (x, w) in enumerate(zip(row, widths)))
+
+    def line(row):  # the name left-aligned, the numbers right-aligned
+        return "  ".join(x.ljust(w) if j == 0 else x.rjust(w) for j, (x, w) in enumerate(zip(row, widths)))
+
     return "\n".join([line(header), *map(line, rows),
                       f"{summary['experiment']} took {_duration(summary['wall_seconds'])}; results in {folder}"])
 
