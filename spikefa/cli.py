@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from spikefa.errors import SpikefaError
-from spikefa.shipped import checkpoint_path
+from spikefa.shipped import checkpoint_path, shipped_networks
 from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when a network is built
 
 
@@ -48,6 +48,9 @@ def _cmd_info(args) -> int:
     print(f"{'devices':10s} {', '.join(_brian2_devices())}")
     print(f"{'configs':10s} {', '.join(config.shipped_configs())} (in {config.CONFIGS_DIR})")
     print(f"{'runnable':10s} {', '.join(experiments.EXPERIMENTS)}")
+    networks = shipped_networks()
+    print(f"{'networks':10s} " + (f"{', '.join(networks)} (in {config.MODELS_DIR})" if networks else
+                                  "none here (the shipped networks come with a clone of the repository)"))
     return 0
 
 
