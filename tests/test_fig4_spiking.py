@@ -178,6 +178,18 @@ def test_schedule_phases_set_rates_per_layer_presentation_and_gate(tmp_path, dat
     assert config_toml.count("[[schedule]]") == 2  # the resolved config declares the schedule it ran
 
 
+def test_frozen_layers_keep_their_initial_weights(tmp_path, data_folder):
+    """The control of the mechanism: hidden layers frozen, only the output layer learns."""
+    runner.run("fig4_spiking", TINY + ["engine=fast", "batch=3", "frozen_layers=[1,2]"], tmp_path / "r",
+               data=str(data_folder))
+    spec, end, meta = load_checkpoint(tmp_path / "r" / "fa.npz")
+    start = initial_state(spec)
+    for k in ("w1", "w2", "bias1", "bias2"):
+        np.testing.assert_array_equal(end[k], start[k])
+    assert np.abs(end["w3"] - start["w3"]).max() > 0 and meta["recipe"]["schedule"][0]["eta"] == [0.0, 0.0, 0.01]
+    assert main(["run", "fig4_spiking", "--set", "frozen_layers=[4]", "--out", str(tmp_path / "x")]) == 2
+
+
 def test_bad_schedule_phase_exits_2(tmp_path, capsys):
     for phase, word in (("epochs = 1", "at least epochs and eta"), ("epochs = 1\neta = [0.1, 0.1]", "one per weight layer"),
                         ("epochs = 1\neta = 0.1\nbatch = 3", "unknown keys"),

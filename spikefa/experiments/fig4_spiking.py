@@ -20,6 +20,7 @@ from tqdm import tqdm
 from spikefa import plotting
 from spikefa.config import phase_eta
 from spikefa.data import load_images
+from spikefa.data.datasets import check_sizes, is_own_dataset
 from spikefa.errors import SpikefaError, check_finite
 from spikefa.seeds import stream
 from spikefa.spiking.alignment import alignment
@@ -54,6 +55,7 @@ def schedule(cfg: dict) -> list[dict]:
         if unknown:
             raise SpikefaError(f"{where}: unknown keys {unknown}; a phase takes {', '.join(PHASE_KEYS)}")
         eta = ph["eta"] if isinstance(ph["eta"], list) else [ph["eta"]] * L
+        eta = [0.0 if l in cfg["frozen_layers"] else e for l, e in enumerate(eta, 1)]
         numbers = [ph["epochs"], ph.get("eta_halving_epochs", 0.0), *eta]
         if len(eta) != L or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
             raise SpikefaError(f"{where}: eta must be a number or {L} numbers (one per weight layer), "
@@ -80,7 +82,9 @@ def phase_spec(cfg: dict, mode: str, phase: dict) -> SpikingSpec:
 
 def recipe(cfg: dict, mode: str) -> dict:
     """Everything that defines how a network is trained; a resumed run must have the same."""
-    return {"schedule": schedule(cfg), "spec": spec_for(cfg, mode).to_dict(), "dataset": cfg["dataset"],
+    defaults = SpikingSpec().to_dict()  # fields at their defaults are left out: a later field does not break a resume
+    spec = {k: v for k, v in spec_for(cfg, mode).to_dict().items() if v != defaults[k]}
+    return {"schedule": schedule(cfg), "spec": spec, "dataset": cfg["dataset"],
             "validation": cfg["train"]["validation"], "images": cfg["train"]["images"], "batch": cfg["batch"]}
 
 
@@ -94,9 +98,10 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(f"backend must be numpy or cupy, got {cfg['backend']!r}")
     if cfg["device"] not in DEVICES:
         raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {cfg['device']!r}")
-    if cfg["dataset"] not in ("mnist", "fashion-mnist"):
-        raise SpikefaError(f"dataset must be mnist or fashion-mnist, got {cfg['dataset']!r}")
-    if len(cfg["sizes"]) < 3 or cfg["sizes"][0] != 784 or cfg["sizes"][-1] != 10:
+    own = is_own_dataset(cfg["dataset"])  # its sizes are checked against the file once it is loaded
+    if not own and cfg["dataset"] not in ("mnist", "fashion-mnist"):
+        raise SpikefaError(f"dataset must be mnist, fashion-mnist or a path to an .npz, got {cfg['dataset']!r}")
+    if len(cfg["sizes"]) < 3 or (not own and (cfg["sizes"][0] != 784 or cfg["sizes"][-1] != 10)):
         raise SpikefaError(f"sizes must start with 784 inputs and end with 10 outputs, got {cfg['sizes']}")
     at_least = {"threads": (cfg["threads"], 1), "batch": (cfg["batch"], 1), "chunk_images": (cfg["chunk_images"], 1),
                 "train.epochs": (cfg["train"]["epochs"], 1), "train.images": (cfg["train"]["images"], 0),
@@ -110,6 +115,8 @@ def validate(cfg: dict) -> None:
             raise SpikefaError(f"{key} must be at least {low}, got {v}")
     if not 0 <= cfg["plasticity_delay"] < cfg["steps_per_image"]:
         raise SpikefaError(f"plasticity_delay must be in 0..steps_per_image − 1, got {cfg['plasticity_delay']}")
+    if not set(cfg["frozen_layers"]) <= set(range(1, len(cfg["sizes"]))):
+        raise SpikefaError(f"frozen_layers must name weight layers 1..{len(cfg['sizes']) - 1}, got {cfg['frozen_layers']}")
     spec_for(cfg, cfg["algorithms"][0])  # the spec checks its own fields
     for phase in schedule(cfg):
         phase_spec(cfg, cfg["algorithms"][0], phase)
@@ -133,7 +140,9 @@ def make_runner(cfg: dict, spec: SpikingSpec, chunk: int, plasticity_delay: int 
 
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
-    data = load_images(cfg["dataset"], data_dir).holdout(cfg["train"]["validation"])
+    data = load_images(cfg["dataset"], data_dir)
+    check_sizes(data, cfg["sizes"], cfg["dataset"])
+    data = data.holdout(cfg["train"]["validation"])
     dtype = np.dtype(cfg["dtype"])
 
     def first(x, y, n):
