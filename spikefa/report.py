@@ -515,9 +515,11 @@ def judge(claim: Claim, sources: list[Source]) -> Row:
     mine = [s for s in sources if _matches(claim, s)]
     if claim.rule is None or not mine:
         return Row(claim, "not run", None, "", [])
-    # the source with the most runs (e.g. a sweep rather than a single run); the last given on a tie
-    s = max(reversed(mine), key=lambda s: max((len(s.get(a, m)) for _, a, m, _ in claim.ours), default=1))
-    out = claim.rule(s)
+    # a source the rule can read, then the one with the most runs (e.g. a sweep rather than a single
+    # run), then the last given
+    outs = [(s, claim.rule(s)) for s in mine]
+    s, out = max(reversed(outs), key=lambda so: (so[1].passed is not None,
+                                                 max((len(so[0].get(a, m)) for _, a, m, _ in claim.ours), default=1)))
     dev = deviations(claim, s)
     if out.passed is None:  # the folder lacks what the claim reads (e.g. an algorithm it did not run)
         return Row(claim, "not run", s, out.note, [])
@@ -574,14 +576,41 @@ def render(rows: list[Row], out: Path, title: str = "Results: the paper's claims
 
 
 def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return path.name
+    parts = []
+    for p in str(path).split(" + "):
+        try:
+            parts.append(str(Path(p).resolve().relative_to(Path.cwd().resolve())))
+        except ValueError:
+            parts.append(Path(p).name)
+    return " + ".join(parts)
+
+
+def merge_algorithms(sources: list[Source]) -> list[Source]:
+    """Runs of one config split by algorithm (`--set algorithms=[...]`, e.g. to run them side by side)
+    joined into one source, as the run with all of them would have measured: every algorithm's network
+    depends only on the seed and its own settings, not on which other algorithms run."""
+    groups: dict[str, list[Source]] = {}
+    for s in sources:
+        if s.kind == "run" and isinstance(s.cfg.get("algorithms"), list):
+            rest = {k: v for k, v in s.cfg.items() if k != "algorithms"}
+            groups.setdefault(config.to_toml(rest), []).append(s)
+    merged = []
+    for group in groups.values():
+        algos = [a for s in group for a in s.cfg["algorithms"]]
+        if len(group) < 2 or len(set(algos)) != len(algos):
+            continue
+        order = _shipped(closest_config(group[0].cfg)[0]).get("algorithms") or []
+        algos.sort(key=lambda a: order.index(a) if a in order else len(order))  # as the shipped config lists them
+        cfg = {**group[0].cfg, "algorithms": algos}
+        path = Path(" + ".join(str(s.path) for s in group))
+        merged.append(Source(path, "run", group[0].experiment, closest_config(cfg)[0], cfg,
+                             {a: v for s in group for a, v in s.values.items()}, command_for("run", cfg),
+                             [f for s in group for f in s.figures]))
+    return sources + merged
 
 
 def report(paths: list[str], out: str | Path) -> Path:
-    sources = [s for p in paths for s in load_source(p)]
+    sources = merge_algorithms([s for p in paths for s in load_source(p)])
     rows = [judge(c, sources) for c in CLAIMS]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

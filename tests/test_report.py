@@ -157,3 +157,14 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a results folder" in err
     assert not (tmp_path / "r.md").exists()
+
+
+def test_runs_split_by_algorithm_are_joined(tmp_path):
+    fa = fake_run(tmp_path / "fa", "fig3_mnist_deep", ['algorithms=["fa"]'], results={"fa": {"test_error": 0.023}})
+    bp = fake_run(tmp_path / "bp", "fig3_mnist_deep", ['algorithms=["bp"]'], results={"bp": {"test_error": 0.020}})
+    other = fake_run(tmp_path / "o", "fig3_mnist_deep", ['algorithms=["bp"]', "train.epochs=1.0"],
+                     results={"bp": {"test_error": 0.010}})
+    md = report.report([str(fa), str(bp), str(other)], tmp_path / "results.md").read_text()
+    deeper = row(md, "deeper")
+    assert verdict(deeper) == "reproduced with deviations" and "+0.30 points" in deeper[5]
+    assert deeper[4] == "`spikefa run fig3_mnist_deep --set 'algorithms=[\"fa\", \"bp\"]'`"
