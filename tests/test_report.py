@@ -167,4 +167,4 @@ def test_runs_split_by_algorithm_are_joined(tmp_path):
     md = report.report([str(fa), str(bp), str(other)], tmp_path / "results.md").read_text()
     deeper = row(md, "deeper")
     assert verdict(deeper) == "reproduced with deviations" and "+0.30 points" in deeper[5]
-    assert deeper[4] == "`spikefa run fig3_mnist_deep --set 'algorithms=[\"fa\", \"bp\"]'`"
+    assert deeper[4] == "`spikefa run fig3_mnist_deep`"  # both algorithms: the shipped config as it is
