@@ -208,12 +208,14 @@ def _checkpoint_source(path: Path) -> Source:
     else:
         cfg = {}
     cfg.setdefault("experiment", "fig4_spiking")
-    name = cfg.get("recipe") or closest_config(cfg)[0]
+    # a checkpoint that records no config matches no claim (its recipe is unknown)
+    name = cfg.get("recipe") or (closest_config(cfg)[0] if len(cfg) > 1 else "")
     errors = meta.get("test_errors") or ([meta["test_error"]] if meta.get("test_error") is not None else [])
     val = meta.get("validation_error", (meta.get("best") or {}).get("validation_error"))
     values = {"fa": {"test_error": errors, "validation_error": [val]},
               "_meta": {"selected_on_validation": [1.0 if meta.get("selected_on") == "validation" else 0.0]}}
-    return Source(path, "checkpoint", cfg["experiment"], name, cfg, values, f"spikefa run {name}")
+    return Source(path, "checkpoint", cfg["experiment"], name, cfg, values,
+                  f"spikefa run {name}" if name else "(its recipe is not recorded)")
 
 
 # ------------------------------------------------------------------------------------------- rules
@@ -592,8 +594,7 @@ def merge_algorithms(sources: list[Source]) -> list[Source]:
     groups: dict[str, list[Source]] = {}
     for s in sources:
         if s.kind == "run" and isinstance(s.cfg.get("algorithms"), list):
-            rest = {k: v for k, v in s.cfg.items() if k != "algorithms"}
-            groups.setdefault(config.to_toml(rest), []).append(s)
+            groups.setdefault(config.to_toml(_shared(s.cfg)), []).append(s)
     merged = []
     for group in groups.values():
         algos = [a for s in group for a in s.cfg["algorithms"]]
@@ -602,11 +603,20 @@ def merge_algorithms(sources: list[Source]) -> list[Source]:
         order = _shipped(closest_config(group[0].cfg)[0]).get("algorithms") or []
         algos.sort(key=lambda a: order.index(a) if a in order else len(order))  # as the shipped config lists them
         cfg = {**group[0].cfg, "algorithms": algos}
+        if isinstance(cfg.get("per_algorithm"), dict):  # each algorithm's own settings, from its own run
+            cfg["per_algorithm"] = {**cfg["per_algorithm"],
+                                    **{a: s.cfg["per_algorithm"][a] for s in group for a in s.cfg["algorithms"]
+                                       if a in s.cfg["per_algorithm"]}}
         path = Path(" + ".join(str(s.path) for s in group))
         merged.append(Source(path, "run", group[0].experiment, closest_config(cfg)[0], cfg,
                              {a: v for s in group for a, v in s.values.items()}, command_for("run", cfg),
                              [f for s in group for f in s.figures]))
     return sources + merged
+
+
+def _shared(cfg: dict) -> dict:
+    """A config without its algorithm list and without the own settings of algorithms it did not run."""
+    return {k: v for k, v in cfg.items() if k not in ("algorithms", "per_algorithm")}  # each run keeps its own
 
 
 def report(paths: list[str], out: str | Path) -> Path:

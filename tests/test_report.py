@@ -168,3 +168,21 @@ def test_runs_split_by_algorithm_are_joined(tmp_path):
     deeper = row(md, "deeper")
     assert verdict(deeper) == "reproduced with deviations" and "+0.30 points" in deeper[5]
     assert deeper[4] == "`spikefa run fig3_mnist_deep`"  # both algorithms: the shipped config as it is
+
+
+def test_each_algorithm_keeps_its_own_settings_when_joined(tmp_path):
+    fa = fake_run(tmp_path / "fa", "fig3_mnist_deep", ['algorithms=["fa"]', "per_algorithm.fa.eta=0.05",
+                                                         "per_algorithm.bp.eta=0.7"], results={"fa": {"test_error": 0.023}})
+    bp = fake_run(tmp_path / "bp", "fig3_mnist_deep", ['algorithms=["bp"]', "per_algorithm.bp.eta=0.1"],
+                  results={"bp": {"test_error": 0.020}})
+    merged = report.merge_algorithms(report.load_source(fa) + report.load_source(bp))[-1]
+    assert merged.cfg["per_algorithm"]["fa"]["eta"] == 0.05 and merged.cfg["per_algorithm"]["bp"]["eta"] == 0.1
+    assert "per_algorithm.fa.eta=0.05" in merged.command and "per_algorithm.bp.eta=0.1" in merged.command
+    assert "0.7" not in merged.command
+
+
+def test_a_checkpoint_without_its_recipe_matches_no_claim(tmp_path):
+    ckpt = tmp_path / "old.npz"
+    np.savez(ckpt, meta=np.array(json.dumps({"test_error": 0.017})))
+    md = report.report([str(ckpt)], tmp_path / "results.md").read_text()
+    assert {verdict(c) for c in rows_of(md).values()} == {"not run"}
