@@ -565,8 +565,12 @@ def render(rows: list[Row], out: Path, title: str = "Results: the paper's claims
     if figures:
         figdir.mkdir(parents=True, exist_ok=True)
         lines += ["", "## Figures", ""]
+        names = set()
         for c, s, f in figures:
             name = f"{c.key}_{f.name}"
+            if name in names:  # the same figure of another folder (e.g. runs joined by algorithm)
+                name = f"{c.key}_{f.parent.parent.name}_{f.name}"
+            names.add(name)
             shutil.copyfile(f, figdir / name)
             lines += [f"**{c.figure}** ({c.key}): `{f.name}` from `{s.command}`", "",
                       f"![{c.figure} {f.stem}]({figdir.name}/{name})", ""]
