@@ -30,6 +30,7 @@ import numpy as np
 
 from spikefa.errors import SpikefaError
 from spikefa.spiking import equations as eq
+from spikefa.spiking.codegen import layer_variables
 from spikefa.spiking.spec import SpikingSpec
 
 DEVICES = ("runtime", "numpy", "cpp_standalone", "cuda_standalone")
@@ -163,8 +164,8 @@ class BrianNetwork:
             f = b2.Synapses(src, self.layers[l], fb_eqs, namespace=ns, name=f"feedback_{l}")
             self.feedback.append(f)
             if mirror:
-                post_names = self.layers[l + 1].variables.keys()  # the forward twin's postsynaptic group
-                self.plasticity.append(f.run_regularly(eq.mirror(plasticity, post_names), name=f"mirror_{l}"))
+                twin_post = layer_variables("output" if l + 1 == L else "hidden")[0]  # the forward twin's post layer
+                self.plasticity.append(f.run_regularly(eq.mirror(plasticity, twin_post), name=f"mirror_{l}"))
         self.deltas = [None] + [self.layers[l].run_regularly(eq.HIDDEN_DELTA, name=f"delta_{l}") for l in range(1, L)]
         self.output_error = self.layers[L].run_regularly(eq.OUTPUT_ERROR, name="output_error")
         self.plasticity += [self.layers[l].run_regularly(eq.BIAS_PLASTICITY, name=f"bias_plasticity_{l}")
