@@ -253,7 +253,7 @@ def below(a: str, b: str, metric: str, unit: str = "%", p: float | None = None) 
     def rule(s: Source) -> Outcome:
         va, vb = s.get(a, metric), s.get(b, metric)
         if not va or not vb:
-            return Outcome(None, f"no {metric} for {a if not va else b}")
+            return Outcome(None, f"no {a if not va else b} {metric}")
         ok, note = _mean(va) < _mean(vb), f"{a} {_fmt(_mean(va), unit)} vs {b} {_fmt(_mean(vb), unit)}"
         if len(va) > 1 and len(vb) > 1:
             from spikefa.sweep import t_tests
@@ -304,7 +304,7 @@ def every(*rules: Callable) -> Callable:
     def rule(s: Source) -> Outcome:
         outs = [r(s) for r in rules]
         passed = None if any(o.passed is None for o in outs) else all(o.passed for o in outs)
-        return Outcome(passed, "; ".join(o.note for o in outs))
+        return Outcome(passed, "; ".join(dict.fromkeys(o.note for o in outs)))
     return rule
 
 
