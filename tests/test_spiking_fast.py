@@ -40,9 +40,14 @@ def test_in_place_blas_matches_numpy(trans_a, beta, dtype):
             np.testing.assert_allclose(result, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
 
 
-@pytest.mark.parametrize("mode", ["fa", "dfa", "bp"])
-def test_numba_blas_backend_equals_array_backend(mode):
-    spec = spec_(feedback=mode)
+@pytest.mark.parametrize("mode, kw", [
+    ("fa", {}), ("dfa", {}), ("bp", {"weight_decay": 0.3}),
+    ("fa", {"plasticity": "w += eta_post * delta_post * p_pre * (1 - w**2) * int(u_post > 0)"}),
+    ("sparse_fa", {"feedback_rule": "mod_post = (sign(B) + 0.1) * delta_pre * exp(-u_post**2) : 1 (summed)"}),
+])
+def test_numba_blas_backend_equals_array_backend(mode, kw):
+    """The compiled loops (CPU) and the compiled array code (what CuPy runs) give the same run."""
+    spec = spec_(feedback=mode, **kw)
     images, labels, uniforms = draws(spec, 3, 10)
     results = []
     for ops in (fast.CpuOps(), fast.ArrayOps(np)):
