@@ -189,7 +189,7 @@ def test_conformance_one_term_swapped_changes_both_engines(monkeypatch, name, te
 
 @pytest.mark.parametrize("rule, words", [
     ("w += eta_post * sin(w * mod_post * p_pre)", "does not factorise"),
-    ("w += eta_post * exp(delta_post * p_pre)", "mixes presynaptic variables with postsynaptic variables"),
+    ("w += eta_post * exp(delta_post * p_pre)", "mixes presynaptic and postsynaptic variables"),
     ("w += eta_post * delta_post * rand()", "rand()"),
     ("w += eta_post * delta_post * q_pre", "unknown name 'q_pre'"),
     ("w += eta_post * delta_post * u_pre", "unknown name 'u_pre'"),  # the input layer has no PSP

@@ -426,10 +426,11 @@ class Synaptic:
             opened = sympy.expand(f, deep=False, mul=True, power_base=True, power_exp=True, multinomial=True,
                                   log=False, basic=False)
             if depth > 8 or opened == f:
-                parts = {"post": "postsynaptic variables", "pre": "presynaptic variables", "syn": self.weight}
-                mixed_kinds = " with ".join(parts[k] for k in ("syn", "pre", "post") if k in self.kinds(f, where))
+                labels = [{"syn": self.weight, "pre": "presynaptic", "post": "postsynaptic"}[k]
+                          for k in ("syn", "pre", "post") if k in self.kinds(f, where)]
+                mixed_kinds = ", ".join(labels[:-1]) + " and " + labels[-1]
                 raise RuleError(f"{where} {text!r} does not factorise into (postsynaptic) × (presynaptic) × "
-                                f"f({self.weight}): {_print(f)} mixes {mixed_kinds} (engine=brian2 runs any rule)")
+                                f"f({self.weight}): {_print(f)} mixes {mixed_kinds} variables (engine=brian2 runs any rule)")
             out += self._additive(sympy.expand(rest * opened, deep=False), where, text, depth + 1)
         return out
 
@@ -454,7 +455,6 @@ class Operand:
     def __init__(self, expr, xp):
         self.one = expr == 1
         self.name = expr.name if isinstance(expr, sympy.Symbol) else None
-        self.per_stream = not self.one
         self.fn = None if self.one or self.name else _function("operand", ["ns"], [
             *(f"{s.name} = ns[{s.name!r}]" for s in sorted(expr.free_symbols, key=lambda s: s.name)),
             f"return {_print(expr)}"], xp)
