@@ -553,12 +553,13 @@ def render(rows: list[Row], out: Path, title: str = "Results: the paper's claims
             verdict += f" — {r.note}"
         if r.deviations:
             verdict += "; deviations: " + "; ".join(r.deviations)
-        cmd = r.source.command if r.source else c.command
+        measured = r.source if r.verdict != "not run" else None  # a folder that lacks what the claim reads
+        cmd = measured.command if measured else c.command
         cmd_cell = f"`{cmd}`" if cmd.startswith("spikefa ") else cmd
         lines.append("| " + " | ".join(_cell(x) for x in (
-            f"{c.figure}: {c.claim}", c.paper, ours(c, r.source) if r.source else "—",
-            conditions(c, r.source) if r.source else "—", cmd_cell, verdict)) + " |")
-        if r.source:
+            f"{c.figure}: {c.claim}", c.paper, ours(c, measured) if measured else "—",
+            conditions(c, measured) if measured else "—", cmd_cell, verdict)) + " |")
+        if measured:
             for f in r.source.figures:
                 if f.name in c.figures:
                     figures.append((c, r.source, f))
@@ -576,7 +577,7 @@ def render(rows: list[Row], out: Path, title: str = "Results: the paper's claims
                       f"![{c.figure} {f.stem}]({figdir.name}/{name})", ""]
     lines += ["", "## Sources", ""]
     for r in rows:
-        if r.source:
+        if r.source and r.verdict != "not run":
             lines.append(f"- {r.claim.key}: `{_display(r.source.path)}` ({r.source.kind}, config {r.source.name})")
     return "\n".join(lines) + "\n"
 
