@@ -187,7 +187,8 @@ def test_frozen_layers_keep_their_initial_weights(tmp_path, data_folder):
     for k in ("w1", "w2", "bias1", "bias2"):
         np.testing.assert_array_equal(end[k], start[k])
     assert np.abs(end["w3"] - start["w3"]).max() > 0 and meta["recipe"]["schedule"][0]["eta"] == [0.0, 0.0, 0.01]
-    assert main(["run", "fig4_spiking", "--set", "frozen_layers=[4]", "--out", str(tmp_path / "x")]) == 2
+    assert main(["run", "fig4_spiking", *[a for kv in TINY + ["frozen_layers=[4]"] for a in ("--set", kv)],
+                 "--out", str(tmp_path / "x")]) == 2  # the tiny network has 3 weight layers
 
 
 def test_bad_schedule_phase_exits_2(tmp_path, capsys):

@@ -77,7 +77,8 @@ def phase_spec(cfg: dict, mode: str, phase: dict) -> SpikingSpec:
     """The spec a phase trains with: its steps per image, and its per-layer rates as η·eta_scale."""
     top = max(phase["eta"])
     return dataclasses.replace(spec_for(cfg, mode), steps_per_image=phase["steps_per_image"], eta=top,
-                               eta_scale=tuple(e / top for e in phase["eta"]) if top else ())
+                               eta_scale=tuple(e / top for e in phase["eta"]) if top else (),
+                               plasticity_delay=phase["plasticity_delay"])
 
 
 def recipe(cfg: dict, mode: str) -> dict:
@@ -133,10 +134,10 @@ def chunk_size(cfg: dict, *counts: int) -> int:
     return max(d for d in range(1, min(want, g) + 1) if g % d == 0)
 
 
-def make_runner(cfg: dict, spec: SpikingSpec, chunk: int, plasticity_delay: int = 0):
+def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
     if cfg["engine"] == "brian2":
-        return BrianRunner(spec, chunk, cfg["device"], threads=cfg["threads"], plasticity_delay=plasticity_delay)
-    return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"], plasticity_delay=plasticity_delay)
+        return BrianRunner(spec, chunk, cfg["device"], threads=cfg["threads"])
+    return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"])
 
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
@@ -185,7 +186,7 @@ class _Phases:
         if k == self.index:
             return self.runner, state
         phase = self.phases[k]
-        runner = make_runner(self.cfg, phase_spec(self.cfg, self.mode, phase), self.chunk, phase["plasticity_delay"])
+        runner = make_runner(self.cfg, phase_spec(self.cfg, self.mode, phase), self.chunk)
         if self.runner is not None:
             runner.restore_random_state(self.runner.random_state())
             state = self.runner.export(state)
