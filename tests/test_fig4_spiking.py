@@ -147,6 +147,8 @@ def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder):
     assert meta_w["curve"] == meta_p["curve"] and meta_p["images_seen"] == 240
     summary = json.loads((tmp_path / "pieces" / "summary.json").read_text())
     assert summary["results"]["fa"]["epochs"] == 2.0
+    # selected among the measurements after the copy: the best one before it did not travel
+    assert summary["results"]["fa"]["selected_images"] > 120
 
 
 def test_resume_cannot_change_the_declared_schedule(tmp_path, data_folder, capsys):

@@ -217,7 +217,8 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume):
     runner, state = plan.enter(plan.at(seen), state)
     if resume:
         runner.restore_random_state(meta.get("random_state"))
-    every, best = cfg["validation"]["every_images"], meta["best"]
+    # a checkpoint carried to another folder without its selected network starts the selection afresh
+    every, best = cfg["validation"]["every_images"], meta["best"] if best_path.exists() else None
     split = {"train_images": len(X), "validation_images": len(Xv), "test_images": len(Xt),
              "validation": f"the last {cfg['train']['validation']} of the training images" if len(Xv) else "none"}
     start, wall_before, last_save = time.perf_counter(), meta["wall_seconds"], time.monotonic()
