@@ -74,6 +74,8 @@ def like(default) -> st.SearchStrategy[str]:
         return st.one_of(INTS, FLOATS) if isinstance(default, float) else INTS
     if isinstance(default, str):
         return STRINGS
+    if isinstance(default, dict):  # a table in an array of tables, e.g. a [[schedule]] phase
+        return VALUES
     return st.lists(like(default[0]) if default else SCALARS, max_size=5).map(toml_list)
 
 

@@ -64,10 +64,10 @@ def schedule(cfg: dict) -> list[dict]:
              "steps_per_image": ph.get("steps_per_image", cfg["steps_per_image"]),
              "plasticity_delay": ph.get("plasticity_delay", cfg["plasticity_delay"]),
              "eta_halving_epochs": float(ph.get("eta_halving_epochs", 0.0))}
-        if not (p["epochs"] > 0 and min(p["eta"]) >= 0 and p["eta_halving_epochs"] >= 0
+        if not (0 < p["epochs"] <= 1e6 and min(p["eta"]) >= 0 and p["eta_halving_epochs"] >= 0
                 and isinstance(p["steps_per_image"], int) and isinstance(p["plasticity_delay"], int)
                 and 0 <= p["plasticity_delay"] < p["steps_per_image"]):
-            raise SpikefaError(f"{where}: needs epochs > 0, eta ≥ 0, eta_halving_epochs ≥ 0 and integer "
+            raise SpikefaError(f"{where}: needs 0 < epochs ≤ 1e6, eta ≥ 0, eta_halving_epochs ≥ 0 and integer "
                                f"steps_per_image > plasticity_delay ≥ 0; got {p}")
         phases.append(p)
     return phases
