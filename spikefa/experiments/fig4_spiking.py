@@ -25,7 +25,8 @@ from spikefa.errors import SpikefaError, check_finite
 from spikefa.seeds import stream
 from spikefa.spiking.alignment import alignment
 from spikefa.spiking.brian import DEVICES, STANDALONE
-from spikefa.spiking.spec import FEEDBACK_MODES, SpikingSpec, initial_state, load_checkpoint, save_checkpoint
+from spikefa.spiking.spec import (FEEDBACK_MODES, SpikingSpec, initial_state, is_stream_var, load_checkpoint,
+                                  save_checkpoint)
 from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
 SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "eta_scale",
@@ -156,7 +157,7 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     chunk = chunk_size(cfg, *(len(x) for x, _ in sets.values() if len(x)))
     results, curves = {}, {}
     for mode in cfg["algorithms"]:
-        results[mode], _ = train_mode(cfg, mode, sets, chunk, out, curves, resume)
+        results[mode] = train_mode(cfg, mode, sets, chunk, out, curves, resume)
     _figure(curves, out)
     return {"results": results, "stats": {}}
 
@@ -273,13 +274,11 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume):
                        compile_seconds=round(runner.net.build_seconds, 1))
     else:
         res.update(batch=cfg["batch"], backend=cfg["backend"])
-    return res, curve
+    return res
 
 
 def _at_rest(state: dict) -> dict:
     """One stream at rest (zero PSPs and traces): how a selected network is stored and shipped."""
-    from spikefa.spiking.spec import is_stream_var
-
     return {k: np.zeros(v.shape[-1], v.dtype) if is_stream_var(k) else v for k, v in state.items()}
 
 
