@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks in one script: CuPy conformance tests, `spikefa bench spiking` on
 # the GPU, and Fig. 4 training runs side by side, each stopped at a deadline and then scored on the
-# 10,000 test images. The runs are those a 2-core CPU cannot afford: BP and DFA with
-# their own per-layer learning rates beyond the 6 epochs run here (README, "BP and DFA on the same
-# network"), and FA under the "decay" reading (×0.9 per step, 100 steps per image, η and the gate
-# scaled by 10/100 and 100/10 from the shipped recipe) at 50 and at 200 streams. Everything it
-# measures lands in $OUT (runs.tgz and the kept checkpoints in 15 MB parts: at most 8 files come
-# back from a lent machine).
+# 10,000 test images: BP and DFA with their own per-layer learning rates, and FA under the "decay"
+# reading (×0.9 per step, 100 steps per image) at 50 and at 200 streams. Everything it measures lands
+# in $OUT (runs.tgz and the kept checkpoints in 15 MB parts, for machines that return few files).
 #
 #   OUT=results/gpu bash scripts/gpu_check.sh            # on a machine with a GPU and CuPy
 #   QUICK=1 BACKEND=numpy OUT=/tmp/gpu bash scripts/gpu_check.sh   # a dry run of the plumbing on a CPU
