@@ -174,8 +174,9 @@ def to_toml(cfg: dict) -> str:
     def value(v):
         if isinstance(v, bool):
             return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, str):  # a TOML basic string: quotes, backslashes and control characters escaped
+            return '"' + "".join(f"\\u{ord(c):04x}" if c < " " or c == "\x7f" else "\\" + c if c in '"\\' else c
+                                 for c in v) + '"'
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
         return repr(v)

@@ -69,3 +69,13 @@ def test_invalid_toml_and_unknown_experiment(tmp_path):
     other.write_text('experiment = "fig9"\n')
     with pytest.raises(SpikefaError, match="no known experiment"):
         config.resolve(str(other))
+
+
+def test_resolved_config_round_trips_any_string_and_schedule():
+    """What a run writes as config.toml reads back as the same config, control characters included."""
+    import tomllib
+
+    from spikefa.config import to_toml
+
+    cfg = {"recipe": "a\x1f\"b\\c\x7f", "schedule": [{"epochs": 1.0, "eta": [0.1, 0.2]}], "train": {"epochs": 2}}
+    assert tomllib.loads(to_toml(cfg)) == cfg

@@ -67,6 +67,8 @@ def test_fig3_runs_on_svhn(folder):
 
     path, _ = folder
     out = runner.run("fig3_mnist", ['dataset="svhn"', "sizes=[3072,20,10]", "runs=1", "train.epochs=1.0",
-                                    'algorithms=["bp","fa"]', "angle.window=10"], path / "run", data=str(path))
+                                    'algorithms=["bp","fa"]', "angle.window=10", "train.validation=10"],
+                     path / "run", data=str(path))
     res = json.loads((out / "summary.json").read_text())["results"]
     assert set(res) == {"bp", "fa"} and (out / "figures" / "receptive_fields.png").exists()
+    assert 0 <= res["fa"]["validation_error"] <= 1 and res["fa"]["validation_images"] == 10
