@@ -186,13 +186,11 @@ def _cmd_diagnose(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    import numpy as np
-
-    from spikefa.spiking.spec import is_stream_var, load_checkpoint, save_checkpoint
+    from spikefa.spiking.spec import at_rest, load_checkpoint, save_checkpoint
 
     spec, state, meta = load_checkpoint(args.checkpoint)
     if not args.keep_state:  # a shipped network starts from rest: one stream, zero PSPs and traces
-        state = {k: np.zeros(v.shape[-1], v.dtype) if is_stream_var(k) else v for k, v in state.items()}
+        state = at_rest(state)
         meta = {**meta, "random_state": None}
     path = save_checkpoint(args.out, spec, state, meta, store_dtype="float16" if args.float16 else None)
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")

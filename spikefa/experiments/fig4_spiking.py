@@ -25,7 +25,7 @@ from spikefa.errors import SpikefaError, check_finite
 from spikefa.seeds import stream
 from spikefa.spiking.alignment import alignment
 from spikefa.spiking.brian import DEVICES, STANDALONE
-from spikefa.spiking.spec import (FEEDBACK_MODES, SpikingSpec, initial_state, is_stream_var, load_checkpoint,
+from spikefa.spiking.spec import (FEEDBACK_MODES, SpikingSpec, at_rest, initial_state, load_checkpoint,
                                   save_checkpoint)
 from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
@@ -252,7 +252,7 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume):
             _write_metrics(curves, len(X), out)
             if best is None or val < best["validation_error"]:
                 best = meta["best"] = {"images_seen": seen, "epoch": seen / len(X), "validation_error": val}
-                save_checkpoint(best_path, runner.spec, _at_rest(runner.export(state)),
+                save_checkpoint(best_path, runner.spec, at_rest(runner.export(state)),
                                 {**meta, "selected_on": "validation", "validation_error": val, "random_state": None})
         if measure or time.monotonic() - last_save >= 60 * cfg["checkpoint_minutes"]:
             latest = {**meta, "random_state": runner.random_state()}
@@ -275,11 +275,6 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume):
     else:
         res.update(batch=cfg["batch"], backend=cfg["backend"])
     return res
-
-
-def _at_rest(state: dict) -> dict:
-    """One stream at rest (zero PSPs and traces): how a selected network is stored and shipped."""
-    return {k: np.zeros(v.shape[-1], v.dtype) if is_stream_var(k) else v for k, v in state.items()}
 
 
 def _test_selected(cfg, mode, path, test, chunk) -> dict:

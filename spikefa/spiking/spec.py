@@ -158,6 +158,11 @@ def is_stream_var(key: str) -> bool:
     return key[0] in "up" and key[1:].isdigit()
 
 
+def at_rest(state: dict) -> dict:
+    """One stream at rest (zero PSPs and traces) with the same weights: how a network is shipped."""
+    return {k: np.zeros(v.shape[-1], v.dtype) if is_stream_var(k) else v for k, v in state.items()}
+
+
 def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
     """Weights drawn from the spec's seed (streams "init", "feedback", "masks"); zero PSPs and traces."""
     dt = np.dtype(spec.dtype)
