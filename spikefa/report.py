@@ -119,6 +119,11 @@ def differences(base: dict, cfg: dict) -> dict:
 
 
 def _toml_value(v) -> str:
+    """A value as TOML on one line (tables inline, as `--set` takes them)."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list) and any(isinstance(x, dict) for x in v):
+        return "[" + ", ".join(map(_toml_value, v)) + "]"
     return config.to_toml({"v": v}).strip()[len("v = "):]
 
 
@@ -150,7 +155,7 @@ def load_source(path: str | Path) -> list[Source]:
         cfg.setdefault("experiment", s.get("experiment"))
         name, _ = closest_config(cfg)
         return [Source(path, "run", s.get("experiment", "?"), name, cfg,
-                       {a: _values(r) for a, r in s.get("results", {}).items()}, command_for("run", cfg),
+                       {arm(cfg, a): _values(r) for a, r in s.get("results", {}).items()}, command_for("run", cfg),
                        sorted((path / "figures").glob("*.png")), s.get("stats", {}))]
     if path.suffix == ".npz" and path.is_file():
         return [_checkpoint_source(path)]
@@ -168,6 +173,13 @@ def load_source(path: str | Path) -> list[Source]:
         return [src]
     raise SpikefaError(f"{path} is not a results folder (summary.json), a sweep folder (sweep.json), "
                        f"a checkpoint (.npz) or a saved evaluation (.json)")
+
+
+def arm(cfg: dict, algorithm: str) -> str:
+    """An algorithm's name in the report: `fa_frozen12` for a run whose weight layers 1 and 2 kept
+    their initial weights (`frozen_layers`), else the algorithm's own name."""
+    frozen = cfg.get("frozen_layers") or []
+    return f"{algorithm}_frozen{''.join(map(str, frozen))}" if frozen else algorithm
 
 
 def _sweep_sources(path: Path) -> list[Source]:
@@ -215,7 +227,8 @@ def _checkpoint_source(path: Path) -> Source:
     values = {"fa": {"test_error": errors, "validation_error": [val]},
               "_meta": {"selected_on_validation": [1.0 if meta.get("selected_on") == "validation" else 0.0]}}
     return Source(path, "checkpoint", cfg["experiment"], name, cfg, values,
-                  f"spikefa run {name}" if name else "(its recipe is not recorded)")
+                  f"spikefa run {name}" if name else "(its recipe is not recorded)",
+                  sorted((path.parent / "figures").glob("*.png")))  # a checkpoint in its results folder
 
 
 # ------------------------------------------------------------------------------------------- rules
@@ -341,6 +354,14 @@ class Claim:
     paper_n: int = 1
     where: Callable = lambda cfg: True   # which runs of `config` qualify
     figures: tuple = ()                  # figure files to show (from the source folders)
+    arms: bool = False                   # compare runs that differ only in algorithm, η or frozen layers
+
+
+def as_declared(recipe: str) -> Callable:
+    """Runs of a recipe as it is declared: its whole schedule, no frozen layers (a checkpoint of a run
+    still under way counts: its schedule is the declared one)."""
+    return lambda cfg: (cfg.get("schedule") in (None, _shipped(recipe)["schedule"]) and not cfg.get("frozen_layers")
+                        and cfg.get("algorithms", ["fa"]) == ["fa"])
 
 
 MNIST_1000 = lambda cfg: cfg.get("sizes") == [784, 1000, 10] and cfg.get("dataset") == "mnist"  # noqa: E731
@@ -399,13 +420,32 @@ CLAIMS = [
           below("fa4", "fa4_frozen_w0", "test_nse", "", p=1e-3), "spikefa sweep fig3_deep --seeds 20", paper_n=20),
     Claim("fig4_faithful", "Fig. 4", "spiking 784-1500-1500-1500-10 network trained by FA, paper-faithful recipe",
           "1.8%", "fig4_paper_fa", [("FA", "fa", "test_error", "%")], at_most("fa", "test_error", 0.018 + 0.002),
-          "spikefa run fig4_paper_fa", SPIKING),
+          "spikefa run fig4_paper_fa", SPIKING, where=as_declared("fig4_paper_fa"), figures=("validation_error.png",)),
     Claim("fig4_best", "Fig. 4", "spiking network, the best recipe found (its extra ingredients listed)", "1.8%",
           "fig4_best_fa", [("FA", "fa", "test_error", "%")], at_most("fa", "test_error", 0.018 + 0.002),
-          "spikefa run fig4_best_fa", SPIKING),
+          "spikefa run fig4_best_fa", SPIKING, where=as_declared("fig4_best_fa"), figures=("validation_error.png",)),
     Claim("fig4_decay", "Fig. 4", "spiking network under the literal reading of the time constant "
           "(PSP × 0.9 per step)", "1.8%", "fig4_decay_fa", [("FA", "fa", "test_error", "%")],
           at_most("fa", "test_error", 0.018 + 0.002), "spikefa run fig4_decay_fa", SPIKING),
+    Claim("fig4_controls", "Fig. 4 (control)", "spiking network: feedback alignment trains the hidden layers — FA "
+          "beats the same recipe with the hidden layers' forward weights frozen at their initial values (all three: "
+          "only the output layer learns; the lowest two), on validation and test error",
+          "not measured in the paper", "fig4_paper_fa",
+          [("FA validation", "fa", "validation_error", "%"), ("FA test", "fa", "test_error", "%"),
+           ("layers 1–3 frozen: validation", "fa_frozen123", "validation_error", "%"),
+           ("test", "fa_frozen123", "test_error", "%"),
+           ("layers 1–2 frozen: validation", "fa_frozen12", "validation_error", "%"),
+           ("test", "fa_frozen12", "test_error", "%")],
+          every(*(below("fa", f"fa_frozen{c}", m) for c in ("123", "12") for m in ("validation_error", "test_error"))),
+          "spikefa run fig4_paper_fa --set 'frozen_layers=[1,2,3]'; spikefa run fig4_paper_fa --set "
+          "'frozen_layers=[1,2]'", SPIKING, arms=True, figures=("validation_error.png",)),
+    Claim("fig4_algorithms", "Fig. 4 (comparison)", "spiking network: FA learns about as well as backprop (within "
+          "1 point of test error) under the same recipe and training time; direct feedback alignment for comparison",
+          "not measured in the paper", "fig4_paper_fa",
+          [("FA", "fa", "test_error", "%"), ("BP", "bp", "test_error", "%"), ("DFA", "dfa", "test_error", "%")],
+          within_points("fa", "bp", "test_error", 1.0),
+          "spikefa run fig4_paper_fa --set 'algorithms=[\"bp\"]'; spikefa run fig4_paper_fa --set "
+          "'algorithms=[\"dfa\"]'", SPIKING, arms=True),
     Claim("fig5", "Fig. 5a,c", "20-1000-20 tanh net, quadratic target: W comes to align with Bᵀ, and learning "
           "in the hidden layer helps", "W–Bᵀ angle falls well below 90° (no number)", "fig5_quadratic",
           [("W–Bᵀ angle, start", "fa", "angle_deg_w_vs_b_initial", "°"),
@@ -461,8 +501,14 @@ def deviations(claim: Claim, s: Source) -> list[str]:
         if key in flat and flat[key] != paper:
             out.append(f"{key} = {_toml_value(flat[key])} (paper: {meaning})")
     schedule = s.cfg.get("schedule")
-    if claim.paper_conditions is SPIKING and isinstance(schedule, list) and len(schedule) > 1:
-        out.append(f"a schedule of {len(schedule)} phases (paper: one constant learning rate)")
+    if claim.paper_conditions is SPIKING and isinstance(schedule, list):
+        if len(schedule) > 1:
+            out.append(f"a schedule of {len(schedule)} phases (paper: one constant learning rate)")
+        for i, phase in enumerate(schedule, 1):
+            if phase.get("plasticity_delay"):
+                out.append(f"phase {i}: plasticity_delay = {phase['plasticity_delay']} (paper: plasticity at every step)")
+            if phase.get("eta_halving_epochs"):
+                out.append(f"phase {i}: η halved every {phase['eta_halving_epochs']:g} epochs (paper: constant η)")
     if s.cfg.get("per_algorithm") and any(s.cfg["per_algorithm"].values()):
         out.append("each algorithm at its own settings (" + "; ".join(
             f"{a}: " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in config._flat(t).items())
@@ -495,10 +541,15 @@ def conditions(claim: Claim, s: Source) -> str:
     cfg, bits = s.cfg, []
     if "sizes" in cfg:
         bits.append("-".join(map(str, cfg["sizes"])))
+    flat = config._flat(cfg)
+    if cfg.get("schedule"):  # a declared schedule, not train.epochs and steps_per_image, says how long
+        flat["train.epochs"] = round(sum(p["epochs"] for p in cfg["schedule"]), 4)
+        flat["steps_per_image"] = "/".join(dict.fromkeys(str(p.get("steps_per_image", cfg.get("steps_per_image")))
+                                                         for p in cfg["schedule"]))
     for key, fmt in (("batch", "batch {}"), ("train.epochs", "{} epochs"), ("train.examples", "{} examples"),
                      ("reading", "reading '{}'"), ("steps_per_image", "{} steps per image"),
                      ("train.validation", "{} validation images")):
-        v = config._flat(cfg).get(key)
+        v = flat.get(key)
         if v is not None:
             bits.append(fmt.format(v))
     return ", ".join(bits)
@@ -513,8 +564,29 @@ class Row:
     deviations: list
 
 
+def _comparison(s: Source) -> str:
+    """What the arms of one comparison share: the config without its algorithms, frozen layers and
+    learning rates (so every arm is trained for as long, on the same data, from the same seed)."""
+    cfg = {k: v for k, v in s.cfg.items() if k not in ("algorithms", "frozen_layers", "eta", "per_algorithm")}
+    cfg["schedule"] = [{k: v for k, v in p.items() if k != "eta"} for p in cfg.get("schedule") or []]
+    return config.to_toml(cfg)
+
+
+def join_arms(sources: list[Source]) -> list[Source]:
+    """The runs of each comparison (see `_comparison`) joined into one source, one command per arm."""
+    groups: dict[str, list[Source]] = {}
+    for s in sources:
+        if s.kind == "run":
+            groups.setdefault(_comparison(s), []).append(s)
+    return [Source(Path(" + ".join(str(s.path) for s in g)), "run", g[0].experiment, g[0].name, g[0].cfg,
+                   {a: v for s in g for a, v in s.values.items()}, "; ".join(dict.fromkeys(s.command for s in g)),
+                   [f for s in g for f in s.figures]) for g in groups.values()]
+
+
 def judge(claim: Claim, sources: list[Source]) -> Row:
     mine = [s for s in sources if _matches(claim, s)]
+    if claim.arms:
+        mine = join_arms(mine)
     if claim.rule is None or not mine:
         return Row(claim, "not run", None, "", [])
     # a source the rule can read, then the one with the most runs (e.g. a sweep rather than a single

@@ -132,13 +132,13 @@ def test_depth_claims_use_t_tests_on_sweeps(tmp_path):
 
 
 def test_spiking_rows_read_checkpoints_and_saved_evaluations(tmp_path):
-    recipe = config.to_toml({**config.resolve("fig4_spiking"), "recipe": "fig4_paper_fa"})
+    recipe = config.to_toml(config.resolve("fig4_paper_fa"))
     meta = {"test_error": 0.0175, "config": recipe, "selected_on": "validation"}
     ckpt = tmp_path / "fig4_paper_fa.npz"
     np.savez(ckpt, meta=np.array(json.dumps(meta)), W1=np.zeros((2, 2), np.float16))
     best = tmp_path / "fig4_best_fa.npz"
-    np.savez(best, meta=np.array(json.dumps({"test_error": 0.03, "selected_on": "last", "config": config.to_toml(
-        {**config.resolve("fig4_spiking", ["plasticity_delay=3"]), "recipe": "fig4_best_fa"})})))
+    np.savez(best, meta=np.array(json.dumps({"test_error": 0.03, "selected_on": "last",
+                                             "config": config.to_toml(config.resolve("fig4_best_fa"))})))
     ev = tmp_path / "best_eval.json"
     ev.write_text(json.dumps({"test_error": 0.0155, "test_errors": [0.015, 0.016, 0.0155, 0.0155], "engine": "fast",
                               "checkpoint": str(best)}))
@@ -186,3 +186,28 @@ def test_a_checkpoint_without_its_recipe_matches_no_claim(tmp_path):
     np.savez(ckpt, meta=np.array(json.dumps({"test_error": 0.017})))
     md = report.report([str(ckpt)], tmp_path / "results.md").read_text()
     assert {verdict(c) for c in rows_of(md).values()} == {"not run"}
+
+
+def test_frozen_layer_controls_and_algorithms_are_arms_of_one_comparison(tmp_path):
+    two = "schedule=[{epochs=2,eta=1e-3,steps_per_image=10}]"
+    arms = {"fa": ([], 0.060, 0.065), "fa_frozen123": (["frozen_layers=[1,2,3]"], 0.080, 0.082),
+            "fa_frozen12": (["frozen_layers=[1,2]"], 0.062, 0.064),
+            "bp": (['algorithms=["bp"]', "schedule=[{epochs=2,eta=2e-3,steps_per_image=10}]"], 0.050, 0.058)}
+    folders = []
+    for name, (sets, val, test) in arms.items():
+        algo = "bp" if name == "bp" else "fa"
+        folders.append(fake_run(tmp_path / name, "fig4_paper_fa", [two, *sets],
+                                results={algo: {"validation_error": val, "test_error": test}},
+                                figures=["validation_error.png"]))
+    longer = fake_run(tmp_path / "longer", "fig4_paper_fa", ["schedule=[{epochs=3,eta=1e-3,steps_per_image=10}]",
+                                                             "frozen_layers=[1,2]"],
+                      results={"fa": {"validation_error": 0.01, "test_error": 0.01}})
+    md = report.report([str(f) for f in folders + [longer]], tmp_path / "results.md").read_text()
+    controls, algos = row(md, "fig4_controls"), row(md, "fig4_algorithms")
+    # the control of another length is not an arm of this comparison: frozen 1-2 beats FA on test only there
+    assert verdict(controls) == "not reproduced" and "fa 6.50% vs fa_frozen12 6.40%" in controls[5]
+    assert "fa 6.00% vs fa_frozen123 8.00%" in controls[5] and "2 epochs" in controls[3]
+    assert controls[4].count("spikefa run fig4_paper_fa") == 4 and "frozen_layers=[1, 2, 3]" in controls[4]
+    assert "--set 'schedule=[{epochs = 2, eta = 0.001, steps_per_image = 10}]'" in controls[4]
+    assert verdict(algos) == "reproduced" and "fa − bp = +0.70 points" in algos[5] and "BP 5.80%" in algos[2]
+    assert row(md, "fig4_faithful")[5].startswith("**not run**")  # two epochs are not the declared recipe

@@ -158,7 +158,6 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     results, curves = {}, {}
     for mode in cfg["algorithms"]:
         results[mode] = train_mode(cfg, mode, sets, chunk, out, curves, resume)
-    _figure(curves, out)
     return {"results": results, "stats": {}}
 
 
@@ -250,6 +249,7 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume):
             curves[mode] = (np.array(curve), list(angles))
             bar.set_postfix(validation_error=f"{val:.4f}")
             _write_metrics(curves, len(X), out)
+            _figure(curves, out)  # kept current, like metrics.csv, so a long run can be followed
             if best is None or val < best["validation_error"]:
                 best = meta["best"] = {"images_seen": seen, "epoch": seen / len(X), "validation_error": val}
                 save_checkpoint(best_path, runner.spec, at_rest(runner.export(state)),
@@ -301,18 +301,23 @@ def _write_metrics(curves: dict, n_train: int, out) -> None:
 
 
 def _figure(curves: dict, out) -> None:
+    """Validation error, and per hidden layer the two alignment angles: the modulator's to backprop's
+    (solid) and the feedback weights' to the forward weights above them, B_l vs w_{l+1}ᵀ (dashed)."""
     if not curves:
         return
-    fig, (ax, ax2) = plotting.plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (ax, ax2) = plotting.plt.subplots(1, 2, figsize=(10, 3.6))
     for mode, (c, names) in curves.items():
         plotting.plot_curve(ax, c[:, 0], 100 * c[:, 1], mode, marker="o", markersize=3)
         for j, name in enumerate(names):
-            if name.startswith("angle_deg_mod"):
-                ax2.plot(c[:, 0], c[:, 2 + j], label=f"{mode}: δ layer {name[len('angle_deg_mod'):]}")
+            kind, layer = name[len("angle_deg_"):-1], name[-1]
+            if kind in ("mod", "wb"):
+                ax2.plot(c[:, 0], c[:, 2 + j], color=f"C{int(layer) - 1}", linestyle="-" if kind == "mod" else "--",
+                         marker="o", markersize=2,
+                         label=f"{mode}: layer {layer} " + ("δ vs backprop's" if kind == "mod" else "B vs wᵀ above"))
     ax.set(yscale="log", xlabel="training images", ylabel="validation error (%)", title="Fig. 4 — spiking network")
-    ax2.set(xlabel="training images", ylabel="angle to backprop's modulator (°)", ylim=(0, 90),
-            title="feedback alignment in the hidden layers")
-    for a in (ax, ax2):
-        a.legend(frameon=False, fontsize=8)
+    ax2.axhline(90, color="0.5", linestyle=":", linewidth=0.8)
+    ax2.set(xlabel="training images", ylabel="angle (°)", ylim=(0, 95), title="alignment of the hidden layers")
+    ax.legend(frameon=False, fontsize=8)
+    ax2.legend(frameon=False, fontsize=7, ncol=2, loc="lower left")
     out.savefig(fig, "validation_error.png")
     plotting.close(fig)
