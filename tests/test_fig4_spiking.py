@@ -48,6 +48,9 @@ def test_checkpoint_is_written_and_loads(tiny_run):
     snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
     assert snapshots == ["bp-00000080.npz", "bp-00000120.npz", "fa-00000080.npz", "fa-00000120.npz"]
     assert load_checkpoint(out / "snapshots" / "fa-00000080.npz")[2]["images_seen"] == 80
+    # the latest state says it is the selected network exactly when its measurement was the best so far
+    latest_is_best = meta["curve"][-1][1] < min(c[1] for c in meta["curve"][:-1])
+    assert (meta.get("selected_on") == "validation") == latest_is_best
     spec_bp, state_bp, _ = load_checkpoint(out / "bp.npz")
     np.testing.assert_array_equal(state_bp["B2"], state_bp["w3"].T)
 

@@ -252,8 +252,9 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume):
             _figure(curves, out)  # kept current, like metrics.csv, so a long run can be followed
             if best is None or val < best["validation_error"]:
                 best = meta["best"] = {"images_seen": seen, "epoch": seen / len(X), "validation_error": val}
-                save_checkpoint(best_path, runner.spec, at_rest(runner.export(state)),
-                                {**meta, "selected_on": "validation", "validation_error": val, "random_state": None})
+                # the latest state is the selected network too, until a later measurement does better
+                meta.update(selected_on="validation", validation_error=val)
+                save_checkpoint(best_path, runner.spec, at_rest(runner.export(state)), {**meta, "random_state": None})
         if measure or time.monotonic() - last_save >= 60 * cfg["checkpoint_minutes"]:
             latest = {**meta, "random_state": runner.random_state()}
             save_checkpoint(path, runner.spec, runner.export(state), latest)
