@@ -21,7 +21,7 @@ from spikefa.shipped import checkpoint_path
 from spikefa.spiking.traces import fig4_figure
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-FIG4 = "fig4_spiking_fa"  # the shipped network drawn by default
+FIG4 = "fig4_paper_fa"  # the shipped network drawn by default
 
 
 def copy(run: Path, figure: str, name: str) -> None:
