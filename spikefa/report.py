@@ -225,7 +225,8 @@ def _checkpoint_source(path: Path) -> Source:
     errors = meta.get("test_errors") or ([meta["test_error"]] if meta.get("test_error") is not None else [])
     val = meta.get("validation_error", (meta.get("best") or {}).get("validation_error"))
     values = {"fa": {"test_error": errors, "validation_error": [val]},
-              "_meta": {"selected_on_validation": [1.0 if meta.get("selected_on") == "validation" else 0.0]}}
+              "_meta": {"selected_on_validation": [1.0 if meta.get("selected_on") == "validation" else 0.0],
+                        "epochs_trained": [meta["epoch"]] if "epoch" in meta else []}}
     return Source(path, "checkpoint", cfg["experiment"], name, cfg, values,
                   f"spikefa run {name}" if name else "(its recipe is not recorded)",
                   sorted((path.parent / "figures").glob("*.png")))  # a checkpoint in its results folder
@@ -518,6 +519,9 @@ def deviations(claim: Claim, s: Source) -> list[str]:
         out.append(f"n = {n} (paper: {claim.paper_n})")
     if s.kind == "checkpoint" and s.values.get("_meta", {}).get("selected_on_validation") == [0.0]:
         out.append("not selected on validation")
+    trained, declared = s.get("_meta", "epochs_trained"), sum(p["epochs"] for p in schedule or [])
+    if trained and trained[0] < declared:
+        out.append(f"trained {trained[0]:g} of the recipe's {declared:g} epochs (a run under way)")
     return out
 
 

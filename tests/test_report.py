@@ -133,11 +133,11 @@ def test_depth_claims_use_t_tests_on_sweeps(tmp_path):
 
 def test_spiking_rows_read_checkpoints_and_saved_evaluations(tmp_path):
     recipe = config.to_toml(config.resolve("fig4_paper_fa"))
-    meta = {"test_error": 0.0175, "config": recipe, "selected_on": "validation"}
+    meta = {"test_error": 0.0175, "config": recipe, "selected_on": "validation", "epoch": 100.0}
     ckpt = tmp_path / "fig4_paper_fa.npz"
     np.savez(ckpt, meta=np.array(json.dumps(meta)), W1=np.zeros((2, 2), np.float16))
     best = tmp_path / "fig4_best_fa.npz"
-    np.savez(best, meta=np.array(json.dumps({"test_error": 0.03, "selected_on": "last",
+    np.savez(best, meta=np.array(json.dumps({"test_error": 0.03, "selected_on": "last", "epoch": 12.5,
                                              "config": config.to_toml(config.resolve("fig4_best_fa"))})))
     ev = tmp_path / "best_eval.json"
     ev.write_text(json.dumps({"test_error": 0.0155, "test_errors": [0.015, 0.016, 0.0155, 0.0155], "engine": "fast",
@@ -147,7 +147,8 @@ def test_spiking_rows_read_checkpoints_and_saved_evaluations(tmp_path):
     assert verdict(faithful) == "reproduced" and "1.75%" in faithful[2] and faithful[4] == "`spikefa run fig4_paper_fa`"
     assert verdict(bst) == "reproduced with deviations" and "(n = 4)" in bst[2]
     assert "plasticity_delay = 3" in bst[5] and "not selected on validation" in bst[5]
-    assert "--repeats 4" in bst[4]
+    assert "--repeats 4" in bst[4] and "trained 12.5 of the recipe's 100 epochs" in bst[5]
+    assert "trained" not in faithful[5]
     assert verdict(decay) == "not run"
 
 
