@@ -105,8 +105,15 @@ def _cmd_evaluate(args) -> int:
         spec = dataclasses.replace(spec, steps_per_image=args.steps_per_image)  # the spec checks the value
     data = load_images(args.dataset or meta.get("dataset", "mnist"), args.data)
     _check_fits(spec, data, args.checkpoint)
-    n = min(args.n_test or len(data.test_x), len(data.test_x))
-    images, labels = data.test_x[:n].astype(spec.dtype), data.test_y[:n]
+    x, y = data.test_x, data.test_y
+    if args.split == "validation":
+        held = (meta.get("split") or {}).get("validation_images")
+        if not held:
+            raise SpikefaError(f"{args.checkpoint} records no validation images held out of its training set")
+        data = data.holdout(held)
+        x, y = data.val_x, data.val_y
+    n = min(args.n_test or len(x), len(x))
+    images, labels = x[:n].astype(spec.dtype), y[:n]
     if args.engine == "brian2":
         chunk = max(d for d in range(1, min(n, 1000) + 1) if n % d == 0)  # standalone runs have a fixed length
         runner = BrianRunner(spec, chunk, args.device, threads=args.threads)
@@ -114,17 +121,17 @@ def _cmd_evaluate(args) -> int:
         runner = FastRunner(spec, min(n, 1000), batch=args.batch, backend=args.backend)
     # each repeat draws fresh spike noise (the runner's generator runs on): the network is stochastic
     errors = [evaluate(runner, runner.prepare(state), images, labels) for _ in range(args.repeats)]
-    err = sum(errors) / len(errors)
-    result = {"test_error": err, "n_test": n, "engine": args.engine, "reading": spec.reading,
+    err, key = sum(errors) / len(errors), f"{args.split}_error"
+    result = {key: err, f"n_{args.split}": n, "split": args.split, "engine": args.engine, "reading": spec.reading,
               "steps_per_image": spec.steps_per_image, "feedback": spec.feedback, "checkpoint": str(args.checkpoint)}
     spread = ""
     if len(errors) > 1:
         sd = statistics.stdev(errors)
-        result.update(test_errors=errors, test_error_sd=sd)
+        result.update({f"{key}s": errors, f"{key}_sd": sd})
         spread = f" (mean of {len(errors)} spike draws, sd {100 * sd:.2f}: {', '.join(f'{100 * e:.2f}' for e in errors)})"
     if args.engine == "brian2":
         result["device"] = args.device
-    print(json.dumps(result) if args.json else f"test error {100 * err:.2f}%{spread} on {n} images "
+    print(json.dumps(result) if args.json else f"{args.split} error {100 * err:.2f}%{spread} on {n} images "
                                                 f"({spec.describe()}, engine {args.engine})")
     return 0
 
@@ -259,7 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=1, help="OpenMP threads of cpp_standalone")
     e.add_argument("--batch", type=int, default=100, help="streams of the fast engine")
     e.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="arrays of the fast engine")
-    e.add_argument("--n-test", type=int, default=0, help="use the first N test images (default all)")
+    e.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="score the test images, or the validation images the network's run held out (to choose "
+                        "e.g. --steps-per-image without reading the test set)")
+    e.add_argument("--n-test", type=int, default=0, help="use the first N images of the split (default all)")
     e.add_argument("--steps-per-image", type=int, help="show each test image this many steps (default: the checkpoint's)")
     e.add_argument("--dataset", help="mnist, fashion-mnist or an .npz file of one's own (default: the checkpoint's)")
     e.add_argument("--repeats", type=int, default=1,

@@ -9,7 +9,7 @@ from spikefa import runner
 from spikefa.bench import stream_step_flops
 from spikefa.cli import main
 from spikefa.experiments.fig4_spiking import chunk_size
-from spikefa.spiking.spec import SpikingSpec, eta_in_force, initial_state, load_checkpoint
+from spikefa.spiking.spec import SpikingSpec, eta_in_force, initial_state, load_checkpoint, save_checkpoint
 from spikefa.spiking.training import FastRunner
 
 TINY = ["sizes=[784,24,16,10]", "steps_per_image=4", "train.images=120", "validation.images=60", "test.images=60",
@@ -61,6 +61,19 @@ def test_evaluate_with_both_engines(tiny_run, data_folder, capsys):
         assert main(["evaluate", str(out / "fa.npz"), *engine, "--n-test", "30", "--json", "--data", str(data_folder)]) == 0
         result = json.loads(capsys.readouterr().out)
         assert result["n_test"] == 30 and 0 <= result["test_error"] <= 1 and result["steps_per_image"] == 4
+
+
+def test_evaluate_on_the_held_out_validation_images(tiny_run, data_folder, capsys, tmp_path):
+    _, out, _ = tiny_run
+    assert main(["evaluate", str(out / "fa.npz"), "--split", "validation", "--json", "--data", str(data_folder)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "validation" and result["n_validation"] == 60 and 0 <= result["validation_error"] <= 1
+    assert "test_error" not in result
+    spec, state, _ = load_checkpoint(out / "fa.npz")
+    save_checkpoint(tmp_path / "no_split.npz", spec, state, {})
+    assert main(["evaluate", str(tmp_path / "no_split.npz"), "--split", "validation", "--data", str(data_folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no validation images" in err
 
 
 def test_evaluate_with_another_presentation_length(tiny_run, data_folder, capsys):
