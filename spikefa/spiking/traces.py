@@ -4,7 +4,7 @@
 asked) and returns plain arrays; `plot_traces` draws PSP and modulator side by side for each
 recorded neuron, image onsets marked, with a spike raster and the output rates below;
 `fig4_figure` lays out the paper's Fig. 4 from a checkpoint: early and late traces with rasters and
-the test-error curve.
+the validation-error curve of its training run.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
                 neuron: int = 0, device: str = "cpp_standalone"):
     """PSP and modulator of first-layer unit `neuron` early in training (the seed's initial weights)
     and late (`trained`), recorded with plasticity on, above spike rasters (60 units of each layer)
-    and output rates, beside the test-error curve stored in the checkpoint's `meta`. Each stage
+    and output rates, beside the validation-error curve stored in the checkpoint's `meta`. Each stage
     learns at the rate the run had then (its start, and the checkpoint)."""
     import matplotlib.pyplot as plt
 
@@ -156,9 +156,10 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
     for a in axes[:, 2]:
         a.remove()
     err = fig.add_subplot(gs[:, 2])
-    if len(curve):
-        err.plot(curve[:, 0] / 60000, 100 * curve[:, 1], "o-", color=plotting.COLOURS["fa"], markersize=3)
-    err.set(yscale="log", xlabel="epochs", ylabel="test error (%)", title="test error")
+    if len(curve):  # the run's measurements on its held-out validation images
+        per_epoch = (meta.get("split") or {}).get("train_images", 60000)
+        err.plot(curve[:, 0] / per_epoch, 100 * curve[:, 1], "o-", color=plotting.COLOURS["fa"], markersize=3)
+    err.set(yscale="log", xlabel="epochs", ylabel="validation error (%)", title="validation error")
     fig.suptitle(f"Fig. 4 — {spec.describe()}", fontsize=9)
     fig.tight_layout()
     plotting.tidy(fig)
