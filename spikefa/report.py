@@ -170,6 +170,7 @@ def load_source(path: str | Path) -> list[Source]:
         src.command = (f"spikefa evaluate {e['checkpoint']} --engine {e.get('engine', 'fast')}"
                        + (f" --repeats {repeats}" if repeats > 1 else "") + f"  (trained by: {src.command})")
         src.path = path
+        src.figures = src.figures or sorted((path.parent / "figures").glob("*.png"))  # saved in a results folder
         return [src]
     raise SpikefaError(f"{path} is not a results folder (summary.json), a sweep folder (sweep.json), "
                        f"a checkpoint (.npz) or a saved evaluation (.json)")
