@@ -55,6 +55,7 @@ class Source:
     command: str
     figures: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    origins: dict = field(default_factory=dict)  # figure → the command of the run that drew it, where joined
 
     def get(self, algo: str, metric: str) -> list:
         return [v for v in self.values.get(algo, {}).get(metric, []) if v is not None]
@@ -585,13 +586,14 @@ def join_arms(sources: list[Source]) -> list[Source]:
             groups.setdefault(_comparison(s), []).append(s)
     return [Source(Path(" + ".join(str(s.path) for s in g)), "run", g[0].experiment, g[0].name, g[0].cfg,
                    {a: v for s in g for a, v in s.values.items()}, "; ".join(dict.fromkeys(s.command for s in g)),
-                   [f for s in g for f in s.figures]) for g in groups.values()]
+                   [f for s in g for f in s.figures], origins={f: s.command for s in g for f in s.figures})
+            for g in groups.values()]
 
 
 def judge(claim: Claim, sources: list[Source]) -> Row:
     mine = [s for s in sources if _matches(claim, s)]
-    if claim.arms:
-        mine = join_arms(mine)
+    if claim.arms:  # the runs of the arms this claim reads
+        mine = join_arms([s for s in mine if set(s.values) & {a for _, a, _, _ in claim.ours}])
     if claim.rule is None or not mine:
         return Row(claim, "not run", None, "", [])
     # a source the rule can read, then the one with the most runs (e.g. a sweep rather than a single
@@ -650,7 +652,7 @@ def render(rows: list[Row], out: Path, title: str = "Results: the paper's claims
                 name = f"{c.key}_{f.parent.parent.name}_{f.name}"
             names.add(name)
             shutil.copyfile(f, figdir / name)
-            lines += [f"**{c.figure}** ({c.key}): `{f.name}` from `{s.command}`", "",
+            lines += [f"**{c.figure}** ({c.key}): `{f.name}` from `{s.origins.get(f, s.command)}`", "",
                       f"![{c.figure} {f.stem}]({figdir.name}/{name})", ""]
     lines += ["", "## Sources", ""]
     for r in rows:

@@ -208,7 +208,11 @@ def test_frozen_layer_controls_and_algorithms_are_arms_of_one_comparison(tmp_pat
     # the control of another length is not an arm of this comparison: frozen 1-2 beats FA on test only there
     assert verdict(controls) == "not reproduced" and "fa 6.50% vs fa_frozen12 6.40%" in controls[5]
     assert "fa 6.00% vs fa_frozen123 8.00%" in controls[5] and "2 epochs" in controls[3]
-    assert controls[4].count("spikefa run fig4_paper_fa") == 4 and "frozen_layers=[1, 2, 3]" in controls[4]
+    assert controls[4].count("spikefa run fig4_paper_fa") == 3 and "frozen_layers=[1, 2, 3]" in controls[4]
+    assert algos[4].count("spikefa run fig4_paper_fa") == 2 and "frozen" not in algos[4]  # only the arms it reads
+    assert "`validation_error.png` from `spikefa run fig4_paper_fa --set 'frozen_layers=[1, 2]'" not in md
+    assert md.count("`validation_error.png` from `spikefa run fig4_paper_fa --set 'schedule=[{epochs = 2, eta = "
+                    "0.001, steps_per_image = 10}]' --set 'frozen_layers=[1, 2]'`") == 1  # each figure under its own run
     assert "--set 'schedule=[{epochs = 2, eta = 0.001, steps_per_image = 10}]'" in controls[4]
     assert verdict(algos) == "reproduced" and "fa − bp = +0.70 points" in algos[5] and "BP 5.80%" in algos[2]
     assert row(md, "fig4_faithful")[5].startswith("**not run**")  # two epochs are not the declared recipe
