@@ -93,23 +93,22 @@ def test_ctrl_c_leaves_earlier_results_untouched(tmp_path):
     before = {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
     out = tmp_path / "interrupted"
     # one evaluation per example makes this run take minutes: it is interrupted long before the end
+    # SIGINT's default action, as in a terminal: a test runner started in the background passes on an
+    # ignored SIGINT, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "spikefa", "run", "fig2_linear", "--set", "train.examples=500000",
                              "--set", "train.eval_every=1", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not (out / "config.toml").exists() and time.time() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    for _ in range(30):  # an interrupt that lands while Numba compiles may be lost: press Ctrl-C again, as a user would
-        try:
-            _, err = proc.communicate(timeout=10)
-            break
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGINT)
-    else:
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError("the run did not stop on Ctrl-C within 300 s")
+        raise AssertionError("the run did not stop on Ctrl-C within 120 s")
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert not (out / "summary.json").exists()
     assert not [p for p in out.rglob("*.tmp")]
