@@ -284,26 +284,30 @@ def below(a: str, b: str, metric: str, unit: str = "%", p: float | None = None) 
     return rule
 
 
-def within_points(a: str, b: str, metric: str, points: float) -> Callable:
-    """Mean `metric` of `a` at most `points` percentage points above that of `b`."""
+def _pair(a: str, b: str, metric: str, judge: Callable[[float, float], tuple[bool, str]]) -> Callable:
+    """A rule on the means of `metric` for `a` and for `b`: `judge(mean_a, mean_b)` gives (holds, text)."""
     def rule(s: Source) -> Outcome:
         va, vb = s.get(a, metric), s.get(b, metric)
         if not va or not vb:
             return Outcome(None, f"no {metric} for {a if not va else b}")
-        gap = 100 * (_mean(va) - _mean(vb))
-        return Outcome(gap <= points, f"{a} − {b} = {gap:+.2f} points ({'≤' if gap <= points else '>'} {points:g})")
+        return Outcome(*judge(_mean(va), _mean(vb)))
     return rule
+
+
+def within_points(a: str, b: str, metric: str, points: float) -> Callable:
+    """Mean `metric` of `a` at most `points` percentage points above that of `b`."""
+    def judge(ma: float, mb: float) -> tuple[bool, str]:
+        gap = 100 * (ma - mb)
+        return gap <= points, f"{a} − {b} = {gap:+.2f} points ({'≤' if gap <= points else '>'} {points:g})"
+    return _pair(a, b, metric, judge)
 
 
 def within_factor(a: str, b: str, metric: str, factor: float) -> Callable:
     """Means of `a` and `b` within a factor `factor` of each other."""
-    def rule(s: Source) -> Outcome:
-        va, vb = s.get(a, metric), s.get(b, metric)
-        if not va or not vb:
-            return Outcome(None, f"no {metric} for {a if not va else b}")
-        r = _mean(va) / _mean(vb)
-        return Outcome(1 / factor <= r <= factor, f"{a}/{b} = {r:.2f} (within ×{factor:g}: {1 / factor <= r <= factor})")
-    return rule
+    def judge(ma: float, mb: float) -> tuple[bool, str]:
+        ok = 1 / factor <= ma / mb <= factor
+        return ok, f"{a}/{b} = {ma / mb:.2f} (within ×{factor:g}: {ok})"
+    return _pair(a, b, metric, judge)
 
 
 def between(algo: str, metric: str, lo: float, hi: float, unit: str = "°") -> Callable:
