@@ -676,15 +676,16 @@ def _display(path: Path) -> str:
 
 
 def merge_algorithms(sources: list[Source]) -> list[Source]:
-    """Runs of one config split by algorithm (`--set algorithms=[...]`, e.g. to run them side by side)
-    joined into one source, as the run with all of them would have measured: every algorithm's network
-    depends only on the seed and its own settings, not on which other algorithms run."""
-    groups: dict[str, list[Source]] = {}
+    """Runs, or sweeps seed by seed, of one config split by algorithm (`--set algorithms=[...]`, e.g. to
+    run them side by side) joined into one source, as the run with all of them would have measured:
+    every algorithm's network depends only on the seed and its own settings, not on which other
+    algorithms run."""
+    groups: dict[tuple, list[Source]] = {}
     for s in sources:
-        if s.kind == "run" and isinstance(s.cfg.get("algorithms"), list):
-            groups.setdefault(config.to_toml(_shared(s.cfg)), []).append(s)
+        if s.kind in ("run", "sweep") and isinstance(s.cfg.get("algorithms"), list):
+            groups.setdefault((s.kind, _n(s), config.to_toml(_shared(s.cfg))), []).append(s)
     merged = []
-    for group in groups.values():
+    for (kind, n, _), group in groups.items():
         algos = [a for s in group for a in s.cfg["algorithms"]]
         if len(group) < 2 or len(set(algos)) != len(algos):
             continue
@@ -696,10 +697,15 @@ def merge_algorithms(sources: list[Source]) -> list[Source]:
                                     **{a: s.cfg["per_algorithm"][a] for s in group for a in s.cfg["algorithms"]
                                        if a in s.cfg["per_algorithm"]}}
         path = Path(" + ".join(str(s.path) for s in group))
-        merged.append(Source(path, "run", group[0].experiment, closest_config(cfg)[0], cfg,
-                             {a: v for s in group for a, v in s.values.items()}, command_for("run", cfg),
-                             [f for s in group for f in s.figures]))
+        merged.append(Source(path, kind, group[0].experiment, closest_config(cfg)[0], cfg,
+                             {a: v for s in group for a, v in s.values.items()}, command_for(kind, cfg, n),
+                             [f for s in group for f in s.figures], origins={f: s.command for s in group for f in s.figures}))
     return sources + merged
+
+
+def _n(s: Source) -> int:
+    """How many networks per algorithm a source measured (runs, or a sweep's seeds)."""
+    return max((len(v) for ms in s.values.values() for v in ms.values()), default=0)
 
 
 def _shared(cfg: dict) -> dict:

@@ -103,6 +103,23 @@ def test_reproduced_without_deviations_needs_the_papers_conditions(tmp_path):
     assert fa[4] == "`spikefa sweep fig3_mnist --seeds 20 --set train.validation=0`"
 
 
+def test_sweeps_split_by_algorithm_are_joined_seed_by_seed(tmp_path):
+    vals = [0.020 + 0.0001 * i for i in range(10)]
+    common = ["train.validation=0"]
+    a = fake_sweep(tmp_path / "a", "fig3_mnist", 10, {"bp": {"test_error": [v + 0.003 for v in vals]},
+                                                      "fa": {"test_error": vals}}, [*common, 'algorithms=["bp", "fa"]'])
+    b = fake_sweep(tmp_path / "b", "fig3_mnist", 10, {"sparse_fa": {"test_error": vals},
+                                                      "shallow": {"test_error": [0.07] * 10}},
+                   [*common, 'algorithms=["sparse_fa", "shallow"]'])
+    fewer = fake_sweep(tmp_path / "c", "fig3_mnist", 3, {"shallow": {"test_error": [0.01] * 3}},
+                       [*common, 'algorithms=["shallow"]'])  # other seeds: never joined with the others
+    md = report.report([str(a), str(b), str(fewer)], tmp_path / "results.md").read_text()
+    shallow = row(md, "fig3a_shallow")  # reads fa and shallow, one from each sweep
+    assert verdict(shallow) == "reproduced with deviations" and "(n = 10)" in shallow[2]
+    assert shallow[4] == "`spikefa sweep fig3_mnist --seeds 10 --set train.validation=0`"  # all four: the shipped list
+    assert verdict(row(md, "fig3a_sparse")) == "reproduced with deviations"
+
+
 def test_the_command_reproduces_the_config(tmp_path):
     """The command of a row resolves to the config of the run it came from."""
     sets = ["per_algorithm.fa.eta=0.05", "per_algorithm.fa.feedback_scale_layers=[0.2, 0.2, 0.5]", "train.epochs=3.0",
