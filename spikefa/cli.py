@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import contextlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 from spikefa.errors import SpikefaError
@@ -334,6 +337,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def resending_lost_interrupts():
+    """Ctrl-C that arrives while Python code runs as a callback of compiled code (numba's hooks into
+    LLVM while it compiles) is reported as "Exception ignored" and lost, and the run would go on.
+    Inside this block such an interrupt is sent again, until it lands where it stops the run."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # from another thread, a moment later: sent from here, it would be raised inside this hook
+            resend = threading.Timer(0.01, _thread.interrupt_main)
+            resend.daemon = True
+            resend.start()
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(args, "set"):  # argparse reads `--set=--` as an empty list
@@ -341,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if hasattr(args, "checkpoint"):
             args.checkpoint = checkpoint_path(args.checkpoint)
-        return args.func(args)
+        with resending_lost_interrupts():
+            return args.func(args)
     except SpikefaError as exc:
         print(f"spikefa: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return exc.exit_code

@@ -1,5 +1,6 @@
 """The command line: bad input gives exit code 2 and one clear line; nothing written is lost."""
 
+import ctypes
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ from importlib.metadata import version
 
 import pytest
 
-from spikefa.cli import main
+from spikefa.cli import main, resending_lost_interrupts
 
 SHORT = ["--set", "train.examples=300", "--set", 'algorithms=["fa"]']
 
@@ -85,6 +86,25 @@ def test_data_check(data_folder, tmp_path):
     assert r.returncode == 1 and "t10k-labels-idx1-ubyte: corrupted" in r.stdout and "Traceback" not in r.stderr
     empty = spikefa("data", "check", "--data", str(tmp_path / "empty"))
     assert empty.returncode == 1 and "no data set found" in empty.stderr
+
+
+def test_interrupt_lost_in_a_callback_of_compiled_code_is_sent_again(monkeypatch):
+    # as numba's hooks into LLVM are called while it compiles: a KeyboardInterrupt raised in a ctypes
+    # callback never reaches the caller
+    def interrupted():
+        raise KeyboardInterrupt
+
+    callback = ctypes.CFUNCTYPE(None)(interrupted)
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: None)  # lost, without the noise
+    callback()  # returns as if nothing happened
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt), resending_lost_interrupts():
+            callback()
+            for _ in range(1000):  # the re-sent signal is handled between two bytecodes
+                time.sleep(0.001)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_leaves_earlier_results_untouched(tmp_path):
