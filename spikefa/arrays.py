@@ -5,7 +5,9 @@ NumPy's matmul measured faster, so it keeps that)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 
 import numpy as np
 from scipy.linalg import blas
@@ -54,3 +56,20 @@ def gemm(a, b, out, alpha=1.0, beta=0.0, trans_a=False):
 def _column_major(m):
     """(array, transpose flag) such that BLAS reading the array column-major and applying the flag sees m."""
     return (m, False) if m.flags.f_contiguous else (m.T, True)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or `taskset` narrows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None = None):
+    """Run the block with `n` BLAS threads (default: every core this process is given). Two runs
+    sharing a machine each take their share, instead of both spinning on every core."""
+    from threadpoolctl import threadpool_limits
+
+    if n is not None and n < 1:
+        raise SpikefaError(f"--threads must be at least 1, got {n}")
+    with threadpool_limits(limits=n or available_cores(), user_api="blas"):
+        yield

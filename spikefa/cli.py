@@ -19,7 +19,7 @@ from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when
 def _cmd_run(args) -> int:
     from spikefa import runner
 
-    path = runner.run(args.config, args.set, args.out, args.data, resume=args.resume)
+    path = runner.run(args.config, args.set, args.out, args.data, resume=args.resume, threads=args.threads)
     print(runner.summary_table(json.loads((path / "summary.json").read_text()), path))
     return 0
 
@@ -217,7 +217,9 @@ def _cmd_report(args) -> int:
 def _cmd_bench(args) -> int:
     from spikefa import bench
 
-    if args.what == "spiking":
+    if args.what == "spiking" and args.epoch:
+        result = bench.bench_epoch(data_dir=args.data)
+    elif args.what == "spiking":
         devices = () if args.no_brian2 else ("runtime", "cpp_standalone")
         result = bench.bench_spiking(batch=args.batch, devices=devices, backend=args.backend, scaling=args.scaling)
     else:
@@ -249,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data", help="data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)")
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoints (--set train.epochs=N extends it)")
+    r.add_argument("--threads", type=int, help="BLAS threads (default: every core this process is given)")
     r.set_defaults(func=_cmd_run)
 
     w = sub.add_parser("sweep", help="replicate runs (and grids over --set values) on Dask, with statistics")
@@ -315,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scaling", type=int, nargs="+", default=[], metavar="BATCH",
                    help="spiking: also time these batch sizes (one image per stream)")
     b.add_argument("--no-brian2", action="store_true", help="spiking: skip the Brian2 devices")
-    b.add_argument("--data", help="rate: data folder holding MNIST")
+    b.add_argument("--epoch", action="store_true",
+                   help="spiking: time a training epoch part by part (2,000 MNIST images, scaled to 50,000)")
+    b.add_argument("--data", help="MNIST's data folder (rate, and spiking --epoch)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_bench)
 

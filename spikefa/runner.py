@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from spikefa import __version__, config, experiments
+from spikefa.arrays import blas_threads
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.results import ResultsDir, default_out
 
@@ -20,7 +21,8 @@ def versions() -> dict:
 
 
 def run(config_name: str, sets: list[str] = (), out: str | Path | None = None, data: str | None = None,
-        resume: bool = False) -> Path:
+        resume: bool = False, threads: int | None = None) -> Path:
+    """Run a config into a results folder; `threads`: BLAS threads (default: the cores it is given)."""
     if resume:
         if out is None or not Path(out).is_dir():
             raise SpikefaError("--resume needs --out DIR naming an earlier run's results folder (or a folder "
@@ -40,7 +42,8 @@ def run(config_name: str, sets: list[str] = (), out: str | Path | None = None, d
     results.write_text("config.toml", config.to_toml(cfg))
     start = time.perf_counter()
     try:
-        outcome = experiment.run(cfg, results, data_dir=data, **({"resume": True} if resume else {}))
+        with blas_threads(threads):
+            outcome = experiment.run(cfg, results, data_dir=data, **({"resume": True} if resume else {}))
     except SpikefaError as exc:
         if not isinstance(exc, DivergenceError):
             results.discard()  # bad input found late (e.g. no data): a folder with no results is removed

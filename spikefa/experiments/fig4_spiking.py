@@ -28,6 +28,7 @@ from spikefa.spiking.brian import DEVICES, STANDALONE
 from spikefa.spiking.spec import (FEEDBACK_MODES, SpikingSpec, at_rest, initial_state, load_checkpoint,
                                   save_checkpoint)
 from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
+from spikefa.timing import NO_PARTS
 
 SPEC_KEYS = ("sizes", "reading", "time_constant", "steps_per_image", "readout_fraction", "eta", "eta_scale",
              "weight_decay", "init_scale", "feedback_scale", "feedback_sparsity", "seed", "dtype")
@@ -141,7 +142,8 @@ def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
     return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"])
 
 
-def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
+def run(cfg: dict, out, data_dir=None, resume: bool = False, parts=NO_PARTS) -> dict:
+    """Train every mode of `cfg`; `parts` (`spikefa.timing.Parts`) times each part of the loop."""
     data = load_images(cfg["dataset"], data_dir)
     check_sizes(data, cfg["sizes"], cfg["dataset"])
     data = data.holdout(cfg["train"]["validation"])
@@ -157,7 +159,7 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     chunk = chunk_size(cfg, *(len(x) for x, _ in sets.values() if len(x)))
     results, curves = {}, {}
     for mode in cfg["algorithms"]:
-        results[mode] = train_mode(cfg, mode, sets, chunk, out, curves, resume)
+        results[mode] = train_mode(cfg, mode, sets, chunk, out, curves, resume, parts)
     return {"results": results, "stats": {}}
 
 
@@ -165,8 +167,8 @@ class _Phases:
     """Where a position (training images seen) falls in the schedule, and a runner for each phase
     that carries the state and the spike generator over from the one before."""
 
-    def __init__(self, cfg, mode, n_train, chunk):
-        self.cfg, self.mode, self.chunk, self.n_train = cfg, mode, chunk, n_train
+    def __init__(self, cfg, mode, n_train, chunk, parts=NO_PARTS):
+        self.cfg, self.mode, self.chunk, self.n_train, self.parts = cfg, mode, chunk, n_train, parts
         self.phases = schedule(cfg)
         self.ends = [round(n_train * e) for e in np.cumsum([p["epochs"] for p in self.phases])]
         self.index, self.runner = None, None
@@ -187,6 +189,7 @@ class _Phases:
             return self.runner, state
         phase = self.phases[k]
         runner = make_runner(self.cfg, phase_spec(self.cfg, self.mode, phase), self.chunk)
+        runner.parts = self.parts
         if self.runner is not None:
             runner.restore_random_state(self.runner.random_state())
             state = self.runner.export(state)
@@ -198,12 +201,12 @@ class _Phases:
         return phase_eta(self.phases[k], (seen - self.start(k)) / self.n_train)
 
 
-def train_mode(cfg, mode, sets, chunk, out, curves, resume):
+def train_mode(cfg, mode, sets, chunk, out, curves, resume, parts=NO_PARTS):
     """Train one feedback mode along its schedule, measuring the validation error and checkpointing as
     it goes; then the test error of the checkpoint selected on validation. With `resume`, continue
     from `<mode>.npz` in the results folder, which must have been trained under the same recipe."""
     (X, Y), (Xv, Yv), (Xt, Yt) = sets["train"], sets["validation"], sets["test"]
-    plan, this_recipe = _Phases(cfg, mode, len(X), chunk), recipe(cfg, mode)
+    plan, this_recipe = _Phases(cfg, mode, len(X), chunk, parts), recipe(cfg, mode)
     path, best_path = out.path / f"{mode}.npz", out.path / f"{mode}-best.npz"
     state, meta = initial_state(spec_for(cfg, mode)), {"images_seen": 0, "curve": [], "wall_seconds": 0.0,
                                                         "train_steps": 0, "best": None}
@@ -223,45 +226,54 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume):
              "validation": f"the last {cfg['train']['validation']} of the training images" if len(Xv) else "none"}
     start, wall_before, last_save = time.perf_counter(), meta["wall_seconds"], time.monotonic()
     bar = tqdm(total=plan.total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
-    while seen < plan.total:
-        k = plan.at(seen)
-        runner, state = plan.enter(k, state)
-        epoch, lo = divmod(seen, len(X))
-        perm = stream(cfg["seed"], "order", epoch).permutation(len(X))  # the same order after a resume
-        idx = perm[lo:lo + min(chunk, plan.ends[k] - seen)]
-        state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=plan.eta(seen))
-        seen, steps = seen + len(idx), steps + len(idx) * runner.spec.steps_per_image
-        check_finite(state, mode, f"by step {steps} (after {seen} training images)",
-                     f"the last good checkpoint {path} is kept" if path.exists() else "")
-        bar.update(len(idx))
-        measure = seen % len(X) == 0 or seen == plan.ends[k] or (every and seen % every < len(idx))
-        meta = {"images_seen": seen, "epoch": seen / len(X), "phase": k + 1, "train_steps": steps,
-                "curve": curve, "best": best, "dataset": cfg["dataset"], "engine": cfg["engine"],
-                "recipe": this_recipe, "config": {"name": cfg["recipe"] or None, **cfg}, "split": split,
-                "wall_seconds": wall_before + time.perf_counter() - start}
-        if measure and len(Xv):
-            # Judge by held-out images only: while an image is shown, learning pulls the output towards
-            # its label, so errors scored during training are far too optimistic.
-            val = evaluate(runner, state, Xv, Yv)
-            angles = alignment(runner.spec, runner.export(state), Xv[:ALIGNMENT_IMAGES], Yv[:ALIGNMENT_IMAGES])
-            curve.append((seen, val, *(round(a, 2) for a in angles.values())))
-            meta["curve"], meta["angle_names"] = curve, list(angles)
-            curves[mode] = (np.array(curve), list(angles))
-            bar.set_postfix(validation_error=f"{val:.4f}")
-            _write_metrics(curves, len(X), out)
-            _figure(curves, out)  # kept current, like metrics.csv, so a long run can be followed
-            if best is None or val < best["validation_error"]:
-                best = meta["best"] = {"images_seen": seen, "epoch": seen / len(X), "validation_error": val}
-                # the latest state is the selected network too, until a later measurement does better
-                meta.update(selected_on="validation", validation_error=val)
-                save_checkpoint(best_path, runner.spec, at_rest(runner.export(state)), {**meta, "random_state": None})
-        if measure or time.monotonic() - last_save >= 60 * cfg["checkpoint_minutes"]:
-            latest = {**meta, "random_state": runner.random_state()}
-            save_checkpoint(path, runner.spec, runner.export(state), latest)
-            last_save = time.monotonic()
-            if measure and cfg["keep_snapshots"]:  # each one can be resumed, like the latest
-                (out.path / "snapshots").mkdir(exist_ok=True)
-                save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", runner.spec, runner.export(state), latest)
+    with parts("training"):  # the loop's own time is what its named parts leave over
+        while seen < plan.total:
+            k = plan.at(seen)
+            runner, state = plan.enter(k, state)
+            epoch, lo = divmod(seen, len(X))
+            perm = stream(cfg["seed"], "order", epoch).permutation(len(X))  # the same order after a resume
+            idx = perm[lo:lo + min(chunk, plan.ends[k] - seen)]
+            with parts("steps"):
+                state, _ = runner.run(state, X[idx], Y[idx], learn=True, eta=plan.eta(seen))
+            seen, steps = seen + len(idx), steps + len(idx) * runner.spec.steps_per_image
+            check_finite(state, mode, f"by step {steps} (after {seen} training images)",
+                         f"the last good checkpoint {path} is kept" if path.exists() else "")
+            bar.update(len(idx))
+            measure = seen % len(X) == 0 or seen == plan.ends[k] or (every and seen % every < len(idx))
+            meta = {"images_seen": seen, "epoch": seen / len(X), "phase": k + 1, "train_steps": steps,
+                    "curve": curve, "best": best, "dataset": cfg["dataset"], "engine": cfg["engine"],
+                    "recipe": this_recipe, "config": {"name": cfg["recipe"] or None, **cfg}, "split": split,
+                    "wall_seconds": wall_before + time.perf_counter() - start}
+            if measure and len(Xv):
+                # Judge by held-out images only: while an image is shown, learning pulls the output towards
+                # its label, so errors scored during training are far too optimistic.
+                with parts("validation"):
+                    val = evaluate(runner, state, Xv, Yv)
+                with parts("alignment"):
+                    angles = alignment(runner.spec, runner.export(state), Xv[:ALIGNMENT_IMAGES], Yv[:ALIGNMENT_IMAGES])
+                curve.append((seen, val, *(round(a, 2) for a in angles.values())))
+                meta["curve"], meta["angle_names"] = curve, list(angles)
+                curves[mode] = (np.array(curve), list(angles))
+                bar.set_postfix(validation_error=f"{val:.4f}")
+                with parts("figures"):
+                    _write_metrics(curves, len(X), out)
+                    _figure(curves, out)  # kept current, like metrics.csv, so a long run can be followed
+                if best is None or val < best["validation_error"]:
+                    best = meta["best"] = {"images_seen": seen, "epoch": seen / len(X), "validation_error": val}
+                    # the latest state is the selected network too, until a later measurement does better
+                    meta.update(selected_on="validation", validation_error=val)
+                    with parts("checkpoint"):
+                        save_checkpoint(best_path, runner.spec, at_rest(runner.export(state)),
+                                        {**meta, "random_state": None}, compress=False)
+            if measure or time.monotonic() - last_save >= 60 * cfg["checkpoint_minutes"]:
+                latest = {**meta, "random_state": runner.random_state()}
+                with parts("checkpoint"):
+                    save_checkpoint(path, runner.spec, runner.export(state), latest, compress=False)
+                    if measure and cfg["keep_snapshots"]:  # each one can be resumed, like the latest
+                        (out.path / "snapshots").mkdir(exist_ok=True)
+                        save_checkpoint(out.path / "snapshots" / f"{mode}-{seen:08d}.npz", runner.spec,
+                                        runner.export(state), latest, compress=False)
+                last_save = time.monotonic()
     bar.close()
     res = _test_selected(cfg, mode, best_path if best else path, (Xt, Yt), chunk)
     res.update(reading=runner.spec.reading, decay_per_step=runner.spec.decay, tau_steps=runner.spec.tau_steps,

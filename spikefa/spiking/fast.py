@@ -30,7 +30,9 @@ import numpy as np
 
 from spikefa.arrays import array_module, gemm
 from spikefa.spiking.codegen import NOISE, SPIKES, CompiledModel, compile_model, invalidate
+from spikefa.spiking.noise import CounterNoise
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
+from spikefa.timing import NO_PARTS
 
 
 # ------------------------------------------------------------------------------------ backends
@@ -60,6 +62,9 @@ class CpuOps(ArrayOps):
         gemm(a, b, out, alpha, beta, trans_a)
 
     def uniforms(self, rng, out):
+        if isinstance(rng, CounterNoise):
+            rng.fill(out)
+            return
         out_c = out.T if out.flags.f_contiguous and not out.flags.c_contiguous else out
         rng.random(out=out_c, dtype=out.dtype) if out_c.flags.c_contiguous else super().uniforms(rng, out)
 
@@ -111,9 +116,12 @@ def namespaces(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, eta
 
 def _scalars(pre: dict, post: dict) -> dict:
     """The shared scalars (η) of a synapse's two sides, under the names a rule uses."""
-    out = {f"{k}_pre": v for k, v in pre.items() if np.isscalar(v)}
-    out |= {f"{k}_post": v for k, v in post.items() if np.isscalar(v)}
-    return out | {k: v for k, v in post.items() if np.isscalar(v)}
+    out = {f"{k}_pre": v for k, v in pre.items() if isinstance(v, _SCALARS)}
+    out |= {f"{k}_post": v for k, v in post.items() if isinstance(v, _SCALARS)}
+    return out | {k: v for k, v in post.items() if isinstance(v, _SCALARS)}
+
+
+_SCALARS = (float, int, np.generic)  # np.isscalar's answer for a namespace's values, at a fraction of its cost
 
 
 def feedback_matrices(model: CompiledModel, state: dict, xp) -> dict:
@@ -122,10 +130,12 @@ def feedback_matrices(model: CompiledModel, state: dict, xp) -> dict:
 
 
 def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: ArrayOps, eta_max: float | None = None,
-         model: CompiledModel | None = None, fb: dict | None = None) -> None:
+         model: CompiledModel | None = None, fb: dict | None = None, feedback: bool = True) -> None:
     """Advance every stream by one step, in place. x: batch × n_in pixels; ws.r holds this step's
     uniforms and ws.target the one-hot labels; the step leaves its spikes, δs and rates in `ws`.
-    `eta` is this step's learning rate (0 while the plasticity gate is shut), `eta_max` the ungated one."""
+    `eta` is this step's learning rate (0 while the plasticity gate is shut), `eta_max` the ungated one.
+    `feedback=False` runs the forward pathway and the output alone (nothing learns): the output rates
+    are the same, since modulators and hidden δs reach only the weights."""
     xp = ops.xp
     model = model or compile_model(spec, xp.__name__, isinstance(ops, CpuOps))
     fb = fb if fb is not None else feedback_matrices(model, state, xp)
@@ -138,6 +148,8 @@ def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: Arra
         ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=model.alpha[l + 1], beta=model.beta[l + 1])
     model.update[L](ns[L])
     model.output_error(ns[L])
+    if not feedback:
+        return
     for l in reversed(range(1, L)):
         if not model.feedback_fixed:
             fb[l] = [p.syn(state[f"B{l}"], xp) for p in model.feedback[l]]
@@ -239,12 +251,13 @@ class StepRecord:
 
 def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, uniforms: list | None = None,
         rng=None, record: bool = False, ops: ArrayOps | None = None, ws: Workspace | None = None,
-        eta: float | None = None, plasticity_delay: int | None = None):
+        eta: float | None = None, plasticity_delay: int | None = None, parts=NO_PARTS):
     """Show images[k] (batch × n_img × n_in) to stream k in order. Returns (y, records): y has shape
     steps × batch × n_out; records holds a StepRecord per step when `record` is set. Uniforms come
     from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`. `eta` overrides spec.eta,
     `plasticity_delay` the spec's gate (d > 0, an ablation: no learning in the first d steps of each
-    image, while the PSPs still carry the previous one)."""
+    image, while the PSPs still carry the previous one). `parts` (`spikefa.timing.Parts`) times
+    the drawing of spike noise apart from the rest of the step."""
     ops = ops or default_ops(images)
     xp = ops.xp
     delay = spec.plasticity_delay if plasticity_delay is None else plasticity_delay
@@ -261,13 +274,15 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
         if k % T == 0:
             ws.target[...] = eye[labels[:, img]]
             x = xp.asarray(images[:, img], order=STREAM_ORDER)
-        for l in range(spec.n_layers):
-            if uniforms is None:
-                ops.uniforms(rng, ws.r[l])
-            else:
-                ws.r[l][...] = uniforms[l][:, k]
+        with parts("spike noise"):
+            for l in range(spec.n_layers):
+                if uniforms is None:
+                    ops.uniforms(rng, ws.r[l])
+                else:
+                    ws.r[l][...] = uniforms[l][:, k]
         with np.errstate(over="ignore"):  # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
-            step(spec, state, x, ws, eta if k % T >= delay else 0.0, ops, eta_max=eta, model=model, fb=fb)
+            step(spec, state, x, ws, eta if k % T >= delay else 0.0, ops, eta_max=eta, model=model, fb=fb,
+                 feedback=learn or record)
         ys[k] = ws.y
         if record:
             records.append(StepRecord(ws.y.copy(), [None] + [m.copy() for m in ws.mod[1:-1]],

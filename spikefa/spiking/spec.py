@@ -19,6 +19,8 @@ the reading and `steps_per_image`.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import math
@@ -167,7 +169,7 @@ def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
     """Weights drawn from the spec's seed (streams "init", "feedback", "masks"); zero PSPs and traces."""
     dt = np.dtype(spec.dtype)
     sizes, L = spec.sizes, spec.n_layers
-    init, fb, masks = stream(spec.seed, "init"), stream(spec.seed, "feedback"), stream(spec.seed, "masks")
+    init = stream(spec.seed, "init")
     state = {}
     for l in range(1, L + 1):
         n_pre, n_post = sizes[l - 1], sizes[l]
@@ -175,26 +177,59 @@ def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
         state[f"bias{l}"] = np.zeros(n_post, dt)
         state[f"u{l}"] = np.zeros(n_post, dt)
         state[f"p{l - 1}"] = np.zeros(n_pre, dt)
-    for l in range(1, L):
-        src = spec.feedback_source(l)
-        if spec.feedback == "bp":
-            B = state[f"w{l + 1}"].T.copy()  # weight transport: kept equal to the forward weights
-        else:
-            B = fb.uniform(-spec.feedback_scale, spec.feedback_scale, (sizes[src], sizes[l])).astype(dt)
-            if spec.feedback == "sparse_fa":
-                B *= masks.random(B.shape) >= spec.feedback_sparsity
-        state[f"B{l}"] = B
-    return state
+    return state | feedback_weights(spec, state)
+
+
+def feedback_weights(spec: SpikingSpec, state: dict) -> dict[str, np.ndarray]:
+    """The feedback weights B_l of a network (new arrays): drawn from the seed (streams "feedback"
+    and "masks"), or in bp mode the transposes of the forward weights above."""
+    if spec.feedback == "bp":  # weight transport: kept equal to the forward weights
+        return {f"B{l}": state[f"w{l + 1}"].T.copy() for l in range(1, spec.n_layers)}
+    shapes = tuple((spec.sizes[spec.feedback_source(l)], spec.sizes[l]) for l in range(1, spec.n_layers))
+    sparsity = spec.feedback_sparsity if spec.feedback == "sparse_fa" else None
+    drawn = _drawn_feedback(shapes, spec.seed, spec.feedback_scale, sparsity, spec.dtype)
+    return {k: v.copy() for k, v in drawn.items()}
+
+
+@functools.lru_cache(maxsize=2)  # the checkpoints of one run compare against the same draw
+def _drawn_feedback(shapes, seed, scale, sparsity, dtype) -> dict[str, np.ndarray]:
+    fb, masks = stream(seed, "feedback"), stream(seed, "masks")
+    out = {}
+    for l, shape in enumerate(shapes, 1):
+        B = fb.uniform(-scale, scale, shape).astype(dtype)
+        if sparsity is not None:
+            B *= masks.random(B.shape) >= sparsity
+        out[f"B{l}"] = B
+    return out
+
+
+def _digest(arrays: dict) -> str:
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        h.update(np.ascontiguousarray(arrays[k]).tobytes())
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict | None = None,
-                    store_dtype: str | None = None) -> Path:
-    """Write `state` and the spec (as JSON) to a compressed `.npz`, atomically. `store_dtype`
-    (e.g. "float16", for shipping) shrinks the file; loading casts back to the spec's dtype."""
+                    store_dtype: str | None = None, compress: bool = True) -> Path:
+    """Write `state` and the spec (as JSON) to an `.npz`, atomically. Feedback weights that the spec
+    redraws (fixed B from the seed, or bp's wᵀ) are left out: the file records where they come from
+    and, for drawn ones, their SHA-256, which loading checks. `store_dtype` (e.g. "float16", for
+    shipping) shrinks the file, loading casts back to the spec's dtype; `compress=False` writes
+    faster (a checkpoint during training)."""
+    B = {k: v for k, v in state.items() if k[0] == "B"}
+    again = feedback_weights(spec, state)
+    source = "wT" if spec.feedback == "bp" else "seed"
+    if B and set(B) == set(again) and all(np.array_equal(B[k], again[k]) for k in B):
+        state = {k: v for k, v in state.items() if k not in B}
+        extra = {"feedback": json.dumps({"source": source, "sha256": _digest(B) if source == "seed" else None})}
+    else:
+        extra = {}  # weights the spec cannot redraw (changed by hand, or trained) are kept as they are
     if store_dtype:
         state = {k: v.astype(store_dtype) for k, v in state.items()}
     buf = io.BytesIO()
-    np.savez_compressed(buf, spec=json.dumps(spec.to_dict()), meta=json.dumps(meta or {}), **state)
+    (np.savez_compressed if compress else np.savez)(buf, spec=json.dumps(spec.to_dict()), meta=json.dumps(meta or {}),
+                                                    **extra, **state)
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path
@@ -208,9 +243,21 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
         meta = json.loads(str(arrays.pop("meta", "{}")))
         if not isinstance(meta, dict):
             raise ValueError(f"meta is a JSON {type(meta).__name__}, not an object")
+        feedback = json.loads(str(arrays.pop("feedback", "null")))
         state = {k: v.astype(spec.dtype, copy=False) for k, v in arrays.items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise SpikefaError(f"{path} is not a spikefa checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+    if feedback is not None:
+        B = feedback_weights(spec, state)
+        if feedback["source"] == "seed" and _digest(B) != feedback["sha256"]:
+            raise SpikefaError(f"{path}: the feedback weights drawn again from seed {spec.seed} differ from the "
+                               f"ones it was trained with (another NumPy's random numbers?); they cannot be restored")
+        state |= B
+    elif spec.feedback != "bp" and all(v.dtype == np.float16 for k, v in arrays.items() if k[0] == "B"):
+        # an older file that stored B rounded to float16: the draw it rounds is the B it trained with
+        B = feedback_weights(spec, state)
+        if all(k in arrays and np.array_equal(arrays[k], v.astype(np.float16)) for k, v in B.items()):
+            state |= B
     shapes = state_shapes(spec)
     if set(state) != set(shapes):
         raise SpikefaError(f"checkpoint {path} does not match its spec: missing {sorted(set(shapes) - set(state))}, "

@@ -14,10 +14,11 @@ import dataclasses
 import numpy as np
 
 from spikefa.arrays import import_cupy, to_numpy
-from spikefa.spiking import fast
+from spikefa.spiking import fast, noise
 from spikefa.spiking.codegen import compile_model
+from spikefa.spiking.noise import CounterNoise
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
-from spikefa.seeds import stream
+from spikefa.timing import NO_PARTS
 
 
 def readout(y: np.ndarray, spec: SpikingSpec) -> np.ndarray:
@@ -78,10 +79,11 @@ class FastRunner:
             self.rng = cupy.random.default_rng(spec.seed)
         else:
             self.xp, self.ops = np, fast.CpuOps()
-            self.rng = stream(spec.seed, "spikes", bits=np.random.PCG64DXSM)
+            self.rng = CounterNoise(spec.seed)
         compile_model(spec, self.xp.__name__)  # refuses a rule that does not factorise, before any work
         self.ws = {}  # workspaces by number of streams
         self.steps = 0
+        self.parts = NO_PARTS  # a `spikefa.timing.Parts` to time the spike noise apart
 
     def prepare(self, state: dict) -> dict:
         """The state for this runner's streams; a checkpoint of the same batch size keeps every stream."""
@@ -92,12 +94,13 @@ class FastRunner:
         return {k: np.ascontiguousarray(to_numpy(v)) for k, v in state.items()}
 
     def random_state(self) -> dict | None:
-        return self.rng.bit_generator.state if self.xp is np else None
+        return self.rng.state if self.xp is np else None
 
     def restore_random_state(self, saved) -> None:
-        # a checkpoint from another bit generator (or from CuPy) continues with this runner's noise
-        if saved and saved.get("bit_generator") == type(self.rng.bit_generator).__name__:
-            self.rng.bit_generator.state = saved
+        # a checkpoint from another generator (NumPy's, of older runs, or CuPy's) continues with this
+        # runner's noise
+        if saved and saved.get("bit_generator") == noise.NAME and self.xp is np:
+            self.rng.state = saved
 
     def run(self, state, images, labels, learn=True, eta=None):
         head = len(images) - len(images) % self.batch  # a remainder runs on the first streams alone
@@ -112,7 +115,8 @@ class FastRunner:
             self.ws[k] = fast.Workspace.allocate(self.spec, k, self.xp)
         xp = self.xp
         y, _ = fast.run(self.spec, sub, xp.asarray(images.reshape(k, -1, images.shape[-1])),
-                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta)
+                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta,
+                        parts=self.parts)
         y = to_numpy(y)
         self.steps += len(images) * self.spec.steps_per_image
         # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
