@@ -165,7 +165,7 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
     parts = Parts()
     train(images, parts)
     spec = fig4_spiking.phase_spec(cfg, "fa", phase)
-    step_rate = fast_stream_steps_per_s(spec, cfg["batch"], repeats=3)
+    step_rate = fast_stream_steps_per_s(spec, cfg["batch"], repeats=5)
     peak = max(peak, gemm_peak_gflops())
     per_image, per_val = EPOCH_IMAGES / images, EPOCH_VALIDATION / images
     scale = {"training/steps": per_image, "training/steps/spike noise": per_image, "training": per_image,

@@ -216,9 +216,11 @@ def _cmd_report(args) -> int:
 
 def _cmd_bench(args) -> int:
     from spikefa import bench
+    from spikefa.arrays import blas_threads
 
     if args.what == "spiking" and args.epoch:
-        result = bench.bench_epoch(data_dir=args.data)
+        with blas_threads(args.threads):
+            result = bench.bench_epoch(data_dir=args.data)
     elif args.what == "spiking":
         devices = () if args.no_brian2 else ("runtime", "cpp_standalone")
         result = bench.bench_spiking(batch=args.batch, devices=devices, backend=args.backend, scaling=args.scaling)
@@ -320,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-brian2", action="store_true", help="spiking: skip the Brian2 devices")
     b.add_argument("--epoch", action="store_true",
                    help="spiking: time a training epoch part by part (2,000 MNIST images, scaled to 50,000)")
+    b.add_argument("--threads", type=int, help="spiking --epoch: BLAS threads (default: every core given)")
     b.add_argument("--data", help="MNIST's data folder (rate, and spiking --epoch)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_bench)
