@@ -93,6 +93,34 @@ def _check_fits(spec, data, path) -> None:
                            f"{data.n_inputs} inputs and {data.n_classes} outputs")
 
 
+def holdout_size(meta: dict) -> int | None:
+    """How many training images a checkpoint's run held out for validation.
+
+    Parameters
+    ----------
+    meta : dict
+        The checkpoint's meta.
+
+    Returns
+    -------
+    int or None
+        `split.holdout_images`; for older checkpoints, which record only the measured subset
+        (`split.validation_images`), their config's `train.validation`; where no config is recorded
+        either, the subset (the hold-out when all of it was measured); None when nothing is recorded.
+    """
+    import tomllib
+
+    from spikefa import config
+
+    split, cfg = meta.get("split") or {}, meta.get("config")
+    if "holdout_images" in split:
+        return split["holdout_images"]
+    if isinstance(cfg, str) and cfg:  # TOML text, or the name of a shipped recipe
+        cfg = tomllib.loads(cfg) if "=" in cfg else config.resolve(cfg)
+    held = (cfg.get("train") or {}).get("validation") if isinstance(cfg, dict) else None
+    return held if held is not None else split.get("validation_images")
+
+
 def _cmd_evaluate(args) -> int:
     import dataclasses
     import statistics
@@ -110,7 +138,7 @@ def _cmd_evaluate(args) -> int:
     _check_fits(spec, data, args.checkpoint)
     x, y = data.test_x, data.test_y
     if args.split == "validation":
-        held = (meta.get("split") or {}).get("validation_images")
+        held = holdout_size(meta)
         if not held:
             raise SpikefaError(f"{args.checkpoint} records no validation images held out of its training set")
         data = data.holdout(held)
