@@ -236,9 +236,14 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from spikefa.report import report
+    from spikefa.report import report, save_records
 
-    print(report(args.results, args.out))
+    records = args.records
+    if args.save_records:  # the page is then rebuilt from the whole store, as on a fresh clone
+        for path in save_records(args.results, args.save_records):
+            _progress(f"recorded {path}")
+        records, args.results = args.save_records, []
+    print(report(args.results, args.out, records))
     return 0
 
 
@@ -348,10 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_bench)
 
     rp = sub.add_parser("report", help="the results page: one row per claim of the paper, with its command and verdict")
-    rp.add_argument("results", nargs="+", metavar="RESULTS",
+    rp.add_argument("results", nargs="*", metavar="RESULTS",
                     help="results folders (spikefa run), sweep folders (spikefa sweep), checkpoints (.npz) or saved "
                          "evaluations (spikefa evaluate --json > FILE.json)")
     rp.add_argument("--out", default="docs/results.md", help="the Markdown file (its figures go beside it)")
+    rp.add_argument("--records", metavar="DIR", help="also read every record of this store (e.g. docs/records)")
+    rp.add_argument("--save-records", metavar="DIR",
+                    help="copy the small files of RESULTS into this store (replacing their earlier records), "
+                         "then write the page from the whole store")
     rp.set_defaults(func=_cmd_report)
 
     i = sub.add_parser("info", help="versions and available Brian2 devices")
