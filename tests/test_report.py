@@ -1,7 +1,9 @@
 """`spikefa report`: claims, verdicts and commands from tiny synthetic results folders."""
 
 import json
+import shutil
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,6 +185,7 @@ def test_depth_claims_use_t_tests_on_sweeps(tmp_path):
 def checkpoint(path, recipe, **meta):
     """A spiking checkpoint of a shipped recipe with this meta (no weights: the page reads none)."""
     meta = {"config": config.to_toml(config.resolve(recipe)), "selected_on": "validation", **meta}
+    path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, meta=np.array(json.dumps(meta)), W1=np.zeros((2, 2), np.float16))
     return path
 
@@ -307,3 +310,110 @@ def test_frozen_layer_controls_and_algorithms_are_arms_of_one_comparison(tmp_pat
     assert "--set 'schedule=[{epochs = 2, eta = 0.001, steps_per_image = 10}]'" in controls[4]
     assert verdict(algos) == "reproduced" and "fa − bp = +0.70 points" in algos[5] and "BP 5.80%" in algos[2]
     assert row(md, "fig4_faithful")[5].startswith("**not run**")  # two epochs are not the declared recipe
+
+
+def spiking_run(folder, draws, test_error=0.019):
+    """A finished run of the faithful recipe as it leaves its folder, with a saved evaluation of
+    its selected network (`spikefa evaluate fa-best.npz --repeats N --json > evaluation.json`)."""
+    fake_run(folder, "fig4_paper_fa", results={"fa": {"test_error": test_error, "validation_error": 0.018,
+                                                      "epochs": 100.0, "selected_on": "validation"}},
+             figures=["validation_error.png"])
+    (folder / "metrics.csv").write_text("algorithm,epoch,validation_error\nfa,100.0,0.018\n")
+    checkpoint(folder / "fa-best.npz", "fig4_paper_fa", test_error=test_error, epochs_trained=100.0,
+               epochs_declared=100.0, finished=True)
+    (folder / "evaluation.json").write_text(json.dumps({
+        "test_error": float(np.mean(draws)), "test_errors": draws, "engine": "fast", "feedback": "fa",
+        "checkpoint": "fa-best.npz"}))
+    return folder
+
+
+def results_for_records(tmp_path):
+    vals = [0.020 + 0.0001 * i for i in range(20)]
+    sweep = fake_sweep(tmp_path / "sweep", "fig3_mnist", 20, {"fa": {"test_error": vals},
+                                                              "bp": {"test_error": [v + 0.003 for v in vals]}})
+    fa = fake_run(tmp_path / "fa", "fig3_mnist_deep", ['algorithms=["fa"]'], results={"fa": {"test_error": 0.023}})
+    bp = fake_run(tmp_path / "bp", "fig3_mnist_deep", ['algorithms=["bp"]'], results={"bp": {"test_error": 0.020}})
+    paper = spiking_run(tmp_path / "paper", [0.018, 0.019, 0.0185])
+    best = checkpoint(tmp_path / "best" / "fa-best.npz", "fig4_best_fa", test_error=0.0303, epochs_trained=40.0,
+                      epochs_declared=100.0, finished=False, validation_error=0.0201)
+    (tmp_path / "best" / "evaluation.json").write_text(json.dumps(
+        {"test_error": 0.0155, "test_errors": [0.0154, 0.0156], "engine": "fast", "checkpoint": str(best)}))
+    return [sweep, fa, bp, paper, tmp_path / "best" / "evaluation.json"]
+
+
+def test_records_keep_the_small_files_and_rebuild_the_same_page(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    given = results_for_records(tmp_path / "results")
+    direct = report.report([str(p) for p in given], tmp_path / "direct.md").read_text()
+    assert main(["report", "--save-records", "docs/records", *map(str, given), "--out", "docs/results.md"]) == 0
+    files = {p.relative_to(tmp_path / "docs" / "records") for p in (tmp_path / "docs" / "records").rglob("*")
+             if p.is_file()}
+    assert {f.name for f in files} <= {"config.toml", "metrics.csv", "summary.json", "evaluation.json", "sweep.json"}
+    assert len({f.parts[0] for f in files}) == len(given)  # one record per measurement
+    first = (tmp_path / "docs" / "results.md").read_bytes()
+    assert rows_of(first.decode()) == rows_of(direct)  # the same rows as from the results themselves
+    assert b"0.0303" not in b"".join(f.read_bytes() for f in (tmp_path / "docs" / "records").rglob("*.json"))
+    shutil.rmtree(tmp_path / "results")  # a fresh clone: only the records
+    assert main(["report", "--records", "docs/records", "--out", "docs/again.md"]) == 0
+    assert main(["report", "--records", "docs/records", "--out", "docs/results.md"]) == 0
+    assert (tmp_path / "docs" / "results.md").read_bytes() == first
+    assert (tmp_path / "docs" / "again.md").read_bytes() == first
+
+
+def test_saving_a_rerun_replaces_its_own_record_and_rows_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    given = results_for_records(tmp_path / "results")
+    assert main(["report", "--save-records", "records", *map(str, given), "--out", "before.md"]) == 0
+    before, names = rows_of(Path("before.md").read_text()), sorted(p.name for p in Path("records").iterdir())
+    rerun = spiking_run(tmp_path / "rerun", [0.030, 0.031], test_error=0.031)  # the same command again
+    assert main(["report", "--save-records", "records", str(rerun), "--out", "after.md"]) == 0
+    after = rows_of(Path("after.md").read_text())
+    assert sorted(p.name for p in Path("records").iterdir()) == names
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {rows_of_key("fig4_faithful")} and "3.05% (n = 1)" in after[rows_of_key("fig4_faithful")][2]
+
+
+def rows_of_key(key: str) -> str:
+    claim = next(c for c in report.CLAIMS if c.key == key)
+    return f"{claim.figure}: {claim.claim}"
+
+
+def test_report_needs_something_to_read(tmp_path, capsys):
+    assert main(["report", "--records", str(tmp_path / "none"), "--out", str(tmp_path / "r.md")]) == 2
+    assert "nothing to report" in capsys.readouterr().err
+
+
+def test_the_report_package_stays_small_and_uses_no_private_helpers():
+    """Modules under 500 lines, functions under 60, and no `_name` imported from another module."""
+    import ast
+
+    folder = Path(report.__file__).parent
+    for path in folder.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert text.count("\n") <= 500, path.name
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno - node.lineno < 60, f"{path.name}: {node.name}"
+            if isinstance(node, ast.ImportFrom):
+                assert not any(a.name.startswith("_") for a in node.names), f"{path.name}: {ast.unparse(node)}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                private = node.attr.startswith("_") and not node.attr.startswith("__")
+                assert not private or node.value.id == "self", f"{path.name}: {ast.unparse(node)}"
+
+
+def test_claims_are_data_with_named_fields(tmp_path):
+    from spikefa.errors import SpikefaError
+    from spikefa.report.claims import parse
+
+    keys = [c.key for c in report.CLAIMS]
+    assert len(keys) == len(set(keys)) and all(c.rules for c in report.CLAIMS)
+    base = {"key": "x", "figure": "F", "claim": "c", "paper": "1%", "config": "fig3_mnist", "command": "spikefa run",
+            "rules": [{"kind": "paper_value", "algorithm": "fa", "metric": "test_error", "value": 0.01,
+                       "tolerance": "two_se"}]}
+    tolerances = {"two_se": {"z": 2.0, "test_images": 10000}}
+    assert parse({"claims": [base], "tolerances": tolerances})[0].key == "x"
+    for bad, words in (({"colour": "red"}, "unknown fields"), ({"rules": [{"kind": "roughly"}]}, "unknown rule kind"),
+                       ({"rules": [{**base["rules"][0], "tolerance": "loose"}]}, "tolerance 'loose'"),
+                       ({"rules": [{"kind": "below", "a": "fa"}]}, "rule below")):
+        with pytest.raises(SpikefaError, match=words):
+            parse({"claims": [{**base, **bad}], "tolerances": tolerances})
