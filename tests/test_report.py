@@ -1,8 +1,8 @@
 """`spikefa report`: claims, verdicts and commands from tiny synthetic results folders."""
 
 import json
-import shutil
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ def fake_sweep(folder, name, seeds, values, sets=()):
     runs = []
     for i in range(seeds):
         run = folder / "runs" / "default" / f"seed-{i}"
-        cfg = config.resolve(name, list(sets) + ([f"runs=1"] if "runs" in config.resolve(name) else []) + [f"seed={i}"])
+        cfg = config.resolve(name, list(sets) + (["runs=1"] if "runs" in config.resolve(name) else []) + [f"seed={i}"])
         ResultsDir(run).write_text("config.toml", config.to_toml(cfg))
         runs.append({"seed": i, "folder": str(run), "status": "ran"})
     metrics = {a: {m: {"n": len(v), "mean": float(np.mean(v)), "values": list(v)} for m, v in ms.items()}
@@ -172,7 +172,7 @@ def test_the_command_reproduces_the_config(tmp_path):
 
 def test_depth_claims_use_t_tests_on_sweeps(tmp_path):
     rng = np.random.default_rng(0)
-    vals = lambda m: (m * (1 + 0.05 * rng.standard_normal(20))).tolist()  # noqa: E731
+    vals = lambda m: (m * (1 + 0.05 * rng.standard_normal(20))).tolist()
     sweep = fake_sweep(tmp_path / "s", "fig3_deep", 20, {
         "fa4": {"test_nse": vals(0.1)}, "fa3": {"test_nse": vals(0.2)}, "bp4": {"test_nse": vals(0.05)},
         "bp3": {"test_nse": vals(0.19)}, "fa4_frozen_w0": {"test_nse": vals(0.3)}, "shallow3": {"test_nse": vals(0.8)}})
