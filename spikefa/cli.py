@@ -105,8 +105,9 @@ def holdout_size(meta: dict) -> int | None:
     -------
     int or None
         `split.holdout_images`; for older checkpoints, which record only the measured subset
-        (`split.validation_images`), their config's `train.validation`; where no config is recorded
-        either, the subset (the hold-out when all of it was measured); None when nothing is recorded.
+        (`split.validation_images`), their config's `train.validation`; where no config is
+        recorded either, the subset (the hold-out when all of it was measured); None when nothing
+        is recorded.
     """
     import tomllib
 
@@ -357,10 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="results folders (spikefa run), sweep folders (spikefa sweep), checkpoints (.npz) or saved "
                          "evaluations (spikefa evaluate --json > FILE.json)")
     rp.add_argument("--out", default="docs/results.md", help="the Markdown file (its figures go beside it)")
-    rp.add_argument("--records", metavar="DIR", help="also read every record of this store (e.g. docs/records)")
+    rp.add_argument("--records", metavar="DIR",
+                    help="also read every record of this store (e.g. docs/records)")
     rp.add_argument("--save-records", metavar="DIR",
-                    help="copy the small files of RESULTS into this store (replacing their earlier records), "
-                         "then write the page from the whole store")
+                    help="copy the small files of RESULTS into this store (replacing their earlier "
+                         "records), then write the page from the whole store")
     rp.set_defaults(func=_cmd_report)
 
     i = sub.add_parser("info", help="versions and available Brian2 devices")
