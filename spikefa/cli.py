@@ -93,6 +93,35 @@ def _check_fits(spec, data, path) -> None:
                            f"{data.n_inputs} inputs and {data.n_classes} outputs")
 
 
+def holdout_size(meta: dict) -> int | None:
+    """How many training images a checkpoint's run held out for validation.
+
+    Parameters
+    ----------
+    meta : dict
+        The checkpoint's meta.
+
+    Returns
+    -------
+    int or None
+        `split.holdout_images`; for older checkpoints, which record only the measured subset
+        (`split.validation_images`), their config's `train.validation`; where no config is
+        recorded either, the subset (the hold-out when all of it was measured); None when nothing
+        is recorded.
+    """
+    import tomllib
+
+    from spikefa import config
+
+    split, cfg = meta.get("split") or {}, meta.get("config")
+    if "holdout_images" in split:
+        return split["holdout_images"]
+    if isinstance(cfg, str) and cfg:  # TOML text, or the name of a shipped recipe
+        cfg = tomllib.loads(cfg) if "=" in cfg else config.resolve(cfg)
+    held = (cfg.get("train") or {}).get("validation") if isinstance(cfg, dict) else None
+    return held if held is not None else split.get("validation_images")
+
+
 def _cmd_evaluate(args) -> int:
     import dataclasses
     import statistics
@@ -110,7 +139,7 @@ def _cmd_evaluate(args) -> int:
     _check_fits(spec, data, args.checkpoint)
     x, y = data.test_x, data.test_y
     if args.split == "validation":
-        held = (meta.get("split") or {}).get("validation_images")
+        held = holdout_size(meta)
         if not held:
             raise SpikefaError(f"{args.checkpoint} records no validation images held out of its training set")
         data = data.holdout(held)
@@ -208,9 +237,14 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from spikefa.report import report
+    from spikefa.report import report, save_records
 
-    print(report(args.results, args.out))
+    records = args.records
+    if args.save_records:  # the page is then rebuilt from the whole store, as on a fresh clone
+        for path in save_records(args.results, args.save_records):
+            _progress(f"recorded {path}")
+        records, args.results = args.save_records, []
+    print(report(args.results, args.out, records))
     return 0
 
 
@@ -328,10 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_bench)
 
     rp = sub.add_parser("report", help="the results page: one row per claim of the paper, with its command and verdict")
-    rp.add_argument("results", nargs="+", metavar="RESULTS",
+    rp.add_argument("results", nargs="*", metavar="RESULTS",
                     help="results folders (spikefa run), sweep folders (spikefa sweep), checkpoints (.npz) or saved "
                          "evaluations (spikefa evaluate --json > FILE.json)")
     rp.add_argument("--out", default="docs/results.md", help="the Markdown file (its figures go beside it)")
+    rp.add_argument("--records", metavar="DIR",
+                    help="also read every record of this store (e.g. docs/records)")
+    rp.add_argument("--save-records", metavar="DIR",
+                    help="copy the small files of RESULTS into this store (replacing their earlier "
+                         "records), then write the page from the whole store")
     rp.set_defaults(func=_cmd_report)
 
     i = sub.add_parser("info", help="versions and available Brian2 devices")

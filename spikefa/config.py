@@ -52,12 +52,26 @@ def locate(config: str) -> Path:
     return shipped
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+def flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level of dotted keys.
+
+    Parameters
+    ----------
+    d : dict
+        A config, tables nested as dicts.
+    prefix : str
+        Put before every key (the dotted path of `d` itself).
+
+    Returns
+    -------
+    dict
+        Dotted key (`train.epochs`) → value; arrays of tables stay lists.
+    """
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
+            out.update(flat(v, key + "."))
         else:
             out[key] = v
     return out
@@ -153,8 +167,8 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
         raise SpikefaError(f"config {path} names no known experiment (set experiment = one of "
                            f"{', '.join(shipped_configs())})")
     cfg = _read_toml(CONFIGS_DIR / f"{name}.toml")
-    shipped, schema = copy.deepcopy(cfg), _flat(cfg)
-    overrides = list(_flat(user).items()) + [parse_set(s) for s in sets]
+    shipped, schema = copy.deepcopy(cfg), flat(cfg)
+    overrides = list(flat(user).items()) + [parse_set(s) for s in sets]
     for key, value in overrides:
         if key not in schema and _open(shipped, key):  # any keys; the experiment checks them
             _set_dotted(cfg, key, _check_type(key, value, value))

@@ -65,7 +65,8 @@ def test_evaluate_with_both_engines(tiny_run, data_folder, capsys):
 
 def test_evaluate_on_the_held_out_validation_images(tiny_run, data_folder, capsys, tmp_path):
     _, out, _ = tiny_run
-    assert main(["evaluate", str(out / "fa.npz"), "--split", "validation", "--json", "--data", str(data_folder)]) == 0
+    assert main(["evaluate", str(out / "fa.npz"), "--split", "validation", "--n-test", "60",
+                 "--json", "--data", str(data_folder)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "validation" and result["n_validation"] == 60 and 0 <= result["validation_error"] <= 1
     assert "test_error" not in result
@@ -312,3 +313,32 @@ def test_eta_in_force_follows_the_declared_phase():
     spec = SpikingSpec(sizes=(6, 5, 3), eta=0.04, eta_scale=(1.0, 0.5))
     assert eta_in_force(spec, meta) == pytest.approx(0.04 * 0.5 ** 1.5)
     assert eta_in_force(spec, meta, at_start=True) == 0.01
+
+
+def test_evaluate_validation_scores_the_held_out_images_not_the_measured_subset(
+        tmp_path, data_folder, capsys, monkeypatch):
+    """A run that measures 20 of its 10,000 held-out images: `--split validation` scores the first
+    of the 10,000 (the last training images), in new checkpoints and in ones that predate
+    `split.holdout_images` alike."""
+    from spikefa.data import load_images
+    from spikefa.spiking import training
+
+    out = tmp_path / "run"
+    tiny = ["sizes=[784,20,10]", "steps_per_image=2", "train.images=40", "validation.images=20",
+            "test.images=20", "chunk_images=20", "engine=fast"]
+    runner.run("fig4_spiking", tiny, out, data=str(data_folder))
+    scored = []
+    real = training.evaluate
+    monkeypatch.setattr(training, "evaluate",
+                        lambda r, s, x, y: scored.append(x) or real(r, s, x, y))
+    expected = load_images("mnist", data_folder).holdout(10000).val_x[:20]
+    spec, state, meta = load_checkpoint(out / "fa.npz")
+    assert meta["split"]["validation_images"] == 20 and meta["split"]["holdout_images"] == 10000
+    old = {**meta, "split": {k: v for k, v in meta["split"].items() if k != "holdout_images"}}
+    save_checkpoint(tmp_path / "old.npz", spec, state, old)
+    for ckpt in (out / "fa.npz", tmp_path / "old.npz"):
+        argv = ["evaluate", str(ckpt), "--split", "validation", "--n-test", "20", "--json",
+                "--data", str(data_folder)]
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["n_validation"] == 20
+        np.testing.assert_array_equal(scored.pop(), expected.astype(spec.dtype))

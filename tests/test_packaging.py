@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ def test_an_installed_wheel_runs_fig2_linear_from_an_empty_folder(tmp_path):
                            capture_output=True, text=True, cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "wheel").glob("spikefa-*.whl")
+    with zipfile.ZipFile(wheel) as z:  # the results page's claims are package data
+        assert "spikefa/report/claims.toml" in z.namelist()
     venv.create(tmp_path / "venv", with_pip=True)
     bin_dir = tmp_path / "venv" / "bin"
     # a fresh environment: the wheel and its dependencies from the package index

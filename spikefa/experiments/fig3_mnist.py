@@ -56,7 +56,7 @@ def for_algorithm(cfg: dict, algo: str) -> dict:
     own = cfg["per_algorithm"].get(algo, {})
     if not isinstance(own, dict):
         raise SpikefaError(f"per_algorithm.{algo} must be a table of settings, got {own!r}")
-    flat = config._flat(own)
+    flat = config.flat(own)
     if not flat:
         return cfg
     mine = copy.deepcopy(cfg)

@@ -223,6 +223,7 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume, parts=NO_PARTS):
     # a checkpoint carried to another folder without its selected network starts the selection afresh
     every, best = cfg["validation"]["every_images"], meta["best"] if best_path.exists() else None
     split = {"train_images": len(X), "validation_images": len(Xv), "test_images": len(Xt),
+             "holdout_images": cfg["train"]["validation"],  # validation_images: the measured subset of it
              "validation": f"the last {cfg['train']['validation']} of the training images" if len(Xv) else "none"}
     start, wall_before, last_save = time.perf_counter(), meta["wall_seconds"], time.monotonic()
     bar = tqdm(total=plan.total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
