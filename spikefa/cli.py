@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from spikefa import __version__
 from spikefa.errors import SpikefaError
 from spikefa.shipped import checkpoint_path, shipped_networks
 from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when a network is built
@@ -166,10 +167,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="spikefa", description="Feedback alignment experiments (Lillicrap et al. 2016).")
+    p.add_argument("--version", action="version", version=f"spikefa {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run an experiment config")
-    r.add_argument("config", help="a TOML file or the name of a config in models/ (e.g. fig2_linear)")
+    r.add_argument("config", help="a TOML file or the name of a shipped config (e.g. fig2_linear; spikefa info "
+                                   "lists them)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (dotted for tables; value parsed as TOML)")
     r.add_argument("--out", help="results folder (default results/<name>-<timestamp>/)")
@@ -179,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     w = sub.add_parser("sweep", help="replicate runs (and grids over --set values) on Dask, with statistics")
-    w.add_argument("config", help="a TOML file or the name of a config in models/")
+    w.add_argument("config", help="a TOML file or the name of a shipped config (spikefa info lists them)")
     w.add_argument("--seeds", type=int, required=True, help="replicate runs per grid point")
     w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; a key given several times is a grid axis")
@@ -189,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
     w.set_defaults(func=_cmd_sweep)
 
-    e = sub.add_parser("evaluate", help="test error of a trained spiking network (learning off)")
+    e = sub.add_parser("evaluate", help="test (or validation) error of a trained spiking network, learning off")
     e.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network (e.g. fig4_paper_fa)")
     e.add_argument("--engine", choices=("fast", "brian2"), default="fast")
     e.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device (engine brian2)")
@@ -253,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default="docs/results.md", help="the Markdown file (its figures go beside it)")
     rp.set_defaults(func=_cmd_report)
 
-    i = sub.add_parser("info", help="versions and available Brian2 devices")
+    i = sub.add_parser("info", help="versions, Brian2 devices, shipped configs and networks")
     i.set_defaults(func=_cmd_info)
 
     d = sub.add_parser("data", help="data sets")
