@@ -108,3 +108,11 @@ def test_a_bad_checkpoint_is_a_spikefa_error(tmp_path):
         spikefa.load_network(notes)
     with pytest.raises(SpikefaError, match="no shipped network named fig4_nonesuch"):
         spikefa.load_network("fig4_nonesuch")
+
+
+def test_network_traces_are_the_arrays_of_the_folder_written(tmp_path, data_folder):
+    spec = SpikingSpec(sizes=(784, 12, 10), steps_per_image=4, dtype="float64")
+    net = spikefa.load_network(save_checkpoint(tmp_path / "a.npz", spec, initial_state(spec), {"dataset": "mnist"}))
+    tr = net.traces(tmp_path / "tr", steps=8, neurons=[0, 3], device="numpy", data=data_folder)
+    assert tr["psp"].shape == tr["modulator"].shape == (2, 8) and tr["folder"] == tmp_path / "tr"
+    assert sorted(p.name for p in (tmp_path / "tr").iterdir()) == ["traces.npz", "traces.png"]
