@@ -31,6 +31,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    "sphinx.ext.napoleon",  # the numpydoc sections of the Python API's docstrings
     "spikefa_docs",         # docs/_ext: generated pages, plain-text docstrings
 ]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
@@ -56,6 +57,8 @@ nb_execution_raise_on_error = True
 autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "signature"
 autodoc_mock_imports = ["cupy", "torch"]
+napoleon_google_docstring = False
+napoleon_use_ivar = True  # Attributes sections as fields: the properties are not described twice
 
 html_theme = "alabaster"
 html_title = f"spikefa {release}"

@@ -40,11 +40,11 @@ echo "[$(elapsed) s] bench: $(cat "$LOG/bench.json")"
 # 2. training runs side by side (each process keeps the GPU busy only between its Python calls)
 COMMON=(--set engine=fast --set backend="$BACKEND" --set batch=50 --set eta=0.00025 --set feedback_scale=0.5
         --set plasticity_delay=3 --set train.epochs=60 --set train.eta_halving_epochs=20.0 --set test.images=2000
-        --set test.every_images=60000 --set checkpoint_minutes=1.0)
-[ -n "${QUICK:-}" ] && COMMON+=(--set train.images=400 --set train.epochs=2 --set test.images=100 --set test.every_images=200)
+        --set validation.every_images=60000 --set checkpoint_minutes=1.0)
+[ -n "${QUICK:-}" ] && COMMON+=(--set train.images=400 --set train.epochs=2 --set test.images=100 --set validation.every_images=200)
 DECAY=(--set 'algorithms=["fa"]' --set reading='"decay"' --set steps_per_image=100 --set eta=0.000025
-       --set plasticity_delay=30 --set test.every_images=20000)
-[ -n "${QUICK:-}" ] && DECAY+=(--set test.every_images=200)
+       --set plasticity_delay=30 --set validation.every_images=20000)
+[ -n "${QUICK:-}" ] && DECAY+=(--set validation.every_images=200)
 train() {  # NAME, then extra arguments
   local name=$1; shift
   timeout -s TERM $(( TRAIN_UNTIL - $(elapsed) )) $PY -m spikefa run fig4_spiking "${COMMON[@]}" "$@" \

@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from spikefa import __version__
 from spikefa.errors import SpikefaError
 from spikefa.shipped import checkpoint_path, shipped_networks
 from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when a network is built
@@ -87,128 +88,26 @@ def _cmd_data_check(args) -> int:
     return 1 if bad else 0
 
 
-def _check_fits(spec, data, path) -> None:
-    if spec.sizes[0] != data.n_inputs or spec.sizes[-1] != data.n_classes:
-        raise SpikefaError(f"checkpoint {path} is a {'-'.join(map(str, spec.sizes))} network; these images need "
-                           f"{data.n_inputs} inputs and {data.n_classes} outputs")
-
-
-def holdout_size(meta: dict) -> int | None:
-    """How many training images a checkpoint's run held out for validation.
-
-    Parameters
-    ----------
-    meta : dict
-        The checkpoint's meta.
-
-    Returns
-    -------
-    int or None
-        `split.holdout_images`; for older checkpoints, which record only the measured subset
-        (`split.validation_images`), their config's `train.validation`; where no config is
-        recorded either, the subset (the hold-out when all of it was measured); None when nothing
-        is recorded.
-    """
-    import tomllib
-
-    from spikefa import config
-
-    split, cfg = meta.get("split") or {}, meta.get("config")
-    if "holdout_images" in split:
-        return split["holdout_images"]
-    if isinstance(cfg, str) and cfg:  # TOML text, or the name of a shipped recipe
-        cfg = tomllib.loads(cfg) if "=" in cfg else config.resolve(cfg)
-    held = (cfg.get("train") or {}).get("validation") if isinstance(cfg, dict) else None
-    return held if held is not None else split.get("validation_images")
-
-
 def _cmd_evaluate(args) -> int:
-    import dataclasses
-    import statistics
-
-    from spikefa.data import load_images
+    from spikefa.spiking.scoring import describe, score
     from spikefa.spiking.spec import load_checkpoint
-    from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
-    if args.repeats < 1 or (args.repeats > 1 and args.engine != "fast"):
-        raise SpikefaError(f"--repeats must be at least 1, and above 1 only with --engine fast, got {args.repeats}")
     spec, state, meta = load_checkpoint(args.checkpoint)
-    if args.steps_per_image is not None:
-        spec = dataclasses.replace(spec, steps_per_image=args.steps_per_image)  # the spec checks the value
-    data = load_images(args.dataset or meta.get("dataset", "mnist"), args.data)
-    _check_fits(spec, data, args.checkpoint)
-    x, y = data.test_x, data.test_y
-    if args.split == "validation":
-        held = holdout_size(meta)
-        if not held:
-            raise SpikefaError(f"{args.checkpoint} records no validation images held out of its training set")
-        data = data.holdout(held)
-        x, y = data.val_x, data.val_y
-    n = min(args.n_test or len(x), len(x))
-    images, labels = x[:n].astype(spec.dtype), y[:n]
-    if args.engine == "brian2":
-        chunk = max(d for d in range(1, min(n, 1000) + 1) if n % d == 0)  # standalone runs have a fixed length
-        runner = BrianRunner(spec, chunk, args.device, threads=args.threads)
-    else:
-        runner = FastRunner(spec, min(n, 1000), batch=args.batch, backend=args.backend)
-    # each repeat draws fresh spike noise (the runner's generator runs on): the network is stochastic
-    errors = [evaluate(runner, runner.prepare(state), images, labels) for _ in range(args.repeats)]
-    err, key = sum(errors) / len(errors), f"{args.split}_error"
-    result = {key: err, f"n_{args.split}": n, "split": args.split, "engine": args.engine, "reading": spec.reading,
-              "steps_per_image": spec.steps_per_image, "feedback": spec.feedback, "checkpoint": str(args.checkpoint)}
-    spread = ""
-    if len(errors) > 1:
-        sd = statistics.stdev(errors)
-        result.update({f"{key}s": errors, f"{key}_sd": sd})
-        spread = f" (mean of {len(errors)} spike draws, sd {100 * sd:.2f}: {', '.join(f'{100 * e:.2f}' for e in errors)})"
-    if args.engine == "brian2":
-        result["device"] = args.device
-    print(json.dumps(result) if args.json else f"{args.split} error {100 * err:.2f}%{spread} on {n} images "
-                                                f"({spec.describe()}, engine {args.engine})")
+    result = score(spec, state, meta, args.checkpoint, split=args.split, n=args.n_test, repeats=args.repeats,
+                   engine=args.engine, data=args.data, dataset=args.dataset, steps_per_image=args.steps_per_image,
+                   batch=args.batch, backend=args.backend, device=args.device, threads=args.threads)
+    print(json.dumps(result) if args.json else describe(result, spec))
     return 0
 
 
 def _cmd_traces(args) -> int:
-    import time
-
-    from spikefa import plotting
-    from spikefa.data import load_images
-    from spikefa.results import ResultsDir
-    from spikefa.spiking.spec import eta_in_force, load_checkpoint
-    from spikefa.spiking.traces import plot_traces, record_traces
+    from spikefa.spiking.spec import load_checkpoint
+    from spikefa.spiking.traces import write_traces
 
     spec, state, meta = load_checkpoint(args.checkpoint)
-    data = load_images(meta.get("dataset", "mnist"), args.data)
-    _check_fits(spec, data, args.checkpoint)
-    steps = args.steps or 5 * spec.steps_per_image
-    n_img = -(-steps // spec.steps_per_image)
-    lo = args.first_image
-    if not 0 <= lo <= len(data.test_x) - n_img:
-        raise SpikefaError(f"--first-image must be in 0..{len(data.test_x) - n_img}")
-    images, labels = data.test_x[lo:lo + n_img].astype(spec.dtype), data.test_y[lo:lo + n_img]
-    out = ResultsDir(args.out or Path("results") / f"traces-{time.strftime('%Y%m%d-%H%M%S')}")
-    start = time.perf_counter()
-    _progress(f"recording {n_img * spec.steps_per_image:,} steps ({n_img} test images) in Brian2 on {args.device}"
-              + (" (code generation and compilation come first: about a minute)" if args.device != "runtime" else ""))
-    try:
-        tr = record_traces(spec, state, images, labels, args.neurons, args.device, learn=args.learn,
-                           eta=eta_in_force(spec, meta))
-    except SpikefaError:
-        out.discard(keep_if_more_than=())
-        raise
-    _progress(f"recorded in {time.perf_counter() - start:.0f} s; drawing traces.png")
-    out.write_npz("traces.npz", **tr)
-    seen = f", after {meta['images_seen']:,} training images" if "images_seen" in meta else ""
-    fig = plot_traces(tr, title=f"{Path(args.checkpoint).name}: {spec.describe()}{seen}")
-    out.savefig(fig, "traces.png", folder=".")
-    plotting.close(fig)
-    print(out.path)
+    print(write_traces(spec, state, meta, args.checkpoint, args.out, args.steps, args.neurons, args.first_image,
+                       args.device, args.learn, args.data))
     return 0
-
-
-def _progress(text: str) -> None:
-    """A line of progress on stderr (stdout carries the results)."""
-    print(f"spikefa: {text}", file=sys.stderr, flush=True)
 
 
 def _cmd_diagnose(args) -> int:
@@ -277,10 +176,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="spikefa", description="Feedback alignment experiments (Lillicrap et al. 2016).")
+    p.add_argument("--version", action="version", version=f"spikefa {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run an experiment config")
-    r.add_argument("config", help="a TOML file or the name of a config in models/ (e.g. fig2_linear)")
+    r.add_argument("config", help="a TOML file or the name of a shipped config (e.g. fig2_linear; spikefa info "
+                                   "lists them)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (dotted for tables; value parsed as TOML)")
     r.add_argument("--out", help="results folder (default results/<name>-<timestamp>/)")
@@ -291,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_run)
 
     w = sub.add_parser("sweep", help="replicate runs (and grids over --set values) on Dask, with statistics")
-    w.add_argument("config", help="a TOML file or the name of a config in models/")
+    w.add_argument("config", help="a TOML file or the name of a shipped config (spikefa info lists them)")
     w.add_argument("--seeds", type=int, required=True, help="replicate runs per grid point")
     w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key; a key given several times is a grid axis")
@@ -301,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
     w.set_defaults(func=_cmd_sweep)
 
-    e = sub.add_parser("evaluate", help="test error of a trained spiking network (learning off)")
+    e = sub.add_parser("evaluate", help="test (or validation) error of a trained spiking network, learning off")
     e.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network (e.g. fig4_paper_fa)")
     e.add_argument("--engine", choices=("fast", "brian2"), default="fast")
     e.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device (engine brian2)")
@@ -373,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "records), then write the page from the whole store")
     rp.set_defaults(func=_cmd_report)
 
-    i = sub.add_parser("info", help="versions and available Brian2 devices")
+    i = sub.add_parser("info", help="versions, Brian2 devices, shipped configs and networks")
     i.set_defaults(func=_cmd_info)
 
     d = sub.add_parser("data", help="data sets")

@@ -183,23 +183,32 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
     return cfg
 
 
+def toml_value(v: Any) -> str:
+    """`v` written as a TOML value: a boolean, number, string, list or (inline table) dict, as
+    `--set KEY=VALUE` and config.toml take it. Any other type is a SpikefaError."""
+    if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # a NumPy scalar: its Python value
+        v = v.item()
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):  # a TOML basic string: quotes, backslashes and control characters escaped
+        return '"' + "".join(f"\\u{ord(c):04x}" if c < " " or c == "\x7f" else "\\" + c if c in '"\\' else c
+                             for c in v) + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{toml_value(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    raise SpikefaError(f"{v!r} is not a config value (a boolean, number, string, list or table)")
+
+
 def to_toml(cfg: dict) -> str:
     """Serialise a resolved config (tables after plain keys, as TOML requires)."""
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):  # a TOML basic string: quotes, backslashes and control characters escaped
-            return '"' + "".join(f"\\u{ord(c):04x}" if c < " " or c == "\x7f" else "\\" + c if c in '"\\' else c
-                                 for c in v) + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return repr(v)
-
     def is_tables(v):  # an array of tables, e.g. [[schedule]] phases
         return isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
 
     def table(d, prefix):
-        lines = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, dict) and not is_tables(v)]
+        lines = [f"{k} = {toml_value(v)}" for k, v in d.items() if not isinstance(v, dict) and not is_tables(v)]
         for k, v in d.items():
             if isinstance(v, dict):
                 lines += ["", f"[{prefix}{k}]"] + table(v, f"{prefix}{k}.")

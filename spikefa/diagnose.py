@@ -30,10 +30,10 @@ def diagnose(spec: SpikingSpec, state: dict, dataset: str = "mnist", images: int
     out = {"images": n}
     runner = FastRunner(spec, min(n, 1000), batch=100)
     for name, X, y in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
-        out[f"{name}_error"] = evaluate(runner, runner.prepare(state), X[:n].astype(spec.dtype), y[:n])
+        out[f"{name}_error"] = evaluate(runner, state, X[:n].astype(spec.dtype), y[:n])
     longer = dataclasses.replace(spec, steps_per_image=4 * spec.steps_per_image)
     runner = FastRunner(longer, min(n, 1000), batch=100)
-    out["test_error_4x_longer"] = evaluate(runner, runner.prepare(state), data.test_x[:n].astype(spec.dtype), data.test_y[:n])
+    out["test_error_4x_longer"] = evaluate(runner, state, data.test_x[:n].astype(spec.dtype), data.test_y[:n])
     m = min(MEAN_FIELD_IMAGES, len(data.test_x))
     h, start, layers = data.test_x[:m].astype(np.float64), initial_state(spec), []
     for l in range(1, spec.n_layers + 1):

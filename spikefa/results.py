@@ -45,6 +45,9 @@ def load_npz(path: Path, what: str) -> dict:
     """Every array of an `.npz` file, read eagerly; a missing, truncated or corrupted file is a
     SpikefaError naming it (`what` says what the file should have been)."""
     try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"PK":  # every .npz is a zip file; without this NumPy reads it as a pickle
+                raise SpikefaError(f"{path} is not a {what}: not an .npz (zip) file")
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise ValueError("an .npy file, not an .npz")
@@ -52,6 +55,8 @@ def load_npz(path: Path, what: str) -> dict:
             return {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise SpikefaError(f"{what} {path} does not exist") from None
+    except SpikefaError:
+        raise
     # a damaged zip can raise almost anything: BadZipFile, zlib.error, NotImplementedError (a flipped
     # compression method), RuntimeError (a flipped encryption flag), SyntaxError (a garbled .npy header), ...
     except Exception as exc:

@@ -33,6 +33,33 @@ def test_info_lists_versions_and_devices(capsys):
     assert f"brian2     {version('brian2')}" in out and "cpp_standalone" in out and "fig2_linear" in out
 
 
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"spikefa {version('spikefa')}"
+
+
+def test_help_says_where_configs_and_networks_are_found(capsys):
+    from spikefa.cli import build_parser
+
+    texts = []
+    for command in ("run", "sweep", "evaluate", "traces", "diagnose", "export"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        texts.append(" ".join(capsys.readouterr().out.split()))
+    assert "shipped config" in texts[0] and "shipped config" in texts[1]
+    assert all("config in models/" not in t for t in texts)
+    assert all("shipped network" in t for t in texts[2:])
+
+
+def test_a_text_file_as_checkpoint_is_one_line_saying_so(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not weights\n")
+    r = spikefa("evaluate", str(notes))
+    assert_one_clear_line(r, 2, str(notes), "not a spikefa checkpoint")
+    assert "pickle" not in r.stderr
+
+
 def test_unknown_key_exits_2_naming_it(tmp_path):
     r = spikefa("run", "fig2_linear", "--set", "bogus_key=1", "--out", str(tmp_path / "r"))
     assert_one_clear_line(r, 2, "bogus_key")

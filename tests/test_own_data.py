@@ -36,6 +36,10 @@ def test_fig3_mnist_trains_on_an_npz_of_its_own(own_npz, tmp_path, capsys):
     assert main(argv) == 0
     results = json.loads((out / "summary.json").read_text())["results"]
     assert results["bp"]["test_error"] < 0.2 and results["fa"]["test_error"] < 0.2  # chance: 2/3
+    # the angles under the names an MNIST run gives them (tests/test_fig3_mnist.py)
+    angles = {k for k in results["fa"] if k.startswith("angle")}
+    assert angles == {"angle_deg_final", "angle_deg_final_per_layer", "angle_deg_w_vs_b_final"}
+    assert not any(k.startswith("angle") for k in results["bp"])
     assert (out / "figures" / "receptive_fields.png").stat().st_size > 1000
     assert "fa " in capsys.readouterr().out
 

@@ -15,6 +15,7 @@ only rewritten when their content changes, so incremental builds stay incrementa
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from typing import Any
 
 # ----------------------------------------------------------------------------------- TOML comments
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*=""")
+_NUMPYDOC = re.compile(r"^(Parameters|Returns|Attributes)\n-{3,}$", re.M)  # numpydoc section headers
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 
 
@@ -308,8 +310,9 @@ def _summary(text: str) -> str:
 
 def plain_docstring(app, what, name, obj, options, lines: list[str]) -> None:
     """spikefa's docstrings are plain text laid out for a terminal (aligned columns, formulas), not
-    reStructuredText. Show the first paragraph as text and the rest exactly as written."""
-    if not lines:
+    reStructuredText. Show the first paragraph as text and the rest exactly as written. Docstrings
+    with numpydoc sections (the Python API's) are reStructuredText, laid out by napoleon."""
+    if not lines or _NUMPYDOC.search(inspect.getdoc(obj) or ""):
         return
     try:
         blank = lines.index("")

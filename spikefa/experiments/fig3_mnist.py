@@ -153,7 +153,7 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
     into `net` and saves it again when a checkpoint is due."""
     if X_val is None:
         X_val, y_val = X_test[:0], y_test[:0]
-    n, epochs, window = len(X), cfg["train"]["epochs"], cfg["angle"]["window"]
+    n, epochs, window = len(X), cfg["train"]["epochs"], angle_window(cfg, len(X))
     base_etas = np.array(layer_values(cfg, "eta", net.L), float)
     chunk = max(1, int(round(cfg["train"]["eval_every"] * n)))
     batch = cfg["batch"]
@@ -194,6 +194,12 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
             "validation_error": np.array(c["validation_error"]), "seconds": c["seconds"],
             "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
             "angle_sd": np.nanstd(aw, axis=1) if len(aw) else aw[:, 0]}
+
+
+def angle_window(cfg: dict, n_train: int) -> int:
+    """Training examples per window of the δ angle: `angle.window`, or fewer where evaluations come
+    sooner (a small data set), so that every run that measures angles reports them."""
+    return min(cfg["angle"]["window"], max(1, round(cfg["train"]["eval_every"] * n_train)))
 
 
 def weights_digest(net: Network) -> str:
@@ -370,7 +376,7 @@ def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out, shape: tu
     banded = [a for a, cs in curves.items() if len(cs[0]["angle_mean"])]
     if banded:
         fig, ax = plotting.new_axes()
-        w = cfg["angle"]["window"]
+        w = angle_window(cfg, n_train)
         for a in banded:
             c = curves[a][0]
             x = (np.arange(len(c["angle_mean"])) + 1) * w / n_train

@@ -296,7 +296,7 @@ def _test_selected(cfg, mode, path, test, chunk) -> dict:
     where there is no validation set), measured once; it is recorded in that checkpoint too."""
     spec, state, meta = load_checkpoint(path)
     runner = make_runner(cfg, spec, chunk)
-    err = evaluate(runner, runner.prepare(state), *test)
+    err = evaluate(runner, state, *test, progress=f"{mode}: test")
     if meta.get("selected_on") == "validation":
         save_checkpoint(path, spec, state, {**meta, "test_error": err})
     best = meta.get("best") or {}

@@ -164,3 +164,50 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
     fig.tight_layout()
     plotting.tidy(fig)
     return fig
+
+
+def write_traces(spec: SpikingSpec, state: dict, meta: dict, checkpoint, out=None, steps: int = 0,
+                 neurons=(0, 1, 2, 3), first_image: int = 0, device: str = "cpp_standalone",
+                 learn: bool = False, data: str | None = None, progress: bool = True):
+    """What `spikefa traces` does: record `steps` steps (0: five images) of the network of
+    `checkpoint` on test images from `first_image` on, and write `traces.npz` and `traces.png`
+    into `out` (default results/traces-<timestamp>/). Returns the folder's path; `progress`
+    prints what happens on stderr."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from spikefa.data import load_images
+    from spikefa.results import ResultsDir
+    from spikefa.spiking.scoring import check_fits
+    from spikefa.spiking.spec import eta_in_force
+
+    def say(text):
+        if progress:
+            print(f"spikefa: {text}", file=sys.stderr, flush=True)
+
+    data = load_images(meta.get("dataset", "mnist"), data)
+    check_fits(spec, data, checkpoint)
+    steps = steps or 5 * spec.steps_per_image
+    n_img = -(-steps // spec.steps_per_image)
+    lo = first_image
+    if not 0 <= lo <= len(data.test_x) - n_img:
+        raise SpikefaError(f"--first-image must be in 0..{len(data.test_x) - n_img}")
+    images, labels = data.test_x[lo:lo + n_img].astype(spec.dtype), data.test_y[lo:lo + n_img]
+    out = ResultsDir(out or Path("results") / f"traces-{time.strftime('%Y%m%d-%H%M%S')}")
+    start = time.perf_counter()
+    say(f"recording {n_img * spec.steps_per_image:,} steps ({n_img} test images) in Brian2 on {device}"
+        + (" (code generation and compilation come first: about a minute)" if device != "runtime" else ""))
+    try:
+        tr = record_traces(spec, state, images, labels, list(neurons), device, learn=learn,
+                           eta=eta_in_force(spec, meta))
+    except SpikefaError:
+        out.discard(keep_if_more_than=())
+        raise
+    say(f"recorded in {time.perf_counter() - start:.0f} s; drawing traces.png")
+    out.write_npz("traces.npz", **tr)
+    seen = f", after {meta['images_seen']:,} training images" if "images_seen" in meta else ""
+    fig = plot_traces(tr, title=f"{Path(checkpoint).name}: {spec.describe()}{seen}")
+    out.savefig(fig, "traces.png", folder=".")
+    plotting.close(fig)
+    return out.path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from tqdm import tqdm
 
 from spikefa.arrays import import_cupy, to_numpy
 from spikefa.spiking import fast, noise
@@ -127,14 +128,19 @@ def error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(scores, axis=1) != labels))
 
 
-def evaluate(runner, state: dict, images: np.ndarray, labels: np.ndarray, progress=None) -> float:
-    """Test error with learning off; `state` is not changed (PSPs run on a copy)."""
-    state = {k: v.copy(order="K") for k, v in state.items()}
+def evaluate(runner, state: dict, images: np.ndarray, labels: np.ndarray, progress: str | None = None) -> float:
+    """Error rate with learning off. `state` is a checkpoint's (`load_checkpoint`) or one that
+    `runner.prepare` made; it is not changed (PSPs run on a prepared copy). `progress`: the label of
+    a progress bar on stderr (none by default)."""
+    state = runner.prepare(state)
+    bar = tqdm(total=len(images), desc=progress, unit="img", leave=False) if progress else None
     scores = []
     for start in range(0, len(images), runner.chunk):
         stop = min(start + runner.chunk, len(images))
         state, out = runner.run(state, images[start:stop], labels[start:stop], learn=False)
         scores.append(out)
-        if progress:
-            progress(stop - start)
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.close()
     return error_rate(np.concatenate(scores), labels)

@@ -1,0 +1,118 @@
+"""The Python API: spikefa.run, spikefa.load_network and Network.evaluate, spikefa.sweep's input."""
+
+import numpy as np
+import pytest
+
+import spikefa
+from spikefa.config import MODELS_DIR
+from spikefa.errors import SpikefaError
+from spikefa.spiking.spec import SpikingSpec, initial_state, save_checkpoint
+
+SHORT = {"train.examples": 300, "algorithms": ["fa", "bp"]}
+
+
+@pytest.fixture(scope="module")
+def fig2(tmp_path_factory):
+    return spikefa.run("fig2_linear", tmp_path_factory.mktemp("api") / "r", seed=1, overrides=SHORT)
+
+
+def test_run_returns_summary_config_metrics_and_figures(fig2):
+    assert set(fig2.summary["results"]) == {"fa", "bp"} and fig2.summary["seed"] == 1
+    assert "test_nse" in fig2.summary["results"]["fa"]
+    assert fig2.config["seed"] == 1 and fig2.config["train"]["examples"] == 300
+    rows = fig2.metrics
+    assert {r["algorithm"] for r in rows} == {"fa", "bp"} and isinstance(rows[0]["test_nse"], float)
+    assert fig2.figures and all(p.suffix == ".png" and p.is_file() for p in fig2.figures)
+    assert "fa" in str(fig2) and str(fig2.path) in repr(fig2)
+    assert spikefa.Results(fig2.path).summary == fig2.summary
+
+
+def test_overrides_as_keywords_dicts_and_tables_are_the_same_items():
+    from spikefa.api import set_items
+
+    items = set_items({"train": {"examples": 300}, "lr.fa": 0.5}, {"seed": np.int64(2), "algorithms": ("fa",)})
+    assert items == ["train.examples=300", "lr.fa=0.5", "seed=2", 'algorithms=["fa"]']
+    assert set_items(None, {"train__examples": 300, "name": 'a "quoted"\\ word'}) == [
+        "train.examples=300", 'name="a \\"quoted\\"\\\\ word"']
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"train__exampels": 10}, ["unknown config key", "train.exampels", "train.examples"]),
+    ({"seed": "one"}, ["seed", "integer"]),
+    ({"seed": None}, ["seed", "None"]),
+    ({"overrides": {"train.examples": 10}, "train__examples": 20}, ["train.examples", "twice"]),
+])
+def test_bad_input_is_a_spikefa_error_naming_the_key(kwargs, words, tmp_path):
+    with pytest.raises(SpikefaError) as err:
+        spikefa.run("fig2_linear", tmp_path / "r", **kwargs)
+    assert all(w in str(err.value) for w in words), err.value
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_unknown_config_is_a_spikefa_error():
+    with pytest.raises(SpikefaError, match="no config named 'fig2_liner'; did you mean fig2_linear"):
+        spikefa.run("fig2_liner")
+
+
+def test_sweep_refuses_a_key_both_set_and_an_axis_before_anything_runs(tmp_path):
+    with pytest.raises(SpikefaError, match="both set and a grid axis"):
+        spikefa.sweep("fig2_linear", 2, tmp_path / "s", seed=1, grid={"seed": [1, 2]})
+    with pytest.raises(SpikefaError, match="non-empty list"):
+        spikefa.sweep("fig2_linear", 2, tmp_path / "s", grid={"seed": 3})
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweep_stays_callable_after_its_module_is_imported():
+    import spikefa.sweep as module  # binds the name spikefa.sweep to the module
+
+    assert callable(spikefa.sweep) and callable(module)
+    with pytest.raises(SpikefaError, match="seeds must be at least 1"):
+        spikefa.sweep("fig2_linear", 0)
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "fig4_paper_fa.npz").is_file(), reason="no shipped networks here")
+def test_shipped_network_loads_by_name_and_scores_on_a_few_test_images(data_folder):
+    net = spikefa.load_network("fig4_paper_fa")
+    assert net.spec.sizes == (784, 1500, 1500, 1500, 10) and net.meta["selected_on"] == "validation"
+    r = net.evaluate(n=200, engine="fast", data=data_folder, progress=False)
+    assert r["n_test"] == 200 and r["split"] == "test" and r["engine"] == "fast"
+    assert 0 <= r["test_error"] < 0.1  # about 4% on all 10,000
+
+
+def test_evaluate_scores_a_checkpoint_state_without_preparing_it(data_folder):
+    from spikefa.data import load_mnist
+    from spikefa.spiking.training import FastRunner, evaluate
+
+    spec = SpikingSpec(sizes=(784, 20, 10), steps_per_image=3)
+    state, data = initial_state(spec), load_mnist(data_folder)
+    x, y = data.test_x[:40].astype(spec.dtype), data.test_y[:40]
+    runner = FastRunner(spec, 40, batch=8)
+    err = evaluate(runner, state, x, y)  # a one-stream state, as a checkpoint holds it
+    assert 0 <= err <= 1
+    assert state["u1"].shape == (20,) and not state["u1"].any()  # not changed
+
+
+def test_network_saves_and_loads_back(tmp_path):
+    spec = SpikingSpec(sizes=(784, 12, 10), steps_per_image=2, dtype="float64")
+    path = save_checkpoint(tmp_path / "a.npz", spec, initial_state(spec), {"dataset": "mnist"})
+    net = spikefa.load_network(path)
+    copy = spikefa.load_network(net.save(tmp_path / "b.npz", float16=True))
+    assert copy.spec == net.spec and copy.meta == {"dataset": "mnist"}
+    np.testing.assert_allclose(copy.state["w1"], net.state["w1"], atol=1e-3)
+
+
+def test_a_bad_checkpoint_is_a_spikefa_error(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    with pytest.raises(SpikefaError, match="not a spikefa checkpoint"):
+        spikefa.load_network(notes)
+    with pytest.raises(SpikefaError, match="no shipped network named fig4_nonesuch"):
+        spikefa.load_network("fig4_nonesuch")
+
+
+def test_network_traces_are_the_arrays_of_the_folder_written(tmp_path, data_folder):
+    spec = SpikingSpec(sizes=(784, 12, 10), steps_per_image=4, dtype="float64")
+    net = spikefa.load_network(save_checkpoint(tmp_path / "a.npz", spec, initial_state(spec), {"dataset": "mnist"}))
+    tr = net.traces(tmp_path / "tr", steps=8, neurons=[0, 3], device="numpy", data=data_folder)
+    assert tr["psp"].shape == tr["modulator"].shape == (2, 8) and tr["folder"] == tmp_path / "tr"
+    assert sorted(p.name for p in (tmp_path / "tr").iterdir()) == ["traces.npz", "traces.png"]
