@@ -65,11 +65,13 @@ def available_cores() -> int:
 
 @contextlib.contextmanager
 def blas_threads(n: int | None = None):
-    """Run the block with `n` BLAS threads (default: every core this process is given). Two runs
-    sharing a machine each take their share, instead of both spinning on every core."""
+    """Run the block with `n` BLAS threads; by default the number OMP_NUM_THREADS or
+    OPENBLAS_NUM_THREADS asks for, else every core this process is given. Two runs sharing a machine
+    each take their share, instead of both spinning on every core."""
     from threadpoolctl import threadpool_limits
 
     if n is not None and n < 1:
         raise SpikefaError(f"--threads must be at least 1, got {n}")
-    with threadpool_limits(limits=n or available_cores(), user_api="blas"):
+    asked = next((os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if os.environ.get(k)), "")
+    with threadpool_limits(limits=n or (int(asked) if asked.isdigit() else available_cores()), user_api="blas"):
         yield

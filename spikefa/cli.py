@@ -141,7 +141,7 @@ def _cmd_report(args) -> int:
     records = args.records
     if args.save_records:  # the page is then rebuilt from the whole store, as on a fresh clone
         for path in save_records(args.results, args.save_records):
-            _progress(f"recorded {path}")
+            print(f"spikefa: recorded {path}", file=sys.stderr, flush=True)
         records, args.results = args.save_records, []
     print(report(args.results, args.out, records))
     return 0

@@ -115,7 +115,7 @@ def _import_brian2_plugin(distributed):
 
 def client_for(scheduler: str | None, workers: int | None):
     """A Dask client: to the scheduler at `scheduler`, or to a new LocalCluster of `workers`
-    single-threaded processes (default: one per core)."""
+    processes (default: one per core), each running one run at a time on its share of the cores."""
     distributed = _distributed()
     if scheduler:
         try:
@@ -125,7 +125,9 @@ def client_for(scheduler: str | None, workers: int | None):
     import dask
 
     n = workers or len(os.sched_getaffinity(0))
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENV}):
+    per = str(max(1, len(os.sched_getaffinity(0)) // n))  # fewer workers than cores: each gets its share
+    env = {**WORKER_ENV, **{k: per for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
         cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
     return distributed.Client(cluster)
 

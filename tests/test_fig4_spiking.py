@@ -330,7 +330,7 @@ def test_evaluate_validation_scores_the_held_out_images_not_the_measured_subset(
     scored = []
     real = training.evaluate
     monkeypatch.setattr(training, "evaluate",
-                        lambda r, s, x, y: scored.append(x) or real(r, s, x, y))
+                        lambda r, s, x, y, **kw: scored.append(x) or real(r, s, x, y, **kw))
     expected = load_images("mnist", data_folder).holdout(10000).val_x[:20]
     spec, state, meta = load_checkpoint(out / "fa.npz")
     assert meta["split"]["validation_images"] == 20 and meta["split"]["holdout_images"] == 10000
@@ -342,3 +342,38 @@ def test_evaluate_validation_scores_the_held_out_images_not_the_measured_subset(
         assert main(argv) == 0
         assert json.loads(capsys.readouterr().out)["n_validation"] == 20
         np.testing.assert_array_equal(scored.pop(), expected.astype(spec.dtype))
+
+
+def test_a_declared_stopping_rule_ends_the_recipe_and_the_test_set_is_read_once(tmp_path, data_folder, monkeypatch):
+    """With patience_epochs = 1, a run whose second validation is no better than its first stops there:
+    it has finished, its checkpoints say so, and the test set is read once, by the selected network;
+    resuming the finished run reads it no more."""
+    from spikefa.experiments import fig4_spiking
+
+    tiny = ["sizes=[784,12,10]", "steps_per_image=2", "train.images=40", "validation.images=20",
+            "test.images=20", "chunk_images=20", "engine=fast", "train.epochs=6", "train.patience_epochs=1",
+            "eta=0"]  # nothing learns: no measurement is much better than another
+    tests = []
+    real = fig4_spiking.evaluate
+    monkeypatch.setattr(fig4_spiking, "evaluate", lambda r, s, x, y, **kw: (tests.append(len(x)) if kw.get("progress")
+                                                                         else None) or real(r, s, x, y, **kw))
+    out = tmp_path / "run"
+    runner.run("fig4_spiking", tiny, out, data=str(data_folder))
+    summary = json.loads((out / "summary.json").read_text())["results"]["fa"]
+    _, _, best = load_checkpoint(out / "fa-best.npz")
+    _, _, latest = load_checkpoint(out / "fa.npz")
+    stop = best["test_read_at_epoch"] + 1  # one epoch with no new best after the selected one
+    assert summary["finished"] and summary["epochs_trained"] == stop < 6 and summary["epochs_declared"] == 6
+    assert best["finished"] and best["test_error"] == summary["test_error"]
+    assert latest["finished"] and "test_error" not in latest and latest["epochs_trained"] == stop
+    assert tests == [20]
+    runner.run("fig4_spiking", tiny, out, data=str(data_folder), resume=True)
+    assert tests == [20]
+
+
+def test_a_search_candidate_never_reads_the_test_set(tmp_path, data_folder):
+    tiny = ["sizes=[784,12,10]", "steps_per_image=2", "train.images=40", "validation.images=20",
+            "chunk_images=20", "train.epochs=1", "test.read=false"]
+    out = runner.run("fig4_search", tiny, tmp_path / "run", data=str(data_folder))
+    fa = json.loads((out / "summary.json").read_text())["results"]["fa"]
+    assert "test_error" not in fa and fa["validation_error"] is not None and fa["finished"]

@@ -87,8 +87,11 @@ def recipe(cfg: dict, mode: str) -> dict:
     """Everything that defines how a network is trained; a resumed run must have the same."""
     defaults = SpikingSpec().to_dict()  # fields at their defaults are left out: a later field does not break a resume
     spec = {k: v for k, v in spec_for(cfg, mode).to_dict().items() if v != defaults[k]}
-    return {"schedule": schedule(cfg), "spec": spec, "dataset": cfg["dataset"],
-            "validation": cfg["train"]["validation"], "images": cfg["train"]["images"], "batch": cfg["batch"]}
+    out = {"schedule": schedule(cfg), "spec": spec, "dataset": cfg["dataset"],
+           "validation": cfg["train"]["validation"], "images": cfg["train"]["images"], "batch": cfg["batch"]}
+    if cfg["train"]["patience_epochs"]:  # declared only when used: older checkpoints keep resuming
+        out["patience_epochs"] = cfg["train"]["patience_epochs"]
+    return out
 
 
 def validate(cfg: dict) -> None:
@@ -110,6 +113,7 @@ def validate(cfg: dict) -> None:
                 "train.epochs": (cfg["train"]["epochs"], 1), "train.images": (cfg["train"]["images"], 0),
                 "train.validation": (cfg["train"]["validation"], 0),
                 "train.eta_halving_epochs": (cfg["train"]["eta_halving_epochs"], 0),
+                "train.patience_epochs": (cfg["train"]["patience_epochs"], 0),
                 "validation.images": (cfg["validation"]["images"], 0),
                 "validation.every_images": (cfg["validation"]["every_images"], 0),
                 "test.images": (cfg["test"]["images"], 0), "checkpoint_minutes": (cfg["checkpoint_minutes"], 0)}
@@ -215,8 +219,9 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume, parts=NO_PARTS):
         if meta.get("recipe") != this_recipe:
             raise SpikefaError(f"{path} was trained under another recipe than this config; a resumed run "
                                f"continues its declared schedule: a new schedule is a new recipe (a new run)")
-    seen, steps = meta["images_seen"], meta["train_steps"]
+    seen, steps, stopped = meta["images_seen"], meta["train_steps"], bool(meta.get("finished"))
     curve = [tuple(c) for c in meta["curve"]]
+    declared, patience = plan.total / len(X), cfg["train"]["patience_epochs"] * len(X)
     runner, state = plan.enter(plan.at(seen), state)
     if resume:
         runner.restore_random_state(meta.get("random_state"))
@@ -228,7 +233,7 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume, parts=NO_PARTS):
     start, wall_before, last_save = time.perf_counter(), meta["wall_seconds"], time.monotonic()
     bar = tqdm(total=plan.total, initial=seen, desc=f"{mode} ({cfg['engine']})", unit="img", mininterval=5)
     with parts("training"):  # the loop's own time is what its named parts leave over
-        while seen < plan.total:
+        while seen < plan.total and not stopped:
             k = plan.at(seen)
             runner, state = plan.enter(k, state)
             epoch, lo = divmod(seen, len(X))
@@ -244,7 +249,8 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume, parts=NO_PARTS):
             meta = {"images_seen": seen, "epoch": seen / len(X), "phase": k + 1, "train_steps": steps,
                     "curve": curve, "best": best, "dataset": cfg["dataset"], "engine": cfg["engine"],
                     "recipe": this_recipe, "config": {"name": cfg["recipe"] or None, **cfg}, "split": split,
-                    "wall_seconds": wall_before + time.perf_counter() - start}
+                    "wall_seconds": wall_before + time.perf_counter() - start, "epochs_trained": seen / len(X),
+                    "epochs_declared": declared, "finished": seen >= plan.total}
             if measure and len(Xv):
                 # Judge by held-out images only: while an image is shown, learning pulls the output towards
                 # its label, so errors scored during training are far too optimistic.
@@ -259,6 +265,10 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume, parts=NO_PARTS):
                 with parts("figures"):
                     _write_metrics(curves, len(X), out)
                     _figure(curves, out)  # kept current, like metrics.csv, so a long run can be followed
+                # the declared stopping rule: no new best for `patience_epochs` epochs ends the recipe
+                stopped = bool(patience) and best is not None and val >= best["validation_error"] and \
+                    seen - best["images_seen"] >= patience
+                meta["finished"] = meta["finished"] or stopped
                 if best is None or val < best["validation_error"]:
                     best = meta["best"] = {"images_seen": seen, "epoch": seen / len(X), "validation_error": val}
                     # the latest state is the selected network too, until a later measurement does better
@@ -276,7 +286,12 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume, parts=NO_PARTS):
                                         runner.export(state), latest, compress=False)
                 last_save = time.monotonic()
     bar.close()
-    res = _test_selected(cfg, mode, best_path if best else path, (Xt, Yt), chunk)
+    if cfg["test"]["read"]:
+        res = _test_selected(cfg, mode, best_path if best else path, (Xt, Yt), chunk)
+    else:  # a candidate of a search: judged on validation alone
+        res = {"validation_error": (best or {}).get("validation_error"), "selected_on": "validation" if best else "last",
+               "selected_epoch": round(best["epoch"], 4) if best else None, "steps_per_image": runner.spec.steps_per_image}
+    res.update(epochs_trained=round(seen / len(X), 4), epochs_declared=declared, finished=seen >= plan.total or stopped)
     res.update(reading=runner.spec.reading, decay_per_step=runner.spec.decay, tau_steps=runner.spec.tau_steps,
                images_seen=seen, epochs=seen / len(X), engine=cfg["engine"], train_steps=steps,
                wall_seconds=round(meta["wall_seconds"], 1), phases=len(plan.phases), **split)
@@ -295,10 +310,12 @@ def _test_selected(cfg, mode, path, test, chunk) -> dict:
     """The test error of the checkpoint at `path` (the one selected on validation, or the last one
     where there is no validation set), measured once; it is recorded in that checkpoint too."""
     spec, state, meta = load_checkpoint(path)
-    runner = make_runner(cfg, spec, chunk)
-    err = evaluate(runner, state, *test, progress=f"{mode}: test")
+    err = meta.get("test_error")
+    if err is None:  # a finished run resumed again reads nothing twice
+        err = evaluate(make_runner(cfg, spec, chunk), state, *test, progress=f"{mode}: test")
     if meta.get("selected_on") == "validation":
-        save_checkpoint(path, spec, state, {**meta, "test_error": err})
+        save_checkpoint(path, spec, state, {**meta, "test_error": err, "test_read_at_epoch": meta["epoch"],
+                                            "finished": True})
     best = meta.get("best") or {}
     return {"test_error": err, "validation_error": best.get("validation_error"),
             "selected_on": meta.get("selected_on", "last"), "selected_images": meta["images_seen"],
