@@ -47,14 +47,15 @@ def window_stats(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarra
     return w.mean(axis=1), w.std(axis=1)
 
 
-def row_angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Folded angle between corresponding rows of a and b (one angle per example)."""
-    return _row_angles(np.asarray(a, np.float64), np.asarray(b, np.float64))
+def row_angles_deg(a: np.ndarray, b: np.ndarray, folded: bool = True) -> np.ndarray:
+    """Angle between corresponding rows of a and b (one angle per example); `folded` as in
+    `vector_angle`, else in [0°, 180°]."""
+    return _row_angles(np.asarray(a, np.float64), np.asarray(b, np.float64), folded)
 
 
 @njit(cache=True)
-def _row_angles(a, b):
+def _row_angles(a, b, folded):
     out = np.empty(a.shape[0])
     for k in range(a.shape[0]):
-        out[k] = vector_angle(a[k], b[k], True)
+        out[k] = vector_angle(a[k], b[k], folded)
     return out

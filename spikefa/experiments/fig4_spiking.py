@@ -347,7 +347,7 @@ def _figure(curves: dict, out) -> None:
                          label=f"{mode}: layer {layer} " + ("δ vs backprop's" if kind == "mod" else "B vs wᵀ above"))
     ax.set(yscale="log", xlabel="training images", ylabel="validation error (%)", title="Fig. 4 — spiking network")
     ax2.axhline(90, color="0.5", linestyle=":", linewidth=0.8)
-    ax2.set(xlabel="training images", ylabel="angle (°)", ylim=(0, 95), title="alignment of the hidden layers")
+    ax2.set(xlabel="training images", ylabel="angle (°)", ylim=(0, 180), title="alignment of the hidden layers")
     ax.legend(frameon=False, fontsize=8)
     ax2.legend(frameon=False, fontsize=7, ncol=2, loc="lower left")
     out.savefig(fig, "validation_error.png")
