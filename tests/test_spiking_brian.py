@@ -263,3 +263,33 @@ def test_cuda_standalone_without_a_working_brian2cuda_is_one_clear_error(tmp_pat
     spec = SpikingSpec(sizes=(4, 3, 2), steps_per_image=2)
     with pytest.raises(SpikefaError, match=words):
         BrianNetwork(spec, 1, "cuda_standalone")
+
+
+def _looks_drawn(B, beta):
+    return np.abs(B).max() <= beta and abs(B.std() - beta / np.sqrt(3)) < 0.25 * beta
+
+
+@pytest.mark.parametrize("engine", ["brian2", "fast"])
+def test_shuffled_feedback_is_drawn_afresh_at_every_step(engine):
+    """The control: B comes from U[−β, β] like FA's draw, but a new one every step, in both engines;
+    the modulator of hidden layer 1 is then δ_2 times that step's B."""
+    spec = small_spec(feedback="shuffled", feedback_scale=0.3, sizes=(12, 40, 30, 3))
+    images, labels, uniforms = inputs(spec, 2)
+    state = initial_state(spec)
+    if engine == "brian2":
+        net = BrianNetwork(spec, 1, "numpy", noise=True, trace_neurons=all_neurons(spec))
+        after_one, _ = net.run(state, images[:1], labels[:1], uniforms={l: u[:5] for l, u in uniforms.items()})
+        after_two, _ = net.run(after_one, images[1:], labels[1:], uniforms={l: u[5:] for l, u in uniforms.items()})
+    else:
+        from spikefa.spiking.noise import CounterNoise
+
+        rng, st = CounterNoise(0), fast.batch_state(spec, state, 1)
+        fast.run(spec, st, images[None, :1], labels[None, :1], rng=rng)
+        after_one = {k: v.copy() for k, v in st.items()}
+        _, steps = fast.run(spec, st, images[None, 1:], labels[None, 1:], rng=rng, record=True)
+        after_two = st
+        np.testing.assert_allclose(steps[-1].mod[1][0], steps[-1].delta[2][0] @ st["B1"], rtol=1e-10)
+    for l in (1, 2):
+        assert _looks_drawn(after_one[f"B{l}"], 0.3) and _looks_drawn(after_two[f"B{l}"], 0.3)
+        assert not np.allclose(after_one[f"B{l}"], state[f"B{l}"])
+        assert not np.allclose(after_two[f"B{l}"], after_one[f"B{l}"])

@@ -123,7 +123,8 @@ class BrianNetwork:
         b2.defaultclock.dt = 1 * b2.ms
         if self.device not in STANDALONE and not self.noise:
             b2.seed(spec.seed)
-        ns = {"tau": spec.tau_steps * b2.ms, "decay": spec.decay, "weight_decay": spec.weight_decay}
+        ns = {"tau": spec.tau_steps * b2.ms, "decay": spec.decay, "weight_decay": spec.weight_decay,
+              "feedback_scale": spec.feedback_scale}
         n_img, sizes = self.images_per_run, spec.sizes
         self.images = b2.TimedArray(np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images")
         self.labels = b2.TimedArray(np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels")
@@ -156,13 +157,15 @@ class BrianNetwork:
             s.connect()  # all-to-all: synapse k = i·n_post + j
             self.forward.append(s)
             self.plasticity.append(s.run_regularly(plasticity, name=f"plasticity_{l}"))
-        self.feedback, self._fb_index = [None], [None]
-        mirror = spec.feedback == "bp"
+        self.feedback, self._fb_index, self.redraws = [None], [None], []
+        mirror = spec.mode.transport
         fb_eqs = eq.FEEDBACK_WEIGHT + "\n" + eq.feedback_rule(spec)
         for l in range(1, L):
             src = self.layers[spec.feedback_source(l)]
             f = b2.Synapses(src, self.layers[l], fb_eqs, namespace=ns, name=f"feedback_{l}")
             self.feedback.append(f)
+            if spec.mode.redraw:
+                self.redraws.append(f.run_regularly(eq.FEEDBACK_REDRAW, name=f"redraw_{l}"))
             if mirror:
                 twin_post = layer_variables("output" if l + 1 == L else "hidden")[0]  # the forward twin's post layer
                 self.plasticity.append(f.run_regularly(eq.mirror(plasticity, twin_post), name=f"mirror_{l}"))
@@ -195,7 +198,7 @@ class BrianNetwork:
         for l in range(L):
             place(self.layers[l].thresholder["spike"], self.layers[l].resetter["spike"], self.forward[l + 1].pre)
         # 3. output error, then δ travels down the feedback synapses (all within this step)
-        place(self.output_error)
+        place(self.output_error, *self.redraws)
         for l in reversed(range(1, L)):
             place(self.feedback[l].summed_updaters["mod_post"], self.deltas[l])
         # 4. three-factor plasticity of every forward synapse and bias (and B's mirror in bp mode)
@@ -204,7 +207,7 @@ class BrianNetwork:
     # ---------------------------------------------------------------- running
     def _feedback_pairs(self, l: int, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Synapse index arrays of feedback group l: every nonzero entry of B (all of them unless sparse)."""
-        src, dst = np.nonzero(B) if self.spec.feedback == "sparse_fa" else np.indices(B.shape).reshape(2, -1)
+        src, dst = np.nonzero(B) if self.spec.mode.sparse else np.indices(B.shape).reshape(2, -1)
         return src.astype(np.int32), dst.astype(np.int32)
 
     def _values(self, state: dict, eta: float) -> dict:
@@ -296,7 +299,7 @@ class BrianNetwork:
             new[f"p{l - 1}"] = np.array(self.layers[l - 1].p[:])
         for l in range(1, L):
             B = old[f"B{l}"]
-            if self.spec.feedback == "bp":
+            if self.spec.mode.transport or self.spec.mode.redraw:  # B changed during the run
                 B = np.zeros_like(B)
                 src, dst = self._fb_index[l]
                 B[src, dst] = self.feedback[l].B[:]

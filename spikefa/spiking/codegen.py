@@ -613,9 +613,10 @@ class CompiledModel:
         self.feedback = {}
         for l in range(1, L):
             syn = Synaptic("B", self.kinds[spec.feedback_source(l)], self.kinds[l], consts)
-            self.feedback[l] = products(syn, _summed(self.feedback_text, syn), xp, sparse=spec.feedback == "sparse_fa")
-        # f(B) is computed once per run, unless B follows w (bp) and f is not B itself
-        self.feedback_fixed = spec.feedback != "bp" or all(p.syn.fn is None for ps in self.feedback.values() for p in ps)
+            self.feedback[l] = products(syn, _summed(self.feedback_text, syn), xp, sparse=spec.mode.sparse)
+        # f(B) is computed once per run, unless B changes (it follows w, or is drawn afresh) and f is not B itself
+        self.feedback_fixed = not (spec.mode.transport or spec.mode.redraw) or \
+            all(p.syn.fn is None for ps in self.feedback.values() for p in ps)
 
 
 def _vanishes_without_eta(expr, consts) -> bool:

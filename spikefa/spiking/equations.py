@@ -78,6 +78,9 @@ PLASTICITY = "w += eta_post * (delta_post * p_pre - weight_decay * w)"   # η is
 # Feedback synapses (separate groups, pre = the layer the error comes from): fixed weights B.
 FEEDBACK = "mod_post = B * delta_pre : 1 (summed)"
 FEEDBACK_WEIGHT = "B : 1"
+# The shuffled-feedback control: every step, before δ travels down, each B is drawn afresh from the
+# distribution of the fixed draw, U[−β, β]; the modulator then carries no consistent credit.
+FEEDBACK_REDRAW = "B = feedback_scale * (2 * rand() - 1)"
 
 
 def plasticity_rule(spec) -> str:

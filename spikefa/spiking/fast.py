@@ -232,7 +232,7 @@ def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
     paths, bit for bit, as an uninterrupted one."""
     out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True, order=STREAM_ORDER) if is_stream_var(k)
            else xp.array(v, copy=True, order="F" if v.ndim == 2 else "K") for k, v in state.items()}
-    if spec.feedback == "bp":
+    if spec.mode.transport:
         for l in range(1, spec.n_layers):
             out[f"B{l}"] = out[f"w{l + 1}"].T
     return out
@@ -280,6 +280,8 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
                     ops.uniforms(rng, ws.r[l])
                 else:
                     ws.r[l][...] = uniforms[l][:, k]
+            if spec.mode.redraw and (learn or record):
+                redraw_feedback(spec, state, ops, rng)
         with np.errstate(over="ignore"):  # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
             step(spec, state, x, ws, eta if k % T >= delay else 0.0, ops, eta_max=eta, model=model, fb=fb,
                  feedback=learn or record)
@@ -289,6 +291,15 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
                                       [dl if dl is None else dl.copy() for dl in ws.delta], [s.copy() for s in ws.s],
                                       [None] + [state[f"u{l}"].copy() for l in range(1, spec.n_layers + 1)]))
     return ys, records
+
+
+def redraw_feedback(spec: SpikingSpec, state: dict, ops: ArrayOps, rng) -> None:
+    """equations.FEEDBACK_REDRAW, in place: every B_l drawn afresh from U[−β, β]."""
+    for l in range(1, spec.n_layers):
+        B = state[f"B{l}"]
+        ops.uniforms(rng, B)
+        B *= 2 * spec.feedback_scale
+        B -= spec.feedback_scale
 
 
 def default_ops(array) -> ArrayOps:

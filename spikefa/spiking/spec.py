@@ -35,8 +35,33 @@ from spikefa.errors import SpikefaError
 from spikefa.results import atomic_write_bytes, load_npz
 from spikefa.seeds import stream
 
-FEEDBACK_MODES = ("fa", "sparse_fa", "dfa", "bp")
 READINGS = ("decay", "tau")
+
+
+@dataclass(frozen=True)
+class FeedbackMode:
+    """How the feedback pathway of a mode is made; both engines read these fields, never the name.
+
+    `source`: whose δ reaches hidden layer l, the layer above ("above") or the output ("output");
+    `transport`: B_l is w_{l+1}ᵀ and follows it as it learns (backprop), instead of a random draw;
+    `sparse`: a fraction `feedback_sparsity` of the drawn synapses is removed; `redraw`: B is drawn
+    afresh at every step, so the modulator carries no consistent credit (a control)."""
+    name: str
+    source: str = "above"
+    transport: bool = False
+    sparse: bool = False
+    redraw: bool = False
+    about: str = ""
+
+
+MODES = {m.name: m for m in (
+    FeedbackMode("fa", about="feedback alignment: fixed random B from the layer above"),
+    FeedbackMode("sparse_fa", sparse=True, about="feedback alignment with a fraction of B removed"),
+    FeedbackMode("dfa", source="output", about="direct feedback alignment: every hidden layer gets the output error"),
+    FeedbackMode("bp", transport=True, about="backprop: B = wᵀ of the layer above (weight transport)"),
+    FeedbackMode("shuffled", redraw=True, about="a control: B drawn afresh at every step, no consistent credit"),
+)}
+FEEDBACK_MODES = tuple(MODES)
 
 
 @dataclass(frozen=True)
@@ -51,7 +76,7 @@ class SpikingSpec:
     weight_decay: float = 0.0       # w += η(δ p − α w) when α > 0
     init_scale: float = 4.0         # w ~ init_scale · U[−1, 1] / √fan_in (Glorot scale for σ units)
     feedback_scale: float = 0.5     # B ~ U[−β, β]
-    feedback: str = "fa"            # fa | sparse_fa | dfa | bp
+    feedback: str = "fa"            # a feedback mode: fa | sparse_fa | dfa | bp | shuffled (MODES)
     feedback_sparsity: float = 0.5  # sparse_fa: fraction of feedback synapses removed
     seed: int = 0
     dtype: str = "float32"
@@ -119,9 +144,13 @@ class SpikingSpec:
         """Learning rate of weight layer l (1-based) when the global rate is `eta`."""
         return eta * self.eta_scale[l - 1] if self.eta_scale else eta
 
+    @property
+    def mode(self) -> FeedbackMode:
+        return MODES[self.feedback]
+
     def feedback_source(self, l: int) -> int:
         """Index (in `sizes`) of the layer whose δ feeds hidden layer l (1-based)."""
-        return self.n_layers if self.feedback == "dfa" else l + 1
+        return self.n_layers if self.mode.source == "output" else l + 1
 
     def describe(self) -> str:
         rules = "".join(f", {k} {getattr(self, k)!r}" for k in ("plasticity", "feedback_rule", "plasticity_delay")
@@ -183,10 +212,10 @@ def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
 def feedback_weights(spec: SpikingSpec, state: dict) -> dict[str, np.ndarray]:
     """The feedback weights B_l of a network (new arrays): drawn from the seed (streams "feedback"
     and "masks"), or in bp mode the transposes of the forward weights above."""
-    if spec.feedback == "bp":  # weight transport: kept equal to the forward weights
+    if spec.mode.transport:  # kept equal to the forward weights
         return {f"B{l}": state[f"w{l + 1}"].T.copy() for l in range(1, spec.n_layers)}
     shapes = tuple((spec.sizes[spec.feedback_source(l)], spec.sizes[l]) for l in range(1, spec.n_layers))
-    sparsity = spec.feedback_sparsity if spec.feedback == "sparse_fa" else None
+    sparsity = spec.feedback_sparsity if spec.mode.sparse else None
     drawn = _drawn_feedback(shapes, spec.seed, spec.feedback_scale, sparsity, spec.dtype)
     return {k: v.copy() for k, v in drawn.items()}
 
@@ -219,7 +248,7 @@ def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict
     faster (a checkpoint during training)."""
     B = {k: v for k, v in state.items() if k[0] == "B"}
     again = feedback_weights(spec, state)
-    source = "wT" if spec.feedback == "bp" else "seed"
+    source = "wT" if spec.mode.transport else "seed"
     if B and set(B) == set(again) and all(np.array_equal(B[k], again[k]) for k in B):
         state = {k: v for k, v in state.items() if k not in B}
         extra = {"feedback": json.dumps({"source": source, "sha256": _digest(B) if source == "seed" else None})}
@@ -253,7 +282,7 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
             raise SpikefaError(f"{path}: the feedback weights drawn again from seed {spec.seed} differ from the "
                                f"ones it was trained with (another NumPy's random numbers?); they cannot be restored")
         state |= B
-    elif spec.feedback != "bp" and all(v.dtype == np.float16 for k, v in arrays.items() if k[0] == "B"):
+    elif not spec.mode.transport and all(v.dtype == np.float16 for k, v in arrays.items() if k[0] == "B"):
         # an older file that stored B rounded to float16: the draw it rounds is the B it trained with
         B = feedback_weights(spec, state)
         if all(k in arrays and np.array_equal(arrays[k], v.astype(np.float16)) for k, v in B.items()):
