@@ -118,7 +118,9 @@ def _cmd_diagnose(args) -> int:
         raise SpikefaError(f"--images must be at least 1, got {args.images}")
     spec, state, meta = load_checkpoint(args.checkpoint)
     dataset = args.dataset or meta.get("dataset", "mnist")
-    result = diagnose(spec, state, dataset, args.images, args.data)
+    from spikefa.spiking.scoring import holdout_size
+
+    result = diagnose(spec, state, dataset, args.images, args.data, holdout=holdout_size(meta) or 10000)
     print(json.dumps({"checkpoint": str(args.checkpoint), **result}) if args.json else report(result, spec))
     return 0
 

@@ -96,7 +96,9 @@ def test_raster_draws_single_spikes_of_a_subset_and_outputs_stay_inside_the_fram
 def test_diagnose_reports_fit_saturation_and_alignment(small_checkpoint, data_folder, capsys):
     assert main(["diagnose", str(small_checkpoint), "--images", "40", "--json", "--data", str(data_folder)]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["images"] == 40 and all(0 <= d[k] <= 1 for k in ("train_error", "test_error", "test_error_4x_longer"))
+    assert d["images"] == 40 and all(0 <= d[k] <= 1 for k in ("train_error", "validation_error",
+                                                              "validation_error_4x_longer"))
+    assert not any("test" in k for k in d)  # the test set is never read
     assert [layer["layer"] for layer in d["layers"]] == [1, 2, 3]
     assert all(0 <= layer["saturated"] <= 1 and layer["w_rms_growth"] == pytest.approx(1.0) for layer in d["layers"])
     assert 0 <= d["layers"][0]["angle_deg_B_vs_wT"] <= 180 and "angle_deg_B_vs_wT" not in d["layers"][2]
