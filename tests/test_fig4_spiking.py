@@ -377,3 +377,4 @@ def test_a_search_candidate_never_reads_the_test_set(tmp_path, data_folder):
     out = runner.run("fig4_search", tiny, tmp_path / "run", data=str(data_folder))
     fa = json.loads((out / "summary.json").read_text())["results"]["fa"]
     assert "test_error" not in fa and fa["validation_error"] is not None and fa["finished"]
+    assert [h["layer"] for h in fa["health"]] == [1, 2] and all(0 <= h["saturated"] <= 1 for h in fa["health"])

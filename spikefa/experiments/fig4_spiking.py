@@ -20,6 +20,7 @@ from tqdm import tqdm
 from spikefa import plotting
 from spikefa.config import phase_eta
 from spikefa.data import load_images
+from spikefa.diagnose import health
 from spikefa.data.datasets import check_sizes, is_own_dataset
 from spikefa.errors import SpikefaError, check_finite
 from spikefa.seeds import stream
@@ -292,6 +293,8 @@ def train_mode(cfg, mode, sets, chunk, out, curves, resume, parts=NO_PARTS):
         res = {"validation_error": (best or {}).get("validation_error"), "selected_on": "validation" if best else "last",
                "selected_epoch": round(best["epoch"], 4) if best else None, "steps_per_image": runner.spec.steps_per_image}
     res.update(epochs_trained=round(seen / len(X), 4), epochs_declared=declared, finished=seen >= plan.total or stopped)
+    if len(Xv):  # saturation and weight growth of the network that ships, on held-out images
+        res["health"] = health(*load_checkpoint(best_path if best else path)[:2], Xv, Yv)["layers"]
     res.update(reading=runner.spec.reading, decay_per_step=runner.spec.decay, tau_steps=runner.spec.tau_steps,
                images_seen=seen, epochs=seen / len(X), engine=cfg["engine"], train_steps=steps,
                wall_seconds=round(meta["wall_seconds"], 1), phases=len(plan.phases), **split)
