@@ -140,6 +140,11 @@ def _cmd_export(args) -> int:
 def _cmd_report(args) -> int:
     from spikefa.report import report, save_records
 
+    if args.search:
+        from spikefa.report import search
+
+        print(search.write(args.results, args.out))
+        return 0
     records = args.records
     if args.save_records:  # the page is then rebuilt from the whole store, as on a fresh clone
         for path in save_records(args.results, args.save_records):
@@ -274,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--save-records", metavar="DIR",
                     help="copy the small files of RESULTS into this store (replacing their earlier "
                          "records), then write the page from the whole store")
+    rp.add_argument("--search", action="store_true",
+                    help="write instead the table of a recipe search: every spiking run below RESULTS, ranked "
+                         "on validation")
     rp.set_defaults(func=_cmd_report)
 
     i = sub.add_parser("info", help="versions, Brian2 devices, shipped configs and networks")

@@ -371,10 +371,18 @@ def test_a_declared_stopping_rule_ends_the_recipe_and_the_test_set_is_read_once(
     assert tests == [20]
 
 
-def test_a_search_candidate_never_reads_the_test_set(tmp_path, data_folder):
+def test_search_candidates_never_read_the_test_set_and_are_ranked_on_validation(tmp_path, data_folder):
     tiny = ["sizes=[784,12,10]", "steps_per_image=2", "train.images=40", "validation.images=20",
-            "chunk_images=20", "train.epochs=1", "test.read=false"]
-    out = runner.run("fig4_search", tiny, tmp_path / "run", data=str(data_folder))
-    fa = json.loads((out / "summary.json").read_text())["results"]["fa"]
-    assert "test_error" not in fa and fa["validation_error"] is not None and fa["finished"]
-    assert [h["layer"] for h in fa["health"]] == [1, 2] and all(0 <= h["saturated"] <= 1 for h in fa["health"])
+            "chunk_images=20", "train.epochs=1"]
+    errors = {}
+    for eta in (0.0, 0.05):
+        out = runner.run("fig4_search", [*tiny, f"eta={eta}"], tmp_path / "search" / f"eta-{eta}", data=str(data_folder))
+        fa = json.loads((out / "summary.json").read_text())["results"]["fa"]
+        assert "test_error" not in fa and fa["validation_error"] is not None and fa["finished"]
+        assert [h["layer"] for h in fa["health"]] == [1, 2] and all(0 <= h["saturated"] <= 1 for h in fa["health"])
+        errors[eta] = fa["validation_error"]
+    assert main(["report", "--search", str(tmp_path / "search"), "--out", str(tmp_path / "table.md")]) == 0
+    rows = [r for r in (tmp_path / "table.md").read_text().splitlines() if r.startswith("| ") and "rank" not in r]
+    assert len(rows) == 2 and "test" not in (tmp_path / "table.md").read_text()
+    etas = [r.split(" | ")[2] for r in rows]  # the η column, best first
+    assert etas == [f"{e:g}" for e in sorted(errors, key=lambda e: (errors[e], e))]
