@@ -15,8 +15,9 @@ DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
 sys.path.insert(0, str(DOCS.parent))  # the checkout's spikefa, also when it is not installed
 
-import spikefa  # noqa: E402
 import spikefa_docs  # noqa: E402
+
+import spikefa  # noqa: E402
 
 spikefa_docs.generate(DOCS)
 
@@ -27,18 +28,26 @@ release = spikefa.__version__
 version = release
 
 extensions = [
-    "myst_nb",              # MyST Markdown and Jupyter notebooks
+    "myst_nb",  # MyST Markdown and Jupyter notebooks
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "sphinx.ext.napoleon",  # the numpydoc sections of the Python API's docstrings
-    "spikefa_docs",         # docs/_ext: generated pages, plain-text docstrings
+    "spikefa_docs",  # docs/_ext: generated pages, plain-text docstrings
 ]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "_generated/results_toctree.md", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+exclude_patterns = [
+    "_build",
+    "_generated/results_toctree.md",
+    "**/.ipynb_checkpoints",
+    "Thumbs.db",
+    ".DS_Store",
+]
 # the results report (docs/results.md, written by `spikefa report`) replaces the placeholder page
-exclude_patterns.append("_generated/results.md" if (DOCS / "results.md").is_file() else "results.md")
+exclude_patterns.append(
+    "_generated/results.md" if (DOCS / "results.md").is_file() else "results.md"
+)
 suppress_warnings = ["myst.header"]  # the generated results report may skip heading levels
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
@@ -63,4 +72,7 @@ napoleon_use_ivar = True  # Attributes sections as fields: the properties are no
 html_theme = "alabaster"
 html_title = f"spikefa {release}"
 html_static_path = []
-html_theme_options = {"description": "Feedback alignment in spiking and rate networks", "fixed_sidebar": True}
+html_theme_options = {
+    "description": "Feedback alignment in spiking and rate networks",
+    "fixed_sidebar": True,
+}

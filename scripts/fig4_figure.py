@@ -25,7 +25,7 @@ def main():
     args = ap.parse_args()
     spec, trained, meta = load_checkpoint(checkpoint_path(args.checkpoint))
     data = load_images(meta.get("dataset", "mnist"), args.data)
-    images, labels = data.test_x[:args.images].astype(spec.dtype), data.test_y[:args.images]
+    images, labels = data.test_x[: args.images].astype(spec.dtype), data.test_y[: args.images]
     fig = fig4_figure(spec, trained, meta, images, labels, args.neuron, args.device)
     fig.savefig(args.out, dpi=110)
     print(args.out)

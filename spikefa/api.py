@@ -16,8 +16,9 @@ from pathlib import Path
 from spikefa.errors import SpikefaError
 
 
-def run(config, out=None, *, data=None, resume: bool = False, overrides: dict | None = None,
-        **kwargs) -> Results:
+def run(
+    config, out=None, *, data=None, resume: bool = False, overrides: dict | None = None, **kwargs
+) -> Results:
     """Run an experiment, as ``spikefa run`` does, and return its results.
 
     Parameters
@@ -60,9 +61,18 @@ def run(config, out=None, *, data=None, resume: bool = False, overrides: dict | 
     return Results(path)
 
 
-def sweep(config, seeds: int, out=None, *, data=None, scheduler: str | None = None,
-          workers: int | None = None, grid: dict | None = None, overrides: dict | None = None,
-          **kwargs) -> dict:
+def sweep(
+    config,
+    seeds: int,
+    out=None,
+    *,
+    data=None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    grid: dict | None = None,
+    overrides: dict | None = None,
+    **kwargs,
+) -> dict:
     """Replicate runs over seeds (and a grid of config values) on Dask, as ``spikefa sweep`` does.
 
     Parameters
@@ -178,10 +188,22 @@ class Network:
     def __repr__(self) -> str:
         return f"<Network {self.path.name}: {self.spec.describe()}>"
 
-    def evaluate(self, split: str = "test", n: int | None = None, repeats: int = 1, engine: str = "fast",
-                 data=None, *, dataset: str | None = None, steps_per_image: int | None = None,
-                 batch: int = 100, backend: str = "numpy", device: str = "cpp_standalone", threads: int = 1,
-                 progress: bool = True) -> dict:
+    def evaluate(
+        self,
+        split: str = "test",
+        n: int | None = None,
+        repeats: int = 1,
+        engine: str = "fast",
+        data=None,
+        *,
+        dataset: str | None = None,
+        steps_per_image: int | None = None,
+        batch: int = 100,
+        backend: str = "numpy",
+        device: str = "cpp_standalone",
+        threads: int = 1,
+        progress: bool = True,
+    ) -> dict:
         """Score the network with learning off, as ``spikefa evaluate --json`` does.
 
         Parameters
@@ -234,12 +256,35 @@ class Network:
         """
         from spikefa.spiking.scoring import score
 
-        return score(self.spec, self.state, self.meta, self.path, split=split, n=n, repeats=repeats,
-                     engine=engine, data=_str(data), dataset=_str(dataset), steps_per_image=steps_per_image,
-                     batch=batch, backend=backend, device=device, threads=threads, progress=progress)
+        return score(
+            self.spec,
+            self.state,
+            self.meta,
+            self.path,
+            split=split,
+            n=n,
+            repeats=repeats,
+            engine=engine,
+            data=_str(data),
+            dataset=_str(dataset),
+            steps_per_image=steps_per_image,
+            batch=batch,
+            backend=backend,
+            device=device,
+            threads=threads,
+            progress=progress,
+        )
 
-    def traces(self, out=None, steps: int = 0, neurons=(0, 1, 2, 3), first_image: int = 0,
-               device: str = "cpp_standalone", learn: bool = False, data=None) -> dict:
+    def traces(
+        self,
+        out=None,
+        steps: int = 0,
+        neurons=(0, 1, 2, 3),
+        first_image: int = 0,
+        device: str = "cpp_standalone",
+        learn: bool = False,
+        data=None,
+    ) -> dict:
         """Record PSP and modulator traces in Brian2 on test images, as ``spikefa traces`` does.
 
         Parameters
@@ -282,8 +327,19 @@ class Network:
 
         from spikefa.spiking.traces import write_traces
 
-        folder = write_traces(self.spec, self.state, self.meta, self.path, out, steps, neurons, first_image,
-                              device, learn, _str(data))
+        folder = write_traces(
+            self.spec,
+            self.state,
+            self.meta,
+            self.path,
+            out,
+            steps,
+            neurons,
+            first_image,
+            device,
+            learn,
+            _str(data),
+        )
         with np.load(folder / "traces.npz") as z:
             return {**{k: z[k] for k in z.files}, "folder": folder}
 
@@ -309,7 +365,9 @@ class Network:
         """
         from spikefa.spiking.spec import save_checkpoint
 
-        return save_checkpoint(path, self.spec, self.state, self.meta, store_dtype="float16" if float16 else None)
+        return save_checkpoint(
+            path, self.spec, self.state, self.meta, store_dtype="float16" if float16 else None
+        )
 
 
 class Results:

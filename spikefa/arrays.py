@@ -17,7 +17,11 @@ from spikefa.errors import SpikefaError
 
 def array_module(a):
     """numpy for NumPy arrays, else the package that defines the array's type (cupy)."""
-    return np if isinstance(a, np.ndarray) else importlib.import_module(type(a).__module__.split(".")[0])
+    return (
+        np
+        if isinstance(a, np.ndarray)
+        else importlib.import_module(type(a).__module__.split(".")[0])
+    )
 
 
 def import_cupy():
@@ -27,7 +31,9 @@ def import_cupy():
 
         cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # ImportError, or CUDA's own errors when there is no driver or device
-        raise SpikefaError(f"backend cupy needs CuPy and a GPU (pip install -e '.[gpu]'): {exc}") from None
+        raise SpikefaError(
+            f"backend cupy needs CuPy and a GPU (pip install -e '.[gpu]'): {exc}"
+        ) from None
     return cupy
 
 
@@ -49,7 +55,9 @@ def gemm(a, b, out, alpha=1.0, beta=0.0, trans_a=False):
         return
     (A, ta), (B, tb) = _column_major(b.T), _column_major(x.T)
     res = f(alpha, A, B, trans_a=ta, trans_b=tb, beta=beta, c=out.T, overwrite_c=True)
-    if not np.shares_memory(res, out):  # out was neither C- nor F-contiguous and BLAS worked on a copy
+    if not np.shares_memory(
+        res, out
+    ):  # out was neither C- nor F-contiguous and BLAS worked on a copy
         out[...] = res.T
 
 
@@ -72,6 +80,11 @@ def blas_threads(n: int | None = None):
 
     if n is not None and n < 1:
         raise SpikefaError(f"--threads must be at least 1, got {n}")
-    asked = next((os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if os.environ.get(k)), "")
-    with threadpool_limits(limits=n or (int(asked) if asked.isdigit() else available_cores()), user_api="blas"):
+    asked = next(
+        (os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if os.environ.get(k)),
+        "",
+    )
+    with threadpool_limits(
+        limits=n or (int(asked) if asked.isdigit() else available_cores()), user_api="blas"
+    ):
         yield

@@ -27,7 +27,7 @@ def gemm_peak_gflops(n: int = 2048, repeats: int = 5, xp=np) -> float:
     b = a.copy()
     a @ b
     best = min(_timed(lambda: a @ b, xp) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def _timed(f, xp=np) -> float:
@@ -57,7 +57,9 @@ def _images(spec: SpikingSpec, n: int):
     return rng.random((n, spec.sizes[0]), dtype=np.float32), rng.integers(0, spec.sizes[-1], n)
 
 
-def brian2_ms_per_step(spec: SpikingSpec, device: str, threads: int = 1, images: int = 4, profile: bool = False) -> dict:
+def brian2_ms_per_step(
+    spec: SpikingSpec, device: str, threads: int = 1, images: int = 4, profile: bool = False
+) -> dict:
     """Build, run once to warm up, run again and time it. Build seconds: code generation and
     compilation — for standalone the build step, for runtime the first run less a timed run."""
     from spikefa.spiking.brian import STANDALONE, BrianNetwork
@@ -68,40 +70,65 @@ def brian2_ms_per_step(spec: SpikingSpec, device: str, threads: int = 1, images:
     first = _timed(lambda: net.run(state, x, y))
     net.run(state, x, y)
     build = net.build_seconds if device in STANDALONE else first - net.last_run_seconds
-    out = {"ms_per_step": 1e3 * net.last_run_seconds / (images * spec.steps_per_image), "build_seconds": round(build, 1)}
+    out = {
+        "ms_per_step": 1e3 * net.last_run_seconds / (images * spec.steps_per_image),
+        "build_seconds": round(build, 1),
+    }
     if profile:
         out["profile"] = dict(list(net.profile_fractions().items())[:8])
     return out
 
 
-def fast_stream_steps_per_s(spec: SpikingSpec, batch: int, images_per_stream: int = 2, backend: str = "numpy",
-                            repeats: int = 1) -> float:
+def fast_stream_steps_per_s(
+    spec: SpikingSpec,
+    batch: int,
+    images_per_stream: int = 2,
+    backend: str = "numpy",
+    repeats: int = 1,
+) -> float:
     """Stream-steps per second of the batched engine, learning on; the best of `repeats` timings."""
     from spikefa.spiking import fast
 
     xp, ops = array_backend(backend)
     state = fast.batch_state(spec, initial_state(spec), batch, xp)
     x, y = _images(spec, batch * images_per_stream)
-    images, labels = xp.asarray(x.reshape(batch, images_per_stream, -1)), xp.asarray(y.reshape(batch, -1))
+    images, labels = (
+        xp.asarray(x.reshape(batch, images_per_stream, -1)),
+        xp.asarray(y.reshape(batch, -1)),
+    )
     rng = CounterNoise(0) if xp is np else xp.random.default_rng(0)  # the generators training uses
-    fast.run(spec, state, images[:, :1], labels[:, :1], rng=rng, ops=ops)  # warm-up (and GPU kernel builds)
-    seconds = min(_timed(lambda: fast.run(spec, state, images, labels, rng=rng, ops=ops), xp) for _ in range(repeats))
+    fast.run(
+        spec, state, images[:, :1], labels[:, :1], rng=rng, ops=ops
+    )  # warm-up (and GPU kernel builds)
+    seconds = min(
+        _timed(lambda: fast.run(spec, state, images, labels, rng=rng, ops=ops), xp)
+        for _ in range(repeats)
+    )
     return batch * images_per_stream * spec.steps_per_image / seconds
 
 
-def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone"), backend: str = "numpy",
-                  scaling=()) -> dict:
+def bench_spiking(
+    batch: int = 50, devices=("runtime", "cpp_standalone"), backend: str = "numpy", scaling=()
+) -> dict:
     """Brian2 on `devices` (none: skip) beside the fast engine on `backend` at batch 1, at `batch`
     and at each batch size in `scaling`; the matrix-multiply peak is that of the backend's device."""
     spec = default_spec()
     xp, _ = array_backend(backend)
-    out = {"network": "-".join(map(str, FULL)), "reading": spec.reading, "steps_per_image": spec.steps_per_image,
-           "backend": backend, "gemm_peak_gflops": round(gemm_peak_gflops(4096 if xp is not np else 2048, xp=xp), 1)}
+    out = {
+        "network": "-".join(map(str, FULL)),
+        "reading": spec.reading,
+        "steps_per_image": spec.steps_per_image,
+        "backend": backend,
+        "gemm_peak_gflops": round(gemm_peak_gflops(4096 if xp is not np else 2048, xp=xp), 1),
+    }
     if xp is not np:
         out["gpu"] = xp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     if "runtime" in devices:
         r = brian2_ms_per_step(spec, "runtime", images=1)
-        out.update(brian2_runtime_ms_per_step=round(r["ms_per_step"], 2), brian2_runtime_build_seconds=r["build_seconds"])
+        out.update(
+            brian2_runtime_ms_per_step=round(r["ms_per_step"], 2),
+            brian2_runtime_build_seconds=r["build_seconds"],
+        )
     if "cpp_standalone" in devices:
         per_thread = {}
         for threads in (1, 2):
@@ -109,23 +136,39 @@ def bench_spiking(batch: int = 50, devices=("runtime", "cpp_standalone"), backen
             per_thread[threads] = r
             out[f"brian2_standalone_{threads}thread_ms_per_step"] = round(r["ms_per_step"], 2)
             out[f"brian2_standalone_{threads}thread_build_seconds"] = r["build_seconds"]
-        out["brian2_standalone_ms_per_step"] = round(min(r["ms_per_step"] for r in per_thread.values()), 2)
+        out["brian2_standalone_ms_per_step"] = round(
+            min(r["ms_per_step"] for r in per_thread.values()), 2
+        )
         out["brian2_standalone_profile"] = per_thread[1]["profile"]
-    out["fast_stream_steps_per_s_batch1"] = round(fast_stream_steps_per_s(spec, 1, backend=backend), 1)
+    out["fast_stream_steps_per_s_batch1"] = round(
+        fast_stream_steps_per_s(spec, 1, backend=backend), 1
+    )
     rate = fast_stream_steps_per_s(spec, batch, backend=backend)
     gflops = rate * stream_step_flops(spec) / 1e9
-    out.update(fast_stream_steps_per_s_batched=round(rate, 1), fast_batch_size=batch,
-               fast_batched_gflops=round(gflops, 1),
-               fast_batched_fraction_of_gemm_peak=round(gflops / out["gemm_peak_gflops"], 3),
-               fast_epoch_seconds=round(60000 * spec.steps_per_image / rate, 1))  # 60,000 images, learning on
-    for b in scaling:  # larger batches: how far from the peak the step is once launches and latency amortise
+    out.update(
+        fast_stream_steps_per_s_batched=round(rate, 1),
+        fast_batch_size=batch,
+        fast_batched_gflops=round(gflops, 1),
+        fast_batched_fraction_of_gemm_peak=round(gflops / out["gemm_peak_gflops"], 3),
+        fast_epoch_seconds=round(60000 * spec.steps_per_image / rate, 1),
+    )  # 60,000 images, learning on
+    for b in (
+        scaling
+    ):  # larger batches: how far from the peak the step is once launches and latency amortise
         r = fast_stream_steps_per_s(spec, b, images_per_stream=1, backend=backend)
         out[f"fast_stream_steps_per_s_batch{b}"] = round(r, 1)
-        out[f"fast_batch{b}_fraction_of_gemm_peak"] = round(r * stream_step_flops(spec) / 1e9 / out["gemm_peak_gflops"], 3)
-    best_brian2 = min((v for k, v in out.items() if k.startswith("brian2_") and k.endswith("ms_per_step")), default=None)
+        out[f"fast_batch{b}_fraction_of_gemm_peak"] = round(
+            r * stream_step_flops(spec) / 1e9 / out["gemm_peak_gflops"], 3
+        )
+    best_brian2 = min(
+        (v for k, v in out.items() if k.startswith("brian2_") and k.endswith("ms_per_step")),
+        default=None,
+    )
     if best_brian2:
         out["fast_batched_vs_brian2_best_per_stream_step"] = round(rate * best_brian2 / 1e3, 1)
-        out["fast_batch1_vs_brian2_best"] = round(out["fast_stream_steps_per_s_batch1"] * best_brian2 / 1e3, 2)
+        out["fast_batch1_vs_brian2_best"] = round(
+            out["fast_stream_steps_per_s_batch1"] * best_brian2 / 1e3, 2
+        )
     return out
 
 
@@ -152,13 +195,19 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
     network = [f"sizes={list(sizes)}"]
     cfg = config.resolve(recipe, network)
     phase = fig4_spiking.schedule(cfg)[0]
-    one_epoch = [*network, "test.images=100", f"schedule=[{{epochs = 1, eta = {phase['eta']}, steps_per_image = "
-                 f"{phase['steps_per_image']}, plasticity_delay = {phase['plasticity_delay']}}}]"]
+    one_epoch = [
+        *network,
+        "test.images=100",
+        f"schedule=[{{epochs = 1, eta = {phase['eta']}, steps_per_image = "
+        f"{phase['steps_per_image']}, plasticity_delay = {phase['plasticity_delay']}}}]",
+    ]
 
     def train(n: int, parts) -> None:
         sets = [*one_epoch, f"train.images={n}", f"validation.images={n}"]
         with tempfile.TemporaryDirectory() as tmp:
-            fig4_spiking.run(config.resolve(recipe, sets), ResultsDir(tmp), data_dir=data_dir, parts=parts)
+            fig4_spiking.run(
+                config.resolve(recipe, sets), ResultsDir(tmp), data_dir=data_dir, parts=parts
+            )
 
     peak = gemm_peak_gflops()
     train(cfg["batch"] * 2, Parts())  # compiles (or loads) every kernel the loop uses
@@ -168,32 +217,50 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
     step_rate = fast_stream_steps_per_s(spec, cfg["batch"], repeats=5)
     peak = max(peak, gemm_peak_gflops())
     per_image, per_val = EPOCH_IMAGES / images, EPOCH_VALIDATION / images
-    scale = {"training/steps": per_image, "training/steps/spike noise": per_image, "training": per_image,
-             "training/validation": per_val, "training/validation/spike noise": per_val}
+    scale = {
+        "training/steps": per_image,
+        "training/steps/spike noise": per_image,
+        "training": per_image,
+        "training/validation": per_val,
+        "training/validation/spike noise": per_val,
+    }
     names = {"training/steps": "steps", "training": "other", "training/validation": "validation"}
     seconds: dict = {}
     for key, s in parts.seconds.items():
         if key.startswith("training"):
-            name = "spike noise" if key.endswith("spike noise") else names.get(key, key.split("/")[-1])
+            name = (
+                "spike noise" if key.endswith("spike noise") else names.get(key, key.split("/")[-1])
+            )
             seconds[name] = seconds.get(name, 0.0) + s * scale.get(key, 1.0)
     epoch = sum(seconds.values())
     T = spec.steps_per_image
     flops = EPOCH_IMAGES * T * stream_step_flops(spec) + EPOCH_VALIDATION * T * forward_flops(spec)
     step_gflops = step_rate * stream_step_flops(spec) / 1e9
-    return {"network": "-".join(map(str, spec.sizes)), "recipe": recipe, "steps_per_image": T,
-            "streams": cfg["batch"], "images_timed": images, "epoch_seconds": round(epoch, 1),
-            "epoch_flops": flops, "gemm_peak_gflops": round(peak, 1),
-            "epoch_over_bound": round(epoch / (flops / (peak * 1e9)), 3),
-            "shares": {k: round(v / epoch, 4) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])},
-            "fast_batched_gflops": round(step_gflops, 1),
-            "fast_batched_fraction_of_gemm_peak": round(step_gflops / peak, 3),
-            "threads": blas_threads()}
+    return {
+        "network": "-".join(map(str, spec.sizes)),
+        "recipe": recipe,
+        "steps_per_image": T,
+        "streams": cfg["batch"],
+        "images_timed": images,
+        "epoch_seconds": round(epoch, 1),
+        "epoch_flops": flops,
+        "gemm_peak_gflops": round(peak, 1),
+        "epoch_over_bound": round(epoch / (flops / (peak * 1e9)), 3),
+        "shares": {
+            k: round(v / epoch, 4) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])
+        },
+        "fast_batched_gflops": round(step_gflops, 1),
+        "fast_batched_fraction_of_gemm_peak": round(step_gflops / peak, 3),
+        "threads": blas_threads(),
+    }
 
 
 def blas_threads() -> int | None:
     from threadpoolctl import threadpool_info
 
-    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=None)
+    return max(
+        (p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=None
+    )
 
 
 def default_spec() -> SpikingSpec:
@@ -243,9 +310,20 @@ def bench_rate(n_online: int = 20000, n_batch: int = 60000, data_dir=None) -> di
     Y = np.eye(10, dtype=np.float32)[data.train_y[:n_batch]]
 
     def spikefa_rate(batch, n):
-        net = Network((784, 1000, 10), "fa", np.random.default_rng(0), np.random.default_rng(1), etas=1e-3,
-                      weight_decay=1e-6, dtype="float32")
-        train = (lambda a, b: net.train(a, b)) if batch == 1 else (lambda a, b: net.train_batch(a, b, batch))
+        net = Network(
+            (784, 1000, 10),
+            "fa",
+            np.random.default_rng(0),
+            np.random.default_rng(1),
+            etas=1e-3,
+            weight_decay=1e-6,
+            dtype="float32",
+        )
+        train = (
+            (lambda a, b: net.train(a, b))
+            if batch == 1
+            else (lambda a, b: net.train_batch(a, b, batch))
+        )
         train(X[:200], Y[:200])  # compile / warm up
         return n / _timed(lambda: train(X[:n], Y[:n]))
 
@@ -258,21 +336,30 @@ def bench_rate(n_online: int = 20000, n_batch: int = 60000, data_dir=None) -> di
     def ratio(ours, theirs):
         return round(ours / theirs, 2) if theirs else None
 
-    out = {"network": "784-1000-10", "algorithm": "fa", "dtype": "float32",
-           "gemm_peak_gflops": round(gemm_peak_gflops(), 1)}
+    out = {
+        "network": "784-1000-10",
+        "algorithm": "fa",
+        "dtype": "float32",
+        "gemm_peak_gflops": round(gemm_peak_gflops(), 1),
+    }
     out["spikefa_online_ex_per_s"] = round(spikefa_rate(1, n_online))
     out["torch_online_by_threads"], out["torch_online_ex_per_s"] = torch_rate(1, n_online // 4)
     out["spikefa_batch100_ex_per_s"] = round(spikefa_rate(100, n_batch))
     out["torch_batch100_by_threads"], out["torch_batch100_ex_per_s"] = torch_rate(100, n_batch)
     out["online_vs_torch"] = ratio(out["spikefa_online_ex_per_s"], out["torch_online_ex_per_s"])
-    out["batch100_vs_torch"] = ratio(out["spikefa_batch100_ex_per_s"], out["torch_batch100_ex_per_s"])
+    out["batch100_vs_torch"] = ratio(
+        out["spikefa_batch100_ex_per_s"], out["torch_batch100_ex_per_s"]
+    )
     flops = rate_example_flops()
-    out["batch100_fraction_of_gemm_peak"] = round(out["spikefa_batch100_ex_per_s"] * flops / 1e9
-                                                  / out["gemm_peak_gflops"], 3)
+    out["batch100_fraction_of_gemm_peak"] = round(
+        out["spikefa_batch100_ex_per_s"] * flops / 1e9 / out["gemm_peak_gflops"], 3
+    )
     # Online, an example reads the W1 rows of its lit pixels for the forward pass and reads and
     # writes them again for the update, plus all of W2 three times: that traffic bounds the rate.
     lit = float(np.mean(np.count_nonzero(X[:n_online], axis=1)))
     per_example = 4 * (3 * lit * 1000 + 3 * 1000 * 10)
     out["online_bytes_per_example"] = round(per_example)
-    out["online_weight_traffic_gb_per_s"] = round(out["spikefa_online_ex_per_s"] * per_example / 1e9, 1)
+    out["online_weight_traffic_gb_per_s"] = round(
+        out["spikefa_online_ex_per_s"] * per_example / 1e9, 1
+    )
     return out

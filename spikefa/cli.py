@@ -20,7 +20,9 @@ from spikefa.spiking.brian import DEVICES  # brian2 itself is imported only when
 def _cmd_run(args) -> int:
     from spikefa import runner
 
-    path = runner.run(args.config, args.set, args.out, args.data, resume=args.resume, threads=args.threads)
+    path = runner.run(
+        args.config, args.set, args.out, args.data, resume=args.resume, threads=args.threads
+    )
     print(runner.summary_table(json.loads((path / "summary.json").read_text()), path))
     return 0
 
@@ -29,18 +31,32 @@ def _cmd_sweep(args) -> int:
     from spikefa.sweep import sweep
 
     data = str(Path(args.data).resolve()) if args.data else None
-    summary = sweep(args.config, args.seeds, args.set, args.out, data, scheduler=args.scheduler, workers=args.workers)
+    summary = sweep(
+        args.config,
+        args.seeds,
+        args.set,
+        args.out,
+        data,
+        scheduler=args.scheduler,
+        workers=args.workers,
+    )
     for p in summary["points"]:
         for algo, metrics in p["metrics"].items():
             for m, d in metrics.items():
                 if m in ("test_error", "test_nse"):
-                    print(f"{p['name']:24s} {algo:20s} {m} {d['mean']:.4g} ± {d['sd']:.2g} (SEM {d['sem']:.2g}, n={d['n']})")
-    print(f"{summary['ran']} runs done now, {summary['reused']} reused, {summary['failed']} failed: "
-          f"{Path(summary['folder']) / 'sweep.json'}")
+                    print(
+                        f"{p['name']:24s} {algo:20s} {m} {d['mean']:.4g} ± {d['sd']:.2g} (SEM {d['sem']:.2g}, n={d['n']})"
+                    )
+    print(
+        f"{summary['ran']} runs done now, {summary['reused']} reused, {summary['failed']} failed: "
+        f"{Path(summary['folder']) / 'sweep.json'}"
+    )
     if summary["failed"]:
         first = next(r for p in summary["points"] for r in p["runs"] if r["status"] == "failed")
-        print(f"spikefa: error: {summary['failed']} runs failed; first: {first['folder']}: {first['error']}",
-              file=sys.stderr)
+        print(
+            f"spikefa: error: {summary['failed']} runs failed; first: {first['folder']}: {first['error']}",
+            file=sys.stderr,
+        )
     return summary["exit_code"]
 
 
@@ -53,15 +69,24 @@ def _cmd_info(args) -> int:
     print(f"{'configs':10s} {', '.join(config.shipped_configs())} (in {config.CONFIGS_DIR})")
     print(f"{'runnable':10s} {', '.join(experiments.EXPERIMENTS)}")
     networks = shipped_networks()
-    print(f"{'networks':10s} " + (f"{', '.join(networks)} (in {config.MODELS_DIR})" if networks else
-                                  "none here (the shipped networks come with a clone of the repository)"))
+    print(
+        f"{'networks':10s} "
+        + (
+            f"{', '.join(networks)} (in {config.MODELS_DIR})"
+            if networks
+            else "none here (the shipped networks come with a clone of the repository)"
+        )
+    )
     return 0
 
 
 def _brian2_devices() -> list[str]:
     import importlib.util
 
-    devices = ["runtime (cython)" if importlib.util.find_spec("Cython") else "runtime (numpy)", "cpp_standalone"]
+    devices = [
+        "runtime (cython)" if importlib.util.find_spec("Cython") else "runtime (numpy)",
+        "cpp_standalone",
+    ]
     if importlib.util.find_spec("brian2cuda"):
         devices.append("cuda_standalone")
     return devices
@@ -80,11 +105,17 @@ def _cmd_data_check(args) -> int:
             print(f"{name}/{stem}: {state}")
             bad |= state != "ok"
     if not found:
-        print(f"no data set found in {folder} (expected subfolders: {', '.join(datasets.DATASETS)})", file=sys.stderr)
+        print(
+            f"no data set found in {folder} (expected subfolders: {', '.join(datasets.DATASETS)})",
+            file=sys.stderr,
+        )
         return 1
     if bad:
-        print(f"data check failed in {folder}: delete the corrupted files (they are downloaded again) "
-              f"or put the originals there", file=sys.stderr)
+        print(
+            f"data check failed in {folder}: delete the corrupted files (they are downloaded again) "
+            f"or put the originals there",
+            file=sys.stderr,
+        )
     return 1 if bad else 0
 
 
@@ -93,9 +124,23 @@ def _cmd_evaluate(args) -> int:
     from spikefa.spiking.spec import load_checkpoint
 
     spec, state, meta = load_checkpoint(args.checkpoint)
-    result = score(spec, state, meta, args.checkpoint, split=args.split, n=args.n_test, repeats=args.repeats,
-                   engine=args.engine, data=args.data, dataset=args.dataset, steps_per_image=args.steps_per_image,
-                   batch=args.batch, backend=args.backend, device=args.device, threads=args.threads)
+    result = score(
+        spec,
+        state,
+        meta,
+        args.checkpoint,
+        split=args.split,
+        n=args.n_test,
+        repeats=args.repeats,
+        engine=args.engine,
+        data=args.data,
+        dataset=args.dataset,
+        steps_per_image=args.steps_per_image,
+        batch=args.batch,
+        backend=args.backend,
+        device=args.device,
+        threads=args.threads,
+    )
     print(json.dumps(result) if args.json else describe(result, spec))
     return 0
 
@@ -105,8 +150,21 @@ def _cmd_traces(args) -> int:
     from spikefa.spiking.traces import write_traces
 
     spec, state, meta = load_checkpoint(args.checkpoint)
-    print(write_traces(spec, state, meta, args.checkpoint, args.out, args.steps, args.neurons, args.first_image,
-                       args.device, args.learn, args.data))
+    print(
+        write_traces(
+            spec,
+            state,
+            meta,
+            args.checkpoint,
+            args.out,
+            args.steps,
+            args.neurons,
+            args.first_image,
+            args.device,
+            args.learn,
+            args.data,
+        )
+    )
     return 0
 
 
@@ -120,8 +178,14 @@ def _cmd_diagnose(args) -> int:
     dataset = args.dataset or meta.get("dataset", "mnist")
     from spikefa.spiking.scoring import holdout_size
 
-    result = diagnose(spec, state, dataset, args.images, args.data, holdout=holdout_size(meta) or 10000)
-    print(json.dumps({"checkpoint": str(args.checkpoint), **result}) if args.json else report(result, spec))
+    result = diagnose(
+        spec, state, dataset, args.images, args.data, holdout=holdout_size(meta) or 10000
+    )
+    print(
+        json.dumps({"checkpoint": str(args.checkpoint), **result})
+        if args.json
+        else report(result, spec)
+    )
     return 0
 
 
@@ -132,7 +196,9 @@ def _cmd_export(args) -> int:
     if not args.keep_state:  # a shipped network starts from rest: one stream, zero PSPs and traces
         state = at_rest(state)
         meta = {**meta, "random_state": None}
-    path = save_checkpoint(args.out, spec, state, meta, store_dtype="float16" if args.float16 else None)
+    path = save_checkpoint(
+        args.out, spec, state, meta, store_dtype="float16" if args.float16 else None
+    )
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -163,7 +229,9 @@ def _cmd_bench(args) -> int:
             result = bench.bench_epoch(data_dir=args.data)
     elif args.what == "spiking":
         devices = () if args.no_brian2 else ("runtime", "cpp_standalone")
-        result = bench.bench_spiking(batch=args.batch, devices=devices, backend=args.backend, scaling=args.scaling)
+        result = bench.bench_spiking(
+            batch=args.batch, devices=devices, backend=args.backend, scaling=args.scaling
+        )
     else:
         result = bench.bench_rate(data_dir=args.data)
     if args.json:
@@ -182,106 +250,226 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="spikefa", description="Feedback alignment experiments (Lillicrap et al. 2016).")
+    p = _Parser(
+        prog="spikefa", description="Feedback alignment experiments (Lillicrap et al. 2016)."
+    )
     p.add_argument("--version", action="version", version=f"spikefa {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run an experiment config")
-    r.add_argument("config", help="a TOML file or the name of a shipped config (e.g. fig2_linear; spikefa info "
-                                   "lists them)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (dotted for tables; value parsed as TOML)")
+    r.add_argument(
+        "config",
+        help="a TOML file or the name of a shipped config (e.g. fig2_linear; spikefa info "
+        "lists them)",
+    )
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted for tables; value parsed as TOML)",
+    )
     r.add_argument("--out", help="results folder (default results/<name>-<timestamp>/)")
     r.add_argument("--data", help="data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)")
-    r.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its latest checkpoints (--set train.epochs=N extends it)")
-    r.add_argument("--threads", type=int, help="BLAS threads (default: every core this process is given)")
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its latest checkpoints (--set train.epochs=N extends it)",
+    )
+    r.add_argument(
+        "--threads", type=int, help="BLAS threads (default: every core this process is given)"
+    )
     r.set_defaults(func=_cmd_run)
 
-    w = sub.add_parser("sweep", help="replicate runs (and grids over --set values) on Dask, with statistics")
-    w.add_argument("config", help="a TOML file or the name of a shipped config (spikefa info lists them)")
+    w = sub.add_parser(
+        "sweep", help="replicate runs (and grids over --set values) on Dask, with statistics"
+    )
+    w.add_argument(
+        "config", help="a TOML file or the name of a shipped config (spikefa info lists them)"
+    )
     w.add_argument("--seeds", type=int, required=True, help="replicate runs per grid point")
-    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key; a key given several times is a grid axis")
-    w.add_argument("--out", help="sweep folder (default results/sweep-<name>-<timestamp>/); restarting reuses finished runs")
+    w.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key; a key given several times is a grid axis",
+    )
+    w.add_argument(
+        "--out",
+        help="sweep folder (default results/sweep-<name>-<timestamp>/); restarting reuses finished runs",
+    )
     w.add_argument("--data", help="data folder")
-    w.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (default: a LocalCluster here)")
-    w.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
+    w.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask scheduler (default: a LocalCluster here)",
+    )
+    w.add_argument(
+        "--workers", type=int, help="LocalCluster worker processes (default: one per core)"
+    )
     w.set_defaults(func=_cmd_sweep)
 
-    e = sub.add_parser("evaluate", help="test (or validation) error of a trained spiking network, learning off")
-    e.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network (e.g. fig4_paper_fa)")
+    e = sub.add_parser(
+        "evaluate", help="test (or validation) error of a trained spiking network, learning off"
+    )
+    e.add_argument(
+        "checkpoint",
+        help="a checkpoint .npz, or the name of a shipped network (e.g. fig4_paper_fa)",
+    )
     e.add_argument("--engine", choices=("fast", "brian2"), default="fast")
-    e.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device (engine brian2)")
+    e.add_argument(
+        "--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device (engine brian2)"
+    )
     e.add_argument("--threads", type=int, default=1, help="OpenMP threads of cpp_standalone")
     e.add_argument("--batch", type=int, default=100, help="streams of the fast engine")
-    e.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="arrays of the fast engine")
-    e.add_argument("--split", choices=("test", "validation"), default="test",
-                   help="score the test images, or the validation images the network's run held out (to choose "
-                        "e.g. --steps-per-image without reading the test set)")
-    e.add_argument("--n-test", type=int, default=0, help="use the first N images of the split (default all)")
-    e.add_argument("--steps-per-image", type=int, help="show each test image this many steps (default: the checkpoint's)")
-    e.add_argument("--dataset", help="mnist, fashion-mnist or an .npz file of one's own (default: the checkpoint's)")
-    e.add_argument("--repeats", type=int, default=1,
-                   help="fast engine: evaluate this many times with fresh spike draws; test_error is their mean")
+    e.add_argument(
+        "--backend", choices=("numpy", "cupy"), default="numpy", help="arrays of the fast engine"
+    )
+    e.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="score the test images, or the validation images the network's run held out (to choose "
+        "e.g. --steps-per-image without reading the test set)",
+    )
+    e.add_argument(
+        "--n-test", type=int, default=0, help="use the first N images of the split (default all)"
+    )
+    e.add_argument(
+        "--steps-per-image",
+        type=int,
+        help="show each test image this many steps (default: the checkpoint's)",
+    )
+    e.add_argument(
+        "--dataset",
+        help="mnist, fashion-mnist or an .npz file of one's own (default: the checkpoint's)",
+    )
+    e.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="fast engine: evaluate this many times with fresh spike draws; test_error is their mean",
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--data", help="data folder")
     e.set_defaults(func=_cmd_evaluate)
 
     t = sub.add_parser("traces", help="record PSP and modulator traces in Brian2 for a checkpoint")
     t.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network")
-    t.add_argument("--out", help="folder for traces.npz and traces.png (default results/traces-<timestamp>/)")
+    t.add_argument(
+        "--out", help="folder for traces.npz and traces.png (default results/traces-<timestamp>/)"
+    )
     t.add_argument("--steps", type=int, default=0, help="steps to record (default 5 images)")
-    t.add_argument("--neurons", type=int, nargs="+", default=[0, 1, 2, 3], help="hidden units recorded in every hidden layer")
+    t.add_argument(
+        "--neurons",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2, 3],
+        help="hidden units recorded in every hidden layer",
+    )
     t.add_argument("--first-image", type=int, default=0, help="index of the first test image shown")
     t.add_argument("--device", choices=DEVICES, default="cpp_standalone")
-    t.add_argument("--learn", action="store_true",
-                   help="keep plasticity on while recording, at the learning rate the training had reached")
+    t.add_argument(
+        "--learn",
+        action="store_true",
+        help="keep plasticity on while recording, at the learning rate the training had reached",
+    )
     t.add_argument("--data", help="data folder")
     t.set_defaults(func=_cmd_traces)
 
-    g = sub.add_parser("diagnose", help="why a trained spiking network stalls: fit, read-out, saturation, alignment")
+    g = sub.add_parser(
+        "diagnose",
+        help="why a trained spiking network stalls: fit, read-out, saturation, alignment",
+    )
     g.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network")
-    g.add_argument("--images", type=int, default=3000, help="training and test images for the errors")
-    g.add_argument("--dataset", help="mnist, fashion-mnist or an .npz file of one's own (default: the checkpoint's)")
+    g.add_argument(
+        "--images", type=int, default=3000, help="training and test images for the errors"
+    )
+    g.add_argument(
+        "--dataset",
+        help="mnist, fashion-mnist or an .npz file of one's own (default: the checkpoint's)",
+    )
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--data", help="data folder")
     g.set_defaults(func=_cmd_diagnose)
 
-    x = sub.add_parser("export", help="write a compact copy of a checkpoint (e.g. to ship in models/)")
+    x = sub.add_parser(
+        "export", help="write a compact copy of a checkpoint (e.g. to ship in models/)"
+    )
     x.add_argument("checkpoint", help="a checkpoint .npz, or the name of a shipped network")
     x.add_argument("out")
-    x.add_argument("--float16", action="store_true", help="store weights as float16 (loaded back as the spec's dtype)")
-    x.add_argument("--keep-state", action="store_true", help="keep every stream's PSPs and traces (to resume)")
+    x.add_argument(
+        "--float16",
+        action="store_true",
+        help="store weights as float16 (loaded back as the spec's dtype)",
+    )
+    x.add_argument(
+        "--keep-state", action="store_true", help="keep every stream's PSPs and traces (to resume)"
+    )
     x.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="side-by-side throughput, measured in one run")
     b.add_argument("what", choices=("rate", "spiking"))
-    b.add_argument("--batch", type=int, default=50, help="spiking: streams of the batched fast engine")
-    b.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="spiking: the fast engine's arrays")
-    b.add_argument("--scaling", type=int, nargs="+", default=[], metavar="BATCH",
-                   help="spiking: also time these batch sizes (one image per stream)")
+    b.add_argument(
+        "--batch", type=int, default=50, help="spiking: streams of the batched fast engine"
+    )
+    b.add_argument(
+        "--backend",
+        choices=("numpy", "cupy"),
+        default="numpy",
+        help="spiking: the fast engine's arrays",
+    )
+    b.add_argument(
+        "--scaling",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="BATCH",
+        help="spiking: also time these batch sizes (one image per stream)",
+    )
     b.add_argument("--no-brian2", action="store_true", help="spiking: skip the Brian2 devices")
-    b.add_argument("--epoch", action="store_true",
-                   help="spiking: time a training epoch part by part (2,000 MNIST images, scaled to 50,000)")
-    b.add_argument("--threads", type=int, help="spiking --epoch: BLAS threads (default: every core given)")
+    b.add_argument(
+        "--epoch",
+        action="store_true",
+        help="spiking: time a training epoch part by part (2,000 MNIST images, scaled to 50,000)",
+    )
+    b.add_argument(
+        "--threads", type=int, help="spiking --epoch: BLAS threads (default: every core given)"
+    )
     b.add_argument("--data", help="MNIST's data folder (rate, and spiking --epoch)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_bench)
 
-    rp = sub.add_parser("report", help="the results page: one row per claim of the paper, with its command and verdict")
-    rp.add_argument("results", nargs="*", metavar="RESULTS",
-                    help="results folders (spikefa run), sweep folders (spikefa sweep), checkpoints (.npz) or saved "
-                         "evaluations (spikefa evaluate --json > FILE.json)")
-    rp.add_argument("--out", default="docs/results.md", help="the Markdown file (its figures go beside it)")
-    rp.add_argument("--records", metavar="DIR",
-                    help="also read every record of this store (e.g. docs/records)")
-    rp.add_argument("--save-records", metavar="DIR",
-                    help="copy the small files of RESULTS into this store (replacing their earlier "
-                         "records), then write the page from the whole store")
-    rp.add_argument("--search", action="store_true",
-                    help="write instead the table of a recipe search: every spiking run below RESULTS, ranked "
-                         "on validation")
+    rp = sub.add_parser(
+        "report",
+        help="the results page: one row per claim of the paper, with its command and verdict",
+    )
+    rp.add_argument(
+        "results",
+        nargs="*",
+        metavar="RESULTS",
+        help="results folders (spikefa run), sweep folders (spikefa sweep), checkpoints (.npz) or saved "
+        "evaluations (spikefa evaluate --json > FILE.json)",
+    )
+    rp.add_argument(
+        "--out", default="docs/results.md", help="the Markdown file (its figures go beside it)"
+    )
+    rp.add_argument(
+        "--records", metavar="DIR", help="also read every record of this store (e.g. docs/records)"
+    )
+    rp.add_argument(
+        "--save-records",
+        metavar="DIR",
+        help="copy the small files of RESULTS into this store (replacing their earlier "
+        "records), then write the page from the whole store",
+    )
+    rp.add_argument(
+        "--search",
+        action="store_true",
+        help="write instead the table of a recipe search: every spiking run below RESULTS, ranked "
+        "on validation",
+    )
     rp.set_defaults(func=_cmd_report)
 
     i = sub.add_parser("info", help="versions, Brian2 devices, shipped configs and networks")
@@ -331,8 +519,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spikefa: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return exc.exit_code
     except KeyboardInterrupt:
-        print("spikefa: interrupted; files already written are complete, earlier results are untouched",
-              file=sys.stderr)
+        print(
+            "spikefa: interrupted; files already written are complete, earlier results are untouched",
+            file=sys.stderr,
+        )
         sys.stdout.flush()
         sys.stderr.flush()
         # Exit at once: a second interrupt pending in a library's shutdown code would otherwise turn

@@ -33,7 +33,10 @@ def _read_toml(path: Path) -> dict:
             return tomllib.load(f)
     except OSError as exc:
         raise SpikefaError(f"cannot read config {path}: {exc.strerror}") from exc
-    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, an integer of over 4300 digits, deep nesting
+    except (
+        ValueError,
+        RecursionError,
+    ) as exc:  # TOMLDecodeError, an integer of over 4300 digits, deep nesting
         raise SpikefaError(f"config {path} is not valid TOML: {exc}") from exc
 
 
@@ -47,7 +50,11 @@ def locate(config: str) -> Path:
     shipped = CONFIGS_DIR / f"{config}.toml"
     if not shipped.is_file():
         close = difflib.get_close_matches(config, shipped_configs(), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"shipped: {', '.join(shipped_configs())}"
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else f"shipped: {', '.join(shipped_configs())}"
+        )
         raise SpikefaError(f"no config named {config!r}; {hint}")
     return shipped
 
@@ -87,16 +94,26 @@ def parse_set(item: str) -> tuple[str, Any]:
         doc = tomllib.loads(f"v = {text.strip()}")
         if list(doc) == ["v"]:  # nothing after the value (a newline could start another TOML line)
             return key, doc["v"]
-    except (ValueError, RecursionError):  # TOMLDecodeError, an integer of over 4300 digits, deep nesting
+    except (
+        ValueError,
+        RecursionError,
+    ):  # TOMLDecodeError, an integer of over 4300 digits, deep nesting
         if text.strip().replace("_", "").replace("-", "").isalnum():
             return key, text.strip()
-    raise SpikefaError(f"--set {key!r}: cannot parse value {text!r} (use TOML syntax, e.g. "
-                       f"1e-3, true, \"text\", [\"fa\",\"bp\"])")
+    raise SpikefaError(
+        f"--set {key!r}: cannot parse value {text!r} (use TOML syntax, e.g. "
+        f'1e-3, true, "text", ["fa","bp"])'
+    )
 
 
 def _type_name(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list"}.get(type(v), type(v).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+    }.get(type(v), type(v).__name__)
 
 
 def _scalars(value: Any):
@@ -113,7 +130,7 @@ def _check_type(key: str, default: Any, value: Any) -> Any:
     number too (converted where the default is a float). TOML also has inf, nan and integers of any
     size, which no setting means: numbers must be finite and integers fit in 64 bits."""
     for v in _scalars(value):
-        if isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63:
+        if isinstance(v, int) and not -(2**63) <= v < 2**63:
             raise SpikefaError(f"config key {key} is out of range: integers must fit in 64 bits")
         if isinstance(v, float) and not math.isfinite(v):
             raise SpikefaError(f"config key {key} must be a finite number, got {v}")
@@ -124,8 +141,11 @@ def _check_type(key: str, default: Any, value: Any) -> Any:
     else:
         ok = isinstance(value, type(default))
     if ok and isinstance(default, list) and default and value:
-        ok = all(isinstance(v, type(default[0])) or (isinstance(default[0], float) and isinstance(v, int)
-                 and not isinstance(v, bool)) for v in value)
+        ok = all(
+            isinstance(v, type(default[0]))
+            or (isinstance(default[0], float) and isinstance(v, int) and not isinstance(v, bool))
+            for v in value
+        )
     if not ok:
         expected = _type_name(default)
         if isinstance(default, list) and default:
@@ -164,8 +184,10 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
     user = _read_toml(path)
     name = user.get("experiment", path.stem)
     if not isinstance(name, str) or not (CONFIGS_DIR / f"{name}.toml").is_file():
-        raise SpikefaError(f"config {path} names no known experiment (set experiment = one of "
-                           f"{', '.join(shipped_configs())})")
+        raise SpikefaError(
+            f"config {path} names no known experiment (set experiment = one of "
+            f"{', '.join(shipped_configs())})"
+        )
     cfg = _read_toml(CONFIGS_DIR / f"{name}.toml")
     shipped, schema = copy.deepcopy(cfg), flat(cfg)
     overrides = list(flat(user).items()) + [parse_set(s) for s in sets]
@@ -175,10 +197,16 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
             continue
         if key not in schema:
             close = difflib.get_close_matches(key, list(schema), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(sorted(schema))}"
+            hint = (
+                f"; did you mean {', '.join(close)}?"
+                if close
+                else f"; valid keys: {', '.join(sorted(schema))}"
+            )
             raise SpikefaError(f"unknown config key {key!r} for {name}{hint}")
         _set_dotted(cfg, key, _check_type(key, schema[key], value))
-    require_positive({"seed": cfg["seed"]}, allow_zero=True)  # every experiment seeds its random streams
+    require_positive(
+        {"seed": cfg["seed"]}, allow_zero=True
+    )  # every experiment seeds its random streams
     cfg["experiment"] = name
     return cfg
 
@@ -190,13 +218,23 @@ def toml_value(v: Any) -> str:
         v = v.item()
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, str):  # a TOML basic string: quotes, backslashes and control characters escaped
-        return '"' + "".join(f"\\u{ord(c):04x}" if c < " " or c == "\x7f" else "\\" + c if c in '"\\' else c
-                             for c in v) + '"'
+    if isinstance(
+        v, str
+    ):  # a TOML basic string: quotes, backslashes and control characters escaped
+        return (
+            '"'
+            + "".join(
+                f"\\u{ord(c):04x}" if c < " " or c == "\x7f" else "\\" + c if c in '"\\' else c
+                for c in v
+            )
+            + '"'
+        )
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{toml_value(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
+        return (
+            "{" + ", ".join(f"{toml_value(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
+        )
     if isinstance(v, (int, float)):
         return repr(v)
     raise SpikefaError(f"{v!r} is not a config value (a boolean, number, string, list or table)")
@@ -204,11 +242,16 @@ def toml_value(v: Any) -> str:
 
 def to_toml(cfg: dict) -> str:
     """Serialise a resolved config (tables after plain keys, as TOML requires)."""
+
     def is_tables(v):  # an array of tables, e.g. [[schedule]] phases
         return isinstance(v, list) and v and all(isinstance(x, dict) for x in v)
 
     def table(d, prefix):
-        lines = [f"{k} = {toml_value(v)}" for k, v in d.items() if not isinstance(v, dict) and not is_tables(v)]
+        lines = [
+            f"{k} = {toml_value(v)}"
+            for k, v in d.items()
+            if not isinstance(v, dict) and not is_tables(v)
+        ]
         for k, v in d.items():
             if isinstance(v, dict):
                 lines += ["", f"[{prefix}{k}]"] + table(v, f"{prefix}{k}.")
@@ -239,4 +282,6 @@ def require_positive(values: dict, allow_zero: bool = False) -> None:
     """Raise SpikefaError naming the first config key whose value is not > 0 (≥ 0 with allow_zero)."""
     for key, v in values.items():
         if not (v >= 0 if allow_zero else v > 0):
-            raise SpikefaError(f"{key} must be {'at least 0' if allow_zero else 'positive'}, got {v}")
+            raise SpikefaError(
+                f"{key} must be {'at least 0' if allow_zero else 'positive'}, got {v}"
+            )

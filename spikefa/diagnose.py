@@ -26,17 +26,28 @@ from spikefa.spiking.training import FastRunner, evaluate
 MEAN_FIELD_IMAGES = 2000
 
 
-def diagnose(spec: SpikingSpec, state: dict, dataset: str = "mnist", images: int = 3000, data_dir=None,
-             holdout: int = 10000) -> dict:
+def diagnose(
+    spec: SpikingSpec,
+    state: dict,
+    dataset: str = "mnist",
+    images: int = 3000,
+    data_dir=None,
+    holdout: int = 10000,
+) -> dict:
     data = load_images(dataset, data_dir).holdout(holdout)
     n = min(images, len(data.train_x), len(data.val_x))
     out = {"images": n, "holdout_images": len(data.val_x)}
     runner = FastRunner(spec, min(n, 1000), batch=100)
-    for name, X, y in (("train", data.train_x, data.train_y), ("validation", data.val_x, data.val_y)):
+    for name, X, y in (
+        ("train", data.train_x, data.train_y),
+        ("validation", data.val_x, data.val_y),
+    ):
         out[f"{name}_error"] = evaluate(runner, state, X[:n].astype(spec.dtype), y[:n])
     longer = dataclasses.replace(spec, steps_per_image=4 * spec.steps_per_image)
     runner = FastRunner(longer, min(n, 1000), batch=100)
-    out["validation_error_4x_longer"] = evaluate(runner, state, data.val_x[:n].astype(spec.dtype), data.val_y[:n])
+    out["validation_error_4x_longer"] = evaluate(
+        runner, state, data.val_x[:n].astype(spec.dtype), data.val_y[:n]
+    )
     return out | health(spec, state, data.val_x, data.val_y)
 
 
@@ -48,27 +59,47 @@ def health(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.ndarra
     h, start, layers = images[:m].astype(np.float64), initial_state(spec), []
     for l in range(1, spec.n_layers + 1):
         h = 1.0 / (1.0 + np.exp(-(h @ state[f"w{l}"] + state[f"bias{l}"])))
-        rms, rms0 = (float(np.sqrt(np.mean(np.square(s[f"w{l}"], dtype=np.float64)))) for s in (state, start))
-        layer = {"layer": l, "saturated": float(np.mean((h < 0.02) | (h > 0.98))), "w_rms": rms, "w_rms_growth": rms / rms0}
+        rms, rms0 = (
+            float(np.sqrt(np.mean(np.square(s[f"w{l}"], dtype=np.float64)))) for s in (state, start)
+        )
+        layer = {
+            "layer": l,
+            "saturated": float(np.mean((h < 0.02) | (h > 0.98))),
+            "w_rms": rms,
+            "w_rms_growth": rms / rms0,
+        }
         if l < spec.n_layers and spec.feedback_source(l) == l + 1:
-            layer["angle_deg_B_vs_wT"] = angle_deg(state[f"B{l}"], state[f"w{l + 1}"].T, folded=False)
+            layer["angle_deg_B_vs_wT"] = angle_deg(
+                state[f"B{l}"], state[f"w{l + 1}"].T, folded=False
+            )
         layers.append(layer)
-    return {"layers": layers, "mean_field_images": m,
-            "mean_field_validation_error": float(np.mean(h.argmax(axis=1) != labels[:m]))}
+    return {
+        "layers": layers,
+        "mean_field_images": m,
+        "mean_field_validation_error": float(np.mean(h.argmax(axis=1) != labels[:m])),
+    }
 
 
 def report(d: dict, spec: SpikingSpec) -> str:
     n = d["images"]
-    lines = [f"train error on the first {n:,} images: {d['train_error']:.2%}",
-             f"validation error on the first {n:,} held-out images: {d['validation_error']:.2%}",
-             f"validation error with {4 * spec.steps_per_image} steps per image (4× as long): "
-             f"{d['validation_error_4x_longer']:.2%}"]
+    lines = [
+        f"train error on the first {n:,} images: {d['train_error']:.2%}",
+        f"validation error on the first {n:,} held-out images: {d['validation_error']:.2%}",
+        f"validation error with {4 * spec.steps_per_image} steps per image (4× as long): "
+        f"{d['validation_error_4x_longer']:.2%}",
+    ]
     for layer in d["layers"]:
-        line = (f"layer {layer['layer']}: saturated {layer['saturated']:.0%}; w{layer['layer']} RMS {layer['w_rms']:.3f} "
-                f"({layer['w_rms_growth']:.1f}× its start)")
+        line = (
+            f"layer {layer['layer']}: saturated {layer['saturated']:.0%}; w{layer['layer']} RMS {layer['w_rms']:.3f} "
+            f"({layer['w_rms_growth']:.1f}× its start)"
+        )
         if "angle_deg_B_vs_wT" in layer:
-            line += f"; B{layer['layer']} vs w{layer['layer'] + 1}ᵀ {layer['angle_deg_B_vs_wT']:.1f}°"
+            line += (
+                f"; B{layer['layer']} vs w{layer['layer'] + 1}ᵀ {layer['angle_deg_B_vs_wT']:.1f}°"
+            )
         lines.append(line)
-    lines.append(f"mean-field validation error on the first {d['mean_field_images']:,} held-out images: "
-                 f"{d['mean_field_validation_error']:.2%}")
+    lines.append(
+        f"mean-field validation error on the first {d['mean_field_images']:,} held-out images: "
+        f"{d['mean_field_validation_error']:.2%}"
+    )
     return "\n".join(lines)

@@ -24,8 +24,10 @@ def check_finite(arrays: dict, what: str, when: str, kept: str = "") -> None:
 
     for name, a in arrays.items():
         if not np.isfinite(a).all():
-            raise DivergenceError(f"{what} diverged: NaN/inf in {name} {when}; {kept + ' — ' if kept else ''}"
-                                  f"lower the learning rate")
+            raise DivergenceError(
+                f"{what} diverged: NaN/inf in {name} {when}; {kept + ' — ' if kept else ''}"
+                f"lower the learning rate"
+            )
 
 
 def layers(W: list, first: int = 1) -> dict:

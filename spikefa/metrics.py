@@ -10,7 +10,7 @@ from numba import njit
 
 def nse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Σ‖y* − y‖² / Σ‖y*‖² over a held-out set (starts at ≈1 for near-zero weights)."""
-    return float(np.sum((y_true - y_pred) ** 2) / np.sum(y_true ** 2))
+    return float(np.sum((y_true - y_pred) ** 2) / np.sum(y_true**2))
 
 
 @njit(cache=True)
@@ -31,7 +31,11 @@ def vector_angle(a, b, folded=True):
 
 def angle_deg(a: np.ndarray, b: np.ndarray, folded: bool = True) -> float:
     """Angle between two arrays taken as vectors, in degrees (`vector_angle`)."""
-    return float(vector_angle(np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64)), folded))
+    return float(
+        vector_angle(
+            np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64)), folded
+        )
+    )
 
 
 def first_reaching(xs: np.ndarray, values: np.ndarray, level: float) -> float | None:

@@ -10,16 +10,21 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 COLOURS = {
-    "shallow": "#b3b3b3",            # light grey
+    "shallow": "#b3b3b3",  # light grey
     "node_perturbation": "#555555",  # dark grey ("RL")
     "bp": "#000000",
-    "fa": "#2ca02c",                 # green
+    "fa": "#2ca02c",  # green
     "sparse_fa": "#98df8a",
-    "bp4": "#d62cd6",                # magenta (4-layer BP, Fig. 3d)
-    "fa4": "#1f5fd6",                # blue (4-layer FA, Fig. 3d)
+    "bp4": "#d62cd6",  # magenta (4-layer BP, Fig. 3d)
+    "fa4": "#1f5fd6",  # blue (4-layer FA, Fig. 3d)
 }
-LABELS = {"shallow": "shallow", "node_perturbation": "reinforcement (node pert.)", "bp": "backprop",
-          "fa": "feedback alignment", "sparse_fa": "sparse FA"}
+LABELS = {
+    "shallow": "shallow",
+    "node_perturbation": "reinforcement (node pert.)",
+    "bp": "backprop",
+    "fa": "feedback alignment",
+    "sparse_fa": "sparse FA",
+}
 
 
 def new_axes(figsize=(4.5, 3.2)):
@@ -35,8 +40,14 @@ def plot_curve(ax, x, y, algorithm: str, **kw):
 def plot_angle_band(ax, x, mean, sd, algorithm: str = "fa", n_sd: float = 2.0, label=None):
     """Window mean ± n_sd·SD of an angle (degrees), on the paper's 0–90° axis."""
     colour = COLOURS.get(algorithm)
-    ax.fill_between(x, np.clip(mean - n_sd * sd, 0, 90), np.clip(mean + n_sd * sd, 0, 90),
-                    color=colour, alpha=0.25, linewidth=0)
+    ax.fill_between(
+        x,
+        np.clip(mean - n_sd * sd, 0, 90),
+        np.clip(mean + n_sd * sd, 0, 90),
+        color=colour,
+        alpha=0.25,
+        linewidth=0,
+    )
     ax.plot(x, mean, color=colour, label=label)
     ax.axhline(90, color="0.5", linestyle="--", linewidth=0.8)
     ax.set_ylim(0, 95)
@@ -49,7 +60,7 @@ def replicate_points(ax, groups: dict, ylabel: str, log: bool = False):
     """Every replicate's final value (dots) and mean ± SD (bar; on a log axis cut at 10% of the mean)
     per group, coloured by algorithm;
     `groups` maps "point · algorithm" labels to (algorithm, values)."""
-    for i, (label, (algo, values)) in enumerate(groups.items()):
+    for i, (_label, (algo, values)) in enumerate(groups.items()):
         v = np.asarray(values, float)
         jitter = np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else np.zeros(1)
         ax.plot(i + jitter, v, "o", color=COLOURS.get(algo, "C0"), alpha=0.5, markersize=3)
@@ -74,7 +85,10 @@ def receptive_fields(panels: dict, shape=(28, 28)):
             w = w.mean(axis=2) if w.ndim == 3 else w
             w = (w - w.min()) / (np.ptp(w) or 1.0)
             r, c = divmod(k, 10)
-            tiles[r * (shape[0] + 1):r * (shape[0] + 1) + shape[0], c * (shape[1] + 1):c * (shape[1] + 1) + shape[1]] = w
+            tiles[
+                r * (shape[0] + 1) : r * (shape[0] + 1) + shape[0],
+                c * (shape[1] + 1) : c * (shape[1] + 1) + shape[1],
+            ] = w
         ax.imshow(tiles, cmap="gray", interpolation="nearest")
         ax.set_title(LABELS.get(title, title), fontsize=9)
         ax.axis("off")
@@ -101,13 +115,23 @@ def tidy(fig) -> None:
     their own tick formatter keep it."""
     for ax in fig.axes:
         for axis, limits in ((ax.xaxis, ax.get_xlim), (ax.yaxis, ax.get_ylim)):
-            if axis.get_scale() == "log" and type(axis.get_major_formatter()) is ticker.LogFormatterSciNotation:
+            if (
+                axis.get_scale() == "log"
+                and type(axis.get_major_formatter()) is ticker.LogFormatterSciNotation
+            ):
                 axis.set_major_formatter(PlainLogFormatter())
-                axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-            elif (axis.get_scale() == "linear" and type(axis.get_major_formatter()) is ticker.ScalarFormatter
-                  and max(abs(v) for v in limits()) >= 1000):
+                axis.set_minor_formatter(
+                    PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5))
+                )
+            elif (
+                axis.get_scale() == "linear"
+                and type(axis.get_major_formatter()) is ticker.ScalarFormatter
+                and max(abs(v) for v in limits()) >= 1000
+            ):
                 axis.set_major_formatter(ticker.FuncFormatter(_thousands))
-                if axis is ax.xaxis and max(abs(v) for v in limits()) >= 100_000:  # long labels: fewer ticks
+                if (
+                    axis is ax.xaxis and max(abs(v) for v in limits()) >= 100_000
+                ):  # long labels: fewer ticks
                     axis.set_major_locator(ticker.MaxNLocator(nbins=4))
 
 

@@ -46,7 +46,9 @@ def load_npz(path: Path, what: str) -> dict:
     SpikefaError naming it (`what` says what the file should have been)."""
     try:
         with open(path, "rb") as f:
-            if f.read(2) != b"PK":  # every .npz is a zip file; without this NumPy reads it as a pickle
+            if (
+                f.read(2) != b"PK"
+            ):  # every .npz is a zip file; without this NumPy reads it as a pickle
                 raise SpikefaError(f"{path} is not a {what}: not an .npz (zip) file")
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
@@ -60,8 +62,10 @@ def load_npz(path: Path, what: str) -> dict:
     # a damaged zip can raise almost anything: BadZipFile, zlib.error, NotImplementedError (a flipped
     # compression method), RuntimeError (a flipped encryption flag), SyntaxError (a garbled .npy header), ...
     except Exception as exc:
-        raise SpikefaError(f"{path} is not a {what} or is corrupted ({type(exc).__name__}: "
-                           f"{' '.join(str(exc).split())})") from None
+        raise SpikefaError(
+            f"{path} is not a {what} or is corrupted ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())})"
+        ) from None
 
 
 def default_out(name: str) -> Path:
@@ -73,9 +77,13 @@ class ResultsDir:
         """`resume`: continue an earlier run in this folder (its files are replaced as it goes)."""
         self.path = Path(path)
         if (self.path / "summary.json").exists() and not resume:
-            raise SpikefaError(f"{self.path} already holds a finished run; choose another --out (or --resume it)")
+            raise SpikefaError(
+                f"{self.path} already holds a finished run; choose another --out (or --resume it)"
+            )
         # the outermost folder this creates: `discard` removes it again if the run writes nothing
-        self._created = next((p for p in reversed([self.path, *self.path.parents]) if not p.exists()), None)
+        self._created = next(
+            (p for p in reversed([self.path, *self.path.parents]) if not p.exists()), None
+        )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(self.path / ".write-test", b"")
@@ -99,7 +107,9 @@ class ResultsDir:
         return self.path / name
 
     def write_json(self, name: str, obj) -> Path:
-        return self.write_text(name, json.dumps(_finite(obj), indent=2, allow_nan=False, default=_jsonable) + "\n")
+        return self.write_text(
+            name, json.dumps(_finite(obj), indent=2, allow_nan=False, default=_jsonable) + "\n"
+        )
 
     def write_csv(self, name: str, rows: list[dict]) -> Path:
         buf = io.StringIO()

@@ -9,7 +9,18 @@ import zlib
 
 import numpy as np
 
-STREAMS = ("task", "data", "test", "init", "feedback", "masks", "perturbation", "spikes", "order", "figures")
+STREAMS = (
+    "task",
+    "data",
+    "test",
+    "init",
+    "feedback",
+    "masks",
+    "perturbation",
+    "spikes",
+    "order",
+    "figures",
+)
 
 
 def stream(seed: int, name: str, *index: int, bits=np.random.PCG64) -> np.random.Generator:

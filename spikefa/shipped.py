@@ -24,6 +24,9 @@ def checkpoint_path(name_or_path: str | Path) -> Path:
     if (MODELS_DIR / f"{path}.npz").is_file():
         return MODELS_DIR / f"{path}.npz"
     known = shipped_networks()
-    where = (f"shipped networks: {', '.join(known)}" if known else
-             "the shipped networks come with a clone of the repository (its models/ folder)")
+    where = (
+        f"shipped networks: {', '.join(known)}"
+        if known
+        else "the shipped networks come with a clone of the repository (its models/ folder)"
+    )
     raise SpikefaError(f"no checkpoint file {path} and no shipped network named {path}; {where}")

@@ -33,8 +33,13 @@ from spikefa import config, experiments, runner
 from spikefa.errors import SpikefaError
 from spikefa.results import ResultsDir
 
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "NUMBA_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+WORKER_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMBA_NUM_THREADS": "1",
+    "TQDM_DISABLE": "1",
+}
 TESTED = ("test_error", "test_nse")  # the main metrics (printed, plotted)
 
 
@@ -50,7 +55,11 @@ def grid(sets: list[str]) -> list[list[str]]:
 
 def point_name(point: list[str], axes: list[str]) -> str:
     """A folder name naming the axis values of a grid point ("default" without axes)."""
-    parts = [s.replace("=", "-").replace("/", "_").replace(" ", "") for s in point if config.parse_set(s)[0] in axes]
+    parts = [
+        s.replace("=", "-").replace("/", "_").replace(" ", "")
+        for s in point
+        if config.parse_set(s)[0] in axes
+    ]
     return "_".join(parts) or "default"
 
 
@@ -73,8 +82,16 @@ def plan(config_name: str, sets: list[str], seeds: int, out: Path) -> list[dict]
             run_sets = point + (["runs=1"] if replicate else []) + [f"seed={seed}"]
             resolved = config.resolve(config_name, run_sets)
             experiments.get(resolved["experiment"]).validate(resolved)
-            runs.append({"point": name, "sets": point, "seed": seed, "run_sets": run_sets,
-                         "folder": out / "runs" / name / f"seed-{seed}", "experiment": resolved["experiment"]})
+            runs.append(
+                {
+                    "point": name,
+                    "sets": point,
+                    "seed": seed,
+                    "run_sets": run_sets,
+                    "folder": out / "runs" / name / f"seed-{seed}",
+                    "experiment": resolved["experiment"],
+                }
+            )
     return runs
 
 
@@ -125,10 +142,17 @@ def client_for(scheduler: str | None, workers: int | None):
     import dask
 
     n = workers or len(os.sched_getaffinity(0))
-    per = str(max(1, len(os.sched_getaffinity(0)) // n))  # fewer workers than cores: each gets its share
-    env = {**WORKER_ENV, **{k: per for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+    per = str(
+        max(1, len(os.sched_getaffinity(0)) // n)
+    )  # fewer workers than cores: each gets its share
+    env = {
+        **WORKER_ENV,
+        **{k: per for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+    }
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = distributed.LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+        )
     return distributed.Client(cluster)
 
 
@@ -139,8 +163,16 @@ def _outcome(future) -> dict:
         return {"status": "failed", "exit_code": 1, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def sweep(config_name: str, seeds: int, sets: list[str] = (), out: str | Path | None = None, data: str | None = None,
-          scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> dict:
+def sweep(
+    config_name: str,
+    seeds: int,
+    sets: list[str] = (),
+    out: str | Path | None = None,
+    data: str | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Run the sweep and write `sweep.json` and `sweep.csv` into `out`; returns the summary."""
     name = config.resolve(config_name)["experiment"]
     out = Path(out or Path("results") / f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -154,11 +186,25 @@ def sweep(config_name: str, seeds: int, sets: list[str] = (), out: str | Path | 
         client = client_for(scheduler, workers)
         try:
             client.register_plugin(_import_brian2_plugin(distributed))
-            futures = {client.submit(run_one, config_name, r["run_sets"], str(r["folder"].resolve()), data,
-                                     key=f"spikefa-{r['point']}-seed{r['seed']}-{time.time_ns()}", pure=False): r
-                       for r in todo}
-            for fut in tqdm(distributed.as_completed(futures), total=len(futures), desc=f"sweep {name}", unit="run",
-                            disable=not progress):
+            futures = {
+                client.submit(
+                    run_one,
+                    config_name,
+                    r["run_sets"],
+                    str(r["folder"].resolve()),
+                    data,
+                    key=f"spikefa-{r['point']}-seed{r['seed']}-{time.time_ns()}",
+                    pure=False,
+                ): r
+                for r in todo
+            }
+            for fut in tqdm(
+                distributed.as_completed(futures),
+                total=len(futures),
+                desc=f"sweep {name}",
+                unit="run",
+                disable=not progress,
+            ):
                 futures[fut].update(_outcome(fut))
         finally:
             cluster = client.cluster
@@ -168,9 +214,20 @@ def sweep(config_name: str, seeds: int, sets: list[str] = (), out: str | Path | 
     summary = {"folder": str(out), **summarise(name, runs, seeds)}
     folder.write_json("sweep.json", summary)
     _figure(summary, folder)
-    folder.write_csv("sweep.csv", [{"point": p["name"], "algorithm": a, "metric": m, **{k: v for k, v in s.items()
-                                                                                        if k != "values"}}
-                                   for p in summary["points"] for a, ms in p["metrics"].items() for m, s in ms.items()])
+    folder.write_csv(
+        "sweep.csv",
+        [
+            {
+                "point": p["name"],
+                "algorithm": a,
+                "metric": m,
+                **{k: v for k, v in s.items() if k != "values"},
+            }
+            for p in summary["points"]
+            for a, ms in p["metrics"].items()
+            for m, s in ms.items()
+        ],
+    )
     return summary
 
 
@@ -178,11 +235,17 @@ def _figure(summary: dict, folder: ResultsDir) -> None:
     from spikefa import plotting
 
     for metric in TESTED:
-        groups = {f"{p['name']} · {a}" if len(summary["points"]) > 1 else a: (a, ms[metric]["values"])
-                  for p in summary["points"] for a, ms in p["metrics"].items() if metric in ms}
+        groups = {
+            f"{p['name']} · {a}" if len(summary["points"]) > 1 else a: (a, ms[metric]["values"])
+            for p in summary["points"]
+            for a, ms in p["metrics"].items()
+            if metric in ms
+        }
         if groups:
             fig, ax = plotting.new_axes((max(3.0, 0.6 * len(groups) + 1.5), 3.2))
-            plotting.replicate_points(ax, groups, metric.replace("_", " "), log=metric == "test_nse")
+            plotting.replicate_points(
+                ax, groups, metric.replace("_", " "), log=metric == "test_nse"
+            )
             ax.set_title(f"{summary['experiment']}: {summary['seeds']} seeds per point", fontsize=9)
             folder.savefig(fig, f"sweep_{metric}.png")
             plotting.close(fig)
@@ -191,7 +254,9 @@ def _figure(summary: dict, folder: ResultsDir) -> None:
 def describe(values: list[float]) -> dict:
     v = np.asarray(values, float)
     sd = float(np.sqrt(_var(v))) if len(v) > 1 else 0.0
-    mean = float(v[0]) if np.ptp(v) == 0 else float(v.mean())  # identical values: that value, not round-off
+    mean = (
+        float(v[0]) if np.ptp(v) == 0 else float(v.mean())
+    )  # identical values: that value, not round-off
     return {"n": len(v), "mean": mean, "sd": sd, "sem": sd / np.sqrt(len(v)), "values": v.tolist()}
 
 
@@ -203,10 +268,14 @@ def t_tests(a: list[float], b: list[float]) -> dict:
     na, nb, va, vb = len(a), len(b), _var(a), _var(b)
     pooled = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2)
     diff = a.mean() - b.mean()
-    welch_df = (va / na + vb / nb) ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1) or 1.0)
-    res = {"mean_difference": float(diff),
-           "student_p": _p_value(diff, pooled * (1 / na + 1 / nb), na + nb - 2),
-           "welch_p": _p_value(diff, va / na + vb / nb, welch_df)}
+    welch_df = (va / na + vb / nb) ** 2 / (
+        (va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1) or 1.0
+    )
+    res = {
+        "mean_difference": float(diff),
+        "student_p": _p_value(diff, pooled * (1 / na + 1 / nb), na + nb - 2),
+        "welch_p": _p_value(diff, va / na + vb / nb, welch_df),
+    }
     if na == nb:
         d = a - b
         res["paired_p"] = _p_value(d.mean(), _var(d) / na, na - 1)
@@ -214,7 +283,9 @@ def t_tests(a: list[float], b: list[float]) -> dict:
 
 
 def _var(v: np.ndarray) -> float:
-    return float(v.var(ddof=1)) if np.ptp(v) > 0 else 0.0  # identical values: exactly 0, not round-off
+    return (
+        float(v.var(ddof=1)) if np.ptp(v) > 0 else 0.0
+    )  # identical values: exactly 0, not round-off
 
 
 def _p_value(difference: float, se2: float, df: float) -> float | None:
@@ -225,8 +296,13 @@ def _p_value(difference: float, se2: float, df: float) -> float | None:
 
 
 def _final_metrics(result: dict) -> dict:
-    return {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and (k in TESTED or k == "validation_error" or k.startswith(("angle_deg", "examples_to_")))}
+    return {
+        k: float(v)
+        for k, v in result.items()
+        if isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and (k in TESTED or k == "validation_error" or k.startswith(("angle_deg", "examples_to_")))
+    }
 
 
 def summarise(experiment: str, runs: list[dict], seeds: int) -> dict:
@@ -246,14 +322,37 @@ def summarise(experiment: str, runs: list[dict], seeds: int) -> dict:
         for metric in dict.fromkeys(m for ms in per_algo.values() for m in ms):
             have = [a for a in per_algo if len(per_algo[a].get(metric, [])) > 1]
             for a, b in itertools.combinations(have, 2):
-                tests.setdefault(metric, {})[f"{a}_vs_{b}"] = t_tests(per_algo[a][metric], per_algo[b][metric])
-        points.append({"name": name, "sets": mine[0]["sets"], "metrics": metrics, "tests": tests,
-                       "runs": [{"seed": r["seed"], "folder": str(r["folder"]), "status": r["status"],
-                                 **({"error": r["error"]} if "error" in r else {})} for r in mine]})
+                tests.setdefault(metric, {})[f"{a}_vs_{b}"] = t_tests(
+                    per_algo[a][metric], per_algo[b][metric]
+                )
+        points.append(
+            {
+                "name": name,
+                "sets": mine[0]["sets"],
+                "metrics": metrics,
+                "tests": tests,
+                "runs": [
+                    {
+                        "seed": r["seed"],
+                        "folder": str(r["folder"]),
+                        "status": r["status"],
+                        **({"error": r["error"]} if "error" in r else {}),
+                    }
+                    for r in mine
+                ],
+            }
+        )
     failed = [r for r in runs if r["status"] == "failed"]
-    return {"experiment": experiment, "seeds": seeds, "runs": len(runs),
-            "ran": sum(r["status"] == "ran" for r in runs), "reused": sum(r["status"] == "done" for r in runs),
-            "failed": len(failed), "exit_code": max((r["exit_code"] for r in failed), default=0), "points": points}
+    return {
+        "experiment": experiment,
+        "seeds": seeds,
+        "runs": len(runs),
+        "ran": sum(r["status"] == "ran" for r in runs),
+        "reused": sum(r["status"] == "done" for r in runs),
+        "failed": len(failed),
+        "exit_code": max((r["exit_code"] for r in failed), default=0),
+        "points": points,
+    }
 
 
 class _CallableModule(types.ModuleType):

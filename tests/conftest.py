@@ -19,8 +19,12 @@ def data_folder() -> Path:
     try:
         datasets.dataset_files("mnist", folder)
     except DataError as exc:
-        message = (f"MNIST is not in {folder / 'mnist'} and cannot be downloaded; set SPIKEFA_DATA to a folder "
-                   f"that holds mnist/" if "cannot download" in str(exc) else f"MNIST in {folder}: {exc}")
+        message = (
+            f"MNIST is not in {folder / 'mnist'} and cannot be downloaded; set SPIKEFA_DATA to a folder "
+            f"that holds mnist/"
+            if "cannot download" in str(exc)
+            else f"MNIST in {folder}: {exc}"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -28,8 +32,8 @@ def data_folder() -> Path:
 
 
 def _cupy_or_skip():
-    from spikefa.errors import SpikefaError
     from spikefa.arrays import import_cupy
+    from spikefa.errors import SpikefaError
 
     try:
         return import_cupy()
@@ -60,12 +64,20 @@ def killed_mid_run(data_folder):
 
     def kill(args: list[str], ready) -> str:
         env = {**os.environ, "SPIKEFA_DATA": str(data_folder)}
-        p = subprocess.Popen([sys.executable, "-m", "spikefa", "run", *args], env=env, cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "spikefa", "run", *args],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         while p.poll() is None and not ready():
             time.sleep(0.01)
         if p.poll() is not None:
-            pytest.fail(f"the run ended (exit {p.returncode}) before it could be killed: {p.stderr.read()[-500:]}")
+            pytest.fail(
+                f"the run ended (exit {p.returncode}) before it could be killed: {p.stderr.read()[-500:]}"
+            )
         p.send_signal(signal.SIGKILL)
         p.wait()
         return p.stderr.read()

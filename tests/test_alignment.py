@@ -9,7 +9,9 @@ import pytest
 from spikefa.spiking.alignment import alignment
 from spikefa.spiking.spec import SpikingSpec, initial_state
 
-SPEC = SpikingSpec(sizes=(20, 30, 25, 20, 4), reading="tau", steps_per_image=3, dtype="float64", seed=1)
+SPEC = SpikingSpec(
+    sizes=(20, 30, 25, 20, 4), reading="tau", steps_per_image=3, dtype="float64", seed=1
+)
 
 
 def images(n=20):

@@ -30,18 +30,25 @@ def test_run_returns_summary_config_metrics_and_figures(fig2):
 def test_overrides_as_keywords_dicts_and_tables_are_the_same_items():
     from spikefa.api import set_items
 
-    items = set_items({"train": {"examples": 300}, "lr.fa": 0.5}, {"seed": np.int64(2), "algorithms": ("fa",)})
+    items = set_items(
+        {"train": {"examples": 300}, "lr.fa": 0.5}, {"seed": np.int64(2), "algorithms": ("fa",)}
+    )
     assert items == ["train.examples=300", "lr.fa=0.5", "seed=2", 'algorithms=["fa"]']
     assert set_items(None, {"train__examples": 300, "name": 'a "quoted"\\ word'}) == [
-        "train.examples=300", 'name="a \\"quoted\\"\\\\ word"']
+        "train.examples=300",
+        'name="a \\"quoted\\"\\\\ word"',
+    ]
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"train__exampels": 10}, ["unknown config key", "train.exampels", "train.examples"]),
-    ({"seed": "one"}, ["seed", "integer"]),
-    ({"seed": None}, ["seed", "None"]),
-    ({"overrides": {"train.examples": 10}, "train__examples": 20}, ["train.examples", "twice"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"train__exampels": 10}, ["unknown config key", "train.exampels", "train.examples"]),
+        ({"seed": "one"}, ["seed", "integer"]),
+        ({"seed": None}, ["seed", "None"]),
+        ({"overrides": {"train.examples": 10}, "train__examples": 20}, ["train.examples", "twice"]),
+    ],
+)
 def test_bad_input_is_a_spikefa_error_naming_the_key(kwargs, words, tmp_path):
     with pytest.raises(SpikefaError) as err:
         spikefa.run("fig2_linear", tmp_path / "r", **kwargs)
@@ -50,7 +57,9 @@ def test_bad_input_is_a_spikefa_error_naming_the_key(kwargs, words, tmp_path):
 
 
 def test_unknown_config_is_a_spikefa_error():
-    with pytest.raises(SpikefaError, match="no config named 'fig2_liner'; did you mean fig2_linear"):
+    with pytest.raises(
+        SpikefaError, match="no config named 'fig2_liner'; did you mean fig2_linear"
+    ):
         spikefa.run("fig2_liner")
 
 
@@ -70,7 +79,9 @@ def test_sweep_stays_callable_after_its_module_is_imported():
         spikefa.sweep("fig2_linear", 0)
 
 
-@pytest.mark.skipif(not (MODELS_DIR / "fig4_paper_fa.npz").is_file(), reason="no shipped networks here")
+@pytest.mark.skipif(
+    not (MODELS_DIR / "fig4_paper_fa.npz").is_file(), reason="no shipped networks here"
+)
 def test_shipped_network_loads_by_name_and_scores_on_a_few_test_images(data_folder):
     net = spikefa.load_network("fig4_paper_fa")
     assert net.spec.sizes == (784, 1500, 1500, 1500, 10) and net.meta["selected_on"] == "validation"
@@ -112,7 +123,9 @@ def test_a_bad_checkpoint_is_a_spikefa_error(tmp_path):
 
 def test_network_traces_are_the_arrays_of_the_folder_written(tmp_path, data_folder):
     spec = SpikingSpec(sizes=(784, 12, 10), steps_per_image=4, dtype="float64")
-    net = spikefa.load_network(save_checkpoint(tmp_path / "a.npz", spec, initial_state(spec), {"dataset": "mnist"}))
+    net = spikefa.load_network(
+        save_checkpoint(tmp_path / "a.npz", spec, initial_state(spec), {"dataset": "mnist"})
+    )
     tr = net.traces(tmp_path / "tr", steps=8, neurons=[0, 3], device="numpy", data=data_folder)
     assert tr["psp"].shape == tr["modulator"].shape == (2, 8) and tr["folder"] == tmp_path / "tr"
     assert sorted(p.name for p in (tmp_path / "tr").iterdir()) == ["traces.npz", "traces.png"]

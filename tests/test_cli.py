@@ -17,7 +17,9 @@ SHORT = ["--set", "train.examples=300", "--set", 'algorithms=["fa"]']
 
 
 def spikefa(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "spikefa", *args], capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "spikefa", *args], capture_output=True, text=True, **kw
+    )
 
 
 def assert_one_clear_line(result, code, *words):
@@ -30,13 +32,19 @@ def assert_one_clear_line(result, code, *words):
 def test_info_lists_versions_and_devices(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert f"brian2     {version('brian2')}" in out and "cpp_standalone" in out and "fig2_linear" in out
+    assert (
+        f"brian2     {version('brian2')}" in out
+        and "cpp_standalone" in out
+        and "fig2_linear" in out
+    )
 
 
 def test_version_is_printed(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
-    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"spikefa {version('spikefa')}"
+    assert (
+        exit_.value.code == 0 and capsys.readouterr().out.strip() == f"spikefa {version('spikefa')}"
+    )
 
 
 def test_help_says_where_configs_and_networks_are_found(capsys):
@@ -66,12 +74,15 @@ def test_unknown_key_exits_2_naming_it(tmp_path):
     assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["run", "fig2_linear", "--set", "seed=abc"], ["seed", "integer"]),
-    (["run", "fig2_linear", "--set", 'algorithms=["fa","sgd"]'], ["algorithms"]),
-    (["run", "fig2_linear", "--set", "train.examples=0"], ["train.examples", "positive"]),
-    (["run", "missing_config"], ["missing_config"]),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["run", "fig2_linear", "--set", "seed=abc"], ["seed", "integer"]),
+        (["run", "fig2_linear", "--set", 'algorithms=["fa","sgd"]'], ["algorithms"]),
+        (["run", "fig2_linear", "--set", "train.examples=0"], ["train.examples", "positive"]),
+        (["run", "missing_config"], ["missing_config"]),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(argv, words, capsys, tmp_path):
     assert main(argv + ["--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -95,7 +106,10 @@ def test_finished_results_folder_is_never_overwritten(tmp_path, capsys):
 
 
 def test_divergence_exits_3(tmp_path, capsys):
-    assert main(["run", "fig2_linear", *SHORT, "--set", "lr.fa=5.0", "--out", str(tmp_path / "r")]) == 3
+    assert (
+        main(["run", "fig2_linear", *SHORT, "--set", "lr.fa=5.0", "--out", str(tmp_path / "r")])
+        == 3
+    )
     err = capsys.readouterr().err
     assert "fa diverged" in err and "examples" in err
     assert not (tmp_path / "r" / "summary.json").exists()
@@ -110,7 +124,11 @@ def test_data_check(data_folder, tmp_path):
             b[len(b) // 2] ^= 0xFF
         (tmp_path / "mnist" / f.name).write_bytes(bytes(b))
     r = spikefa("data", "check", "--data", str(tmp_path))
-    assert r.returncode == 1 and "t10k-labels-idx1-ubyte: corrupted" in r.stdout and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 1
+        and "t10k-labels-idx1-ubyte: corrupted" in r.stdout
+        and "Traceback" not in r.stderr
+    )
     empty = spikefa("data", "check", "--data", str(tmp_path / "empty"))
     assert empty.returncode == 1 and "no data set found" in empty.stderr
 
@@ -124,7 +142,9 @@ def test_interrupt_lost_in_a_callback_of_compiled_code_is_sent_again(monkeypatch
     callback = ctypes.CFUNCTYPE(None)(interrupted)
     monkeypatch.setattr(sys, "unraisablehook", lambda u: None)  # lost, without the noise
     callback()  # returns as if nothing happened
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, as in a terminal
+    previous = signal.signal(
+        signal.SIGINT, signal.default_int_handler
+    )  # Python's own, as in a terminal
     try:
         with pytest.raises(KeyboardInterrupt), resending_lost_interrupts():
             callback()
@@ -142,10 +162,25 @@ def test_ctrl_c_leaves_earlier_results_untouched(tmp_path):
     # one evaluation per example makes this run take minutes: it is interrupted long before the end
     # SIGINT's default action, as in a terminal: a test runner started in the background passes on an
     # ignored SIGINT, and Python then never raises KeyboardInterrupt
-    proc = subprocess.Popen([sys.executable, "-m", "spikefa", "run", "fig2_linear", "--set", "train.examples=500000",
-                             "--set", "train.eval_every=1", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spikefa",
+            "run",
+            "fig2_linear",
+            "--set",
+            "train.examples=500000",
+            "--set",
+            "train.eval_every=1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     while not (out / "config.toml").exists() and time.time() < deadline:
         time.sleep(0.1)
@@ -155,7 +190,7 @@ def test_ctrl_c_leaves_earlier_results_untouched(tmp_path):
         _, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError("the run did not stop on Ctrl-C within 120 s")
+        raise AssertionError("the run did not stop on Ctrl-C within 120 s") from None
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert not (out / "summary.json").exists()
     assert not [p for p in out.rglob("*.tmp")]

@@ -5,9 +5,15 @@ from spikefa.errors import SpikefaError
 
 
 def test_shipped_config_resolves_with_overrides():
-    cfg = config.resolve("fig2_linear", ["train.examples=123", "lr.fa=2e-3", 'algorithms=["fa","bp"]', "seed=7"])
+    cfg = config.resolve(
+        "fig2_linear", ["train.examples=123", "lr.fa=2e-3", 'algorithms=["fa","bp"]', "seed=7"]
+    )
     assert cfg["train"]["examples"] == 123 and cfg["lr"]["fa"] == 2e-3
-    assert cfg["algorithms"] == ["fa", "bp"] and cfg["seed"] == 7 and cfg["experiment"] == "fig2_linear"
+    assert (
+        cfg["algorithms"] == ["fa", "bp"]
+        and cfg["seed"] == 7
+        and cfg["experiment"] == "fig2_linear"
+    )
 
 
 def test_integer_is_accepted_where_a_float_is_expected():
@@ -21,14 +27,17 @@ def test_unknown_key_names_it_and_the_closest():
     assert "train.exampels" in str(exc.value) and "train.examples" in str(exc.value)
 
 
-@pytest.mark.parametrize("item, words", [
-    ("seed=1.5", ["seed", "integer"]),
-    ("train.examples=\"many\"", ["train.examples", "integer"]),
-    ("algorithms=[1, 2]", ["algorithms", "str"]),
-    ("init_scale=true", ["init_scale", "number"]),
-    ("seed", ["KEY=VALUE"]),
-    ("lr={a=1", ["lr", "parse"]),
-])
+@pytest.mark.parametrize(
+    "item, words",
+    [
+        ("seed=1.5", ["seed", "integer"]),
+        ('train.examples="many"', ["train.examples", "integer"]),
+        ("algorithms=[1, 2]", ["algorithms", "str"]),
+        ("init_scale=true", ["init_scale", "number"]),
+        ("seed", ["KEY=VALUE"]),
+        ("lr={a=1", ["lr", "parse"]),
+    ],
+)
 def test_bad_values_are_refused(item, words):
     with pytest.raises(SpikefaError) as exc:
         config.resolve("fig2_linear", [item])
@@ -53,7 +62,9 @@ def test_resolved_config_round_trips_through_toml(tmp_path):
     assert config.resolve(str(path)) == cfg
 
 
-@pytest.mark.parametrize("name, words", [("fig2_linaer", ["fig2_linear"]), ("nope.toml", ["does not exist"])])
+@pytest.mark.parametrize(
+    "name, words", [("fig2_linaer", ["fig2_linear"]), ("nope.toml", ["does not exist"])]
+)
 def test_unknown_config_is_refused(name, words):
     with pytest.raises(SpikefaError) as exc:
         config.resolve(name)
@@ -77,5 +88,9 @@ def test_resolved_config_round_trips_any_string_and_schedule():
 
     from spikefa.config import to_toml
 
-    cfg = {"recipe": "a\x1f\"b\\c\x7f", "schedule": [{"epochs": 1.0, "eta": [0.1, 0.2]}], "train": {"epochs": 2}}
+    cfg = {
+        "recipe": 'a\x1f"b\\c\x7f',
+        "schedule": [{"epochs": 1.0, "eta": [0.1, 0.2]}],
+        "train": {"epochs": 2},
+    }
     assert tomllib.loads(to_toml(cfg)) == cfg

@@ -6,7 +6,15 @@ import urllib.error
 import numpy as np
 import pytest
 
-from spikefa.data import LinearTask, QuadraticTask, TanhTeacher, datasets, load_fashion_mnist, load_mnist, read_idx
+from spikefa.data import (
+    LinearTask,
+    QuadraticTask,
+    TanhTeacher,
+    datasets,
+    load_fashion_mnist,
+    load_mnist,
+    read_idx,
+)
 from spikefa.data.idx import parse_idx
 from spikefa.errors import DataError
 from spikefa.seeds import stream
@@ -70,7 +78,9 @@ def test_check_reports_missing_and_corrupted(data_folder, tmp_path):
 def test_raw_files_are_accepted_and_verified(data_folder, tmp_path):
     (tmp_path / "mnist").mkdir()
     for stem in datasets.FILES:
-        (tmp_path / "mnist" / stem).write_bytes(gzip.decompress((data_folder / "mnist" / f"{stem}.gz").read_bytes()))
+        (tmp_path / "mnist" / stem).write_bytes(
+            gzip.decompress((data_folder / "mnist" / f"{stem}.gz").read_bytes())
+        )
     assert set(datasets.check("mnist", tmp_path).values()) == {"ok"}
 
 
@@ -79,7 +89,7 @@ class FakeResponse:
         self.data, self.pos, self.headers = data, 0, {"Content-Length": str(len(data))}
 
     def read(self, n):
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
 
@@ -105,7 +115,9 @@ def test_download_verifies_and_writes_atomically(data_folder, tmp_path, monkeypa
     paths = datasets.dataset_files("mnist", tmp_path)
     assert len(served) == 8  # every file: bad mirror first, then the good one
     assert {p.name for p in paths.values()} == {f"{s}.gz" for s in datasets.FILES}
-    assert sorted(f.name for f in (tmp_path / "mnist").iterdir()) == sorted(f"{s}.gz" for s in datasets.FILES)
+    assert sorted(f.name for f in (tmp_path / "mnist").iterdir()) == sorted(
+        f"{s}.gz" for s in datasets.FILES
+    )
     assert load_mnist(tmp_path).test_x.shape == (10000, 784)
 
 
@@ -117,7 +129,11 @@ def test_offline_error_names_folder_and_files(tmp_path, monkeypatch):
     with pytest.raises(DataError) as exc:
         load_mnist(tmp_path)
     msg = str(exc.value)
-    assert str(tmp_path / "mnist") in msg and "train-images-idx3-ubyte.gz" in msg and "t10k-labels-idx1-ubyte.gz" in msg
+    assert (
+        str(tmp_path / "mnist") in msg
+        and "train-images-idx3-ubyte.gz" in msg
+        and "t10k-labels-idx1-ubyte.gz" in msg
+    )
     assert list((tmp_path / "mnist").iterdir()) == []  # no partial file left behind
 
 
@@ -136,7 +152,9 @@ def test_linear_task_is_seeded_and_uniform():
     x, y = t1.sample(stream(0, "data"), 2000)
     np.testing.assert_allclose(y, x @ t1.T.T)
     assert abs(x.mean()) < 0.05 and abs(x.std() - 1) < 0.05
-    assert not np.array_equal(t1.sample(stream(0, "data"), 5)[0], t1.sample(stream(0, "test"), 5)[0])
+    assert not np.array_equal(
+        t1.sample(stream(0, "data"), 5)[0], t1.sample(stream(0, "test"), 5)[0]
+    )
 
 
 def test_tanh_teacher_and_quadratic_target():

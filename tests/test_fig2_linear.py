@@ -18,9 +18,15 @@ def short_run(tmp_path_factory):
 
 def test_results_folder_is_complete(short_run):
     out, summary = short_run
-    assert {"config.toml", "metrics.csv", "summary.json", "curves.npz"} <= {p.name for p in out.iterdir()}
+    assert {"config.toml", "metrics.csv", "summary.json", "curves.npz"} <= {
+        p.name for p in out.iterdir()
+    }
     assert {"nse.png", "angle.png"} <= {p.name for p in (out / "figures").iterdir()}
-    assert summary["experiment"] == "fig2_linear" and summary["seed"] == 0 and summary["wall_seconds"] > 0
+    assert (
+        summary["experiment"] == "fig2_linear"
+        and summary["seed"] == 0
+        and summary["wall_seconds"] > 0
+    )
     assert set(summary["versions"]) >= {"spikefa", "python", "brian2", "numpy", "numba"}
     assert config.resolve(str(out / "config.toml"))["train"]["examples"] == 6000
     header, *rows = (out / "metrics.csv").read_text().splitlines()

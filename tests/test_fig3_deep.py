@@ -15,8 +15,11 @@ from spikefa.seeds import stream
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fig3d") / "run"
-    runner.run("fig3_deep", ["runs=3", "train.examples=6000", "train.eval_every=2000", "test.points=500",
-                             "eta=0.01"], out)
+    runner.run(
+        "fig3_deep",
+        ["runs=3", "train.examples=6000", "train.eval_every=2000", "test.points=500", "eta=0.01"],
+        out,
+    )
     return out, json.loads((out / "summary.json").read_text())
 
 
@@ -45,8 +48,10 @@ def test_frozen_control_keeps_the_first_layer():
     assert net.algorithm == "fa" and net.sizes == (30, 20, 10, 10)
 
 
-@pytest.mark.parametrize("item, words", [("depths=[5]", "depths"), ('algorithms=["np"]', "algorithms"),
-                                         ("runs=0", "runs")])
+@pytest.mark.parametrize(
+    "item, words",
+    [("depths=[5]", "depths"), ('algorithms=["np"]', "algorithms"), ("runs=0", "runs")],
+)
 def test_bad_config_exits_2(item, words, tmp_path, capsys):
     assert main(["run", "fig3_deep", "--set", item, "--out", str(tmp_path / "r")]) == 2
     assert words in capsys.readouterr().err

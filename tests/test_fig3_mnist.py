@@ -8,8 +8,15 @@ import pytest
 from spikefa import runner
 from spikefa.cli import main
 
-SMALL = ["train.images=600", "test.images=300", "train.epochs=2.0", "train.eval_every=1.0", "runs=2",
-         "angle.window=100", 'algorithms=["bp","fa","sparse_fa","shallow","dfa","sign_symmetric"]']
+SMALL = [
+    "train.images=600",
+    "test.images=300",
+    "train.epochs=2.0",
+    "train.eval_every=1.0",
+    "runs=2",
+    "angle.window=100",
+    'algorithms=["bp","fa","sparse_fa","shallow","dfa","sign_symmetric"]',
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +49,11 @@ def test_runs_share_initial_weights_across_algorithms(small_run):
     curves = np.load(out / "curves.npz")
     # run 0 of every algorithm starts from the same W (sparse FA removes half of the output
     # weights): the same test error before any update
-    first = {k: curves[k][0] for k in curves.files if k.endswith("_run0_test_error") and "sparse" not in k}
+    first = {
+        k: curves[k][0]
+        for k in curves.files
+        if k.endswith("_run0_test_error") and "sparse" not in k
+    }
     assert len(set(first.values())) == 1, first
 
 
@@ -71,22 +82,31 @@ def test_no_validation_set_is_recorded_as_such(tmp_path, data_folder):
 
 def test_per_algorithm_settings_apply_to_their_algorithm_only(tmp_path, data_folder):
     """FA at a learning rate of 1e-12 stays at its initial error; BP, at the shared one, learns."""
-    sets = RESUMABLE + ["runs=1", "train.epochs=0.2", "per_algorithm.fa.eta=1e-12",
-                        "per_algorithm.fa.eta_layers=[1e-12, 1e-12]"]
+    sets = RESUMABLE + [
+        "runs=1",
+        "train.epochs=0.2",
+        "per_algorithm.fa.eta=1e-12",
+        "per_algorithm.fa.eta_layers=[1e-12, 1e-12]",
+    ]
     runner.run("fig3_mnist", sets, tmp_path / "r", data=str(data_folder))
     with np.load(tmp_path / "r" / "curves.npz") as z:
         fa, bp = z["fa_run0_validation_error"], z["bp_run0_validation_error"]
     assert abs(fa[-1] - fa[0]) < 0.01 and bp[-1] < bp[0] - 0.15
 
 
-@pytest.mark.parametrize("item, words", [("per_algorithm.fa.epochs=3", "per-algorithm setting"),
-                                         ("per_algorithm.xx.eta=0.1", "not an algorithm"),
-                                         ('per_algorithm.fa.eta="fast"', "per_algorithm.fa.eta"),
-                                         ("per_algorithm.fa.eta=-1", "per_algorithm.fa.eta"),
-                                         ("per_algorithm.fa=3", "per_algorithm.fa"),
-                                         ("eta_layers=[0.1]", "eta_layers"),
-                                         ("feedback_scale_layers=[0.1, 0.2]", "feedback_scale_layers"),
-                                         ("train.validation=-1", "train.validation")])
+@pytest.mark.parametrize(
+    "item, words",
+    [
+        ("per_algorithm.fa.epochs=3", "per-algorithm setting"),
+        ("per_algorithm.xx.eta=0.1", "not an algorithm"),
+        ('per_algorithm.fa.eta="fast"', "per_algorithm.fa.eta"),
+        ("per_algorithm.fa.eta=-1", "per_algorithm.fa.eta"),
+        ("per_algorithm.fa=3", "per_algorithm.fa"),
+        ("eta_layers=[0.1]", "eta_layers"),
+        ("feedback_scale_layers=[0.1, 0.2]", "feedback_scale_layers"),
+        ("train.validation=-1", "train.validation"),
+    ],
+)
 def test_bad_per_algorithm_and_layer_settings_exit_2(item, words, tmp_path, capsys):
     assert main(["run", "fig3_mnist", "--set", item, "--out", str(tmp_path / "r")]) == 2
     assert words in capsys.readouterr().err
@@ -101,14 +121,24 @@ def test_deep_config_names_its_experiment_and_own_settings():
     validate(cfg)
     assert cfg["experiment"] == "fig3_mnist" and cfg["sizes"] == [784, 1000, 1000, 1000, 10]
     assert cfg["algorithms"] == ["bp", "fa"] and cfg["train"]["validation"] == 10000
-    assert for_algorithm(cfg, "fa")["train"]["epochs"] == for_algorithm(cfg, "bp")["train"]["epochs"]
+    assert (
+        for_algorithm(cfg, "fa")["train"]["epochs"] == for_algorithm(cfg, "bp")["train"]["epochs"]
+    )
 
 
-@pytest.mark.parametrize("item, words", [("sizes=[784,10]", "sizes"), ('algorithms=["fa","xx"]', "algorithms"),
-                                         ('algorithms=["node_perturbation"]', "algorithms"),
-                                         ("sparsity=1.0", "sparsity"), ("runs=0", "runs"),
-                                         ('hidden="relu"', "hidden"), ("batch=0", "batch"),
-                                         ("backend=cupy", "backend")])
+@pytest.mark.parametrize(
+    "item, words",
+    [
+        ("sizes=[784,10]", "sizes"),
+        ('algorithms=["fa","xx"]', "algorithms"),
+        ('algorithms=["node_perturbation"]', "algorithms"),
+        ("sparsity=1.0", "sparsity"),
+        ("runs=0", "runs"),
+        ('hidden="relu"', "hidden"),
+        ("batch=0", "batch"),
+        ("backend=cupy", "backend"),
+    ],
+)
 def test_bad_config_exits_2(item, words, tmp_path, capsys):
     assert main(["run", "fig3_mnist", "--set", item, "--out", str(tmp_path / "r")]) == 2
     assert words in capsys.readouterr().err
@@ -119,9 +149,22 @@ def test_minibatch_runs_learn_deeper_networks(xp, tmp_path, data_folder):
     """batch > 1: minibatches (on the CPU, or the GPU where one answers), any depth, no δ angles."""
     backend = "numpy" if xp is np else "cupy"
     out = tmp_path / "batch"
-    runner.run("fig3_mnist", ["train.images=2000", "test.images=500", "train.epochs=3.0", "runs=1", "batch=20",
-                              "eta=0.5", "sizes=[784,64,32,10]", f"backend={backend}", 'algorithms=["bp","fa"]'],
-               out, data=str(data_folder))
+    runner.run(
+        "fig3_mnist",
+        [
+            "train.images=2000",
+            "test.images=500",
+            "train.epochs=3.0",
+            "runs=1",
+            "batch=20",
+            "eta=0.5",
+            "sizes=[784,64,32,10]",
+            f"backend={backend}",
+            'algorithms=["bp","fa"]',
+        ],
+        out,
+        data=str(data_folder),
+    )
     res = json.loads((out / "summary.json").read_text())["results"]
     for algo in ("bp", "fa"):
         assert res[algo]["test_error"] < 0.3, algo
@@ -129,8 +172,16 @@ def test_minibatch_runs_learn_deeper_networks(xp, tmp_path, data_folder):
     assert 0 <= res["fa"]["angle_deg_w_vs_b_final"] <= 180
 
 
-RESUMABLE = ["sizes=[784,40,10]", "train.images=3000", "test.images=300", "train.epochs=2.0", "train.eval_every=0.02",
-             "runs=2", 'algorithms=["fa","bp"]', "checkpoint_minutes=0"]
+RESUMABLE = [
+    "sizes=[784,40,10]",
+    "train.images=3000",
+    "test.images=300",
+    "train.epochs=2.0",
+    "train.eval_every=0.02",
+    "runs=2",
+    'algorithms=["fa","bp"]',
+    "checkpoint_minutes=0",
+]
 
 
 def _partial_checkpoint(path):
@@ -146,15 +197,39 @@ def _partial_checkpoint(path):
 def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, data_folder, killed_mid_run):
     sets = [a for s in RESUMABLE for a in ("--set", s)]
     runner.run("fig3_mnist", RESUMABLE, tmp_path / "whole", data=str(data_folder))
-    killed_mid_run(["fig3_mnist", *sets, "--out", str(tmp_path / "cut")], lambda: _partial_checkpoint(tmp_path / "cut" / "checkpoint.npz"))
+    killed_mid_run(
+        ["fig3_mnist", *sets, "--out", str(tmp_path / "cut")],
+        lambda: _partial_checkpoint(tmp_path / "cut" / "checkpoint.npz"),
+    )
     assert not (tmp_path / "cut" / "summary.json").exists()
-    assert main(["run", "fig3_mnist", *sets, "--out", str(tmp_path / "cut"), "--resume", "--data", str(data_folder)]) == 0
-    whole, cut = (json.loads((tmp_path / d / "summary.json").read_text())["results"] for d in ("whole", "cut"))
+    assert (
+        main(
+            [
+                "run",
+                "fig3_mnist",
+                *sets,
+                "--out",
+                str(tmp_path / "cut"),
+                "--resume",
+                "--data",
+                str(data_folder),
+            ]
+        )
+        == 0
+    )
+    whole, cut = (
+        json.loads((tmp_path / d / "summary.json").read_text())["results"] for d in ("whole", "cut")
+    )
     for algo in ("fa", "bp"):
         assert cut[algo]["weights_sha256"] == whole[algo]["weights_sha256"]
         assert cut[algo]["test_errors"] == whole[algo]["test_errors"]
-    assert (tmp_path / "cut" / "metrics.csv").read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
-    with np.load(tmp_path / "whole" / "curves.npz") as a, np.load(tmp_path / "cut" / "curves.npz") as b:
+    assert (tmp_path / "cut" / "metrics.csv").read_text() == (
+        tmp_path / "whole" / "metrics.csv"
+    ).read_text()
+    with (
+        np.load(tmp_path / "whole" / "curves.npz") as a,
+        np.load(tmp_path / "cut" / "curves.npz") as b,
+    ):
         for k in a.files:
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
@@ -164,7 +239,22 @@ def test_resume_refuses_another_config_and_a_corrupted_checkpoint(tmp_path, data
     out = str(tmp_path / "r")
     assert main(["run", "fig3_mnist", *sets, "--out", out, "--data", str(data_folder)]) == 0
     capsys.readouterr()
-    assert main(["run", "fig3_mnist", "--set", "eta=0.5", "--out", out, "--resume", "--data", str(data_folder)]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "fig3_mnist",
+                "--set",
+                "eta=0.5",
+                "--out",
+                out,
+                "--resume",
+                "--data",
+                str(data_folder),
+            ]
+        )
+        == 2
+    )
     assert "another config" in capsys.readouterr().err
     ckpt = tmp_path / "r" / "checkpoint.npz"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
@@ -174,8 +264,13 @@ def test_resume_refuses_another_config_and_a_corrupted_checkpoint(tmp_path, data
 
 
 def test_divergence_exits_3_naming_layer_and_example(tmp_path, data_folder, capsys):
-    sets = [a for s in RESUMABLE + ["runs=1", "eta=1e30", 'algorithms=["bp"]'] for a in ("--set", s)]
-    assert main(["run", "fig3_mnist", *sets, "--out", str(tmp_path / "r"), "--data", str(data_folder)]) == 3
+    sets = [
+        a for s in RESUMABLE + ["runs=1", "eta=1e30", 'algorithms=["bp"]'] for a in ("--set", s)
+    ]
+    assert (
+        main(["run", "fig3_mnist", *sets, "--out", str(tmp_path / "r"), "--data", str(data_folder)])
+        == 3
+    )
     err = capsys.readouterr().err
     assert "NaN/inf in W" in err and "between examples" in err
     assert not (tmp_path / "r" / "summary.json").exists()
@@ -183,7 +278,12 @@ def test_divergence_exits_3_naming_layer_and_example(tmp_path, data_folder, caps
 
 def test_eta_halving_slows_learning_to_a_stop(tmp_path, data_folder):
     """With η halved every 1e-6 epochs, only the first chunk (η at 0 epochs) learns."""
-    sets = RESUMABLE + ["runs=1", 'algorithms=["fa"]', "train.epochs=0.2", "train.eta_halving_epochs=1e-6"]
+    sets = RESUMABLE + [
+        "runs=1",
+        'algorithms=["fa"]',
+        "train.epochs=0.2",
+        "train.eta_halving_epochs=1e-6",
+    ]
     runner.run("fig3_mnist", sets, tmp_path / "r", data=str(data_folder))
     with np.load(tmp_path / "r" / "curves.npz") as z:
         errors = z["fa_run0_test_error"]

@@ -11,8 +11,17 @@ from spikefa.cli import main
 
 def test_short_run_records_alignment(tmp_path):
     out = tmp_path / "run"
-    runner.run("fig5_quadratic", ["hidden_units=60", "train.examples=4000", "train.eval_every=1000",
-                                  "test.points=200", "eta=0.01"], out)
+    runner.run(
+        "fig5_quadratic",
+        [
+            "hidden_units=60",
+            "train.examples=4000",
+            "train.eval_every=1000",
+            "test.points=200",
+            "eta=0.01",
+        ],
+        out,
+    )
     res = json.loads((out / "summary.json").read_text())["results"]
     assert set(res) == {"fa", "bp", "fa_frozen_w0"}
     assert 80 < res["fa"]["angle_deg_w_vs_b_initial"] < 100  # independent random matrices

@@ -15,7 +15,7 @@ def three_bands(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     y = rng.integers(0, 3, n)
     x = rng.random((n, 8, 8)) * 0.3
     for i, k in enumerate(y):
-        x[i, 2 * k:2 * k + 3] += 0.7
+        x[i, 2 * k : 2 * k + 3] += 0.7
     return (np.clip(x, 0, 1) * 255).astype(np.uint8), y
 
 
@@ -30,9 +30,24 @@ def own_npz(tmp_path):
 
 def test_fig3_mnist_trains_on_an_npz_of_its_own(own_npz, tmp_path, capsys):
     out = tmp_path / "r"
-    argv = ["run", "fig3_mnist", "--set", f'dataset="{own_npz}"', "--set", "sizes=[64,100,3]", "--set", "runs=1",
-            "--set", "train.epochs=1.0", "--set", "train.validation=100", "--set", 'algorithms=["bp","fa"]',
-            "--out", str(out)]
+    argv = [
+        "run",
+        "fig3_mnist",
+        "--set",
+        f'dataset="{own_npz}"',
+        "--set",
+        "sizes=[64,100,3]",
+        "--set",
+        "runs=1",
+        "--set",
+        "train.epochs=1.0",
+        "--set",
+        "train.validation=100",
+        "--set",
+        'algorithms=["bp","fa"]',
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     results = json.loads((out / "summary.json").read_text())["results"]
     assert results["bp"]["test_error"] < 0.2 and results["fa"]["test_error"] < 0.2  # chance: 2/3
@@ -44,19 +59,50 @@ def test_fig3_mnist_trains_on_an_npz_of_its_own(own_npz, tmp_path, capsys):
     assert "fa " in capsys.readouterr().out
 
 
-def test_sizes_that_do_not_fit_the_file_are_one_clear_error_and_leave_no_folder(own_npz, tmp_path, capsys):
+def test_sizes_that_do_not_fit_the_file_are_one_clear_error_and_leave_no_folder(
+    own_npz, tmp_path, capsys
+):
     out = tmp_path / "r"
-    assert main(["run", "fig3_mnist", "--set", f'dataset="{own_npz}"', "--set", "runs=1", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "fig3_mnist",
+                "--set",
+                f'dataset="{own_npz}"',
+                "--set",
+                "runs=1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sizes [784, 1000, 10]" in err and "[64, hidden..., 3]" in err
     assert not out.exists()
 
 
-@pytest.mark.parametrize("dataset, words", [("missing.npz", ["missing.npz", "does not exist"]),
-                                            ("cifar", ["dataset", ".npz"])])
+@pytest.mark.parametrize(
+    "dataset, words",
+    [("missing.npz", ["missing.npz", "does not exist"]), ("cifar", ["dataset", ".npz"])],
+)
 def test_a_dataset_that_is_not_there_is_one_clear_error(dataset, words, tmp_path, capsys):
-    assert main(["run", "fig3_mnist", "--set", f'dataset="{tmp_path / dataset if dataset.endswith(".npz") else dataset}"',
-                 "--set", "sizes=[64,100,3]", "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "fig3_mnist",
+                "--set",
+                f'dataset="{tmp_path / dataset if dataset.endswith(".npz") else dataset}"',
+                "--set",
+                "sizes=[64,100,3]",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and all(w in err for w in words), err
 
@@ -71,9 +117,15 @@ def test_arrays_from_python_floats_and_uint8():
     rng = np.random.default_rng(1)
     x = rng.random((10, 5))
     d = ImageData.from_arrays(x, np.arange(10) % 4, x[:3], [0, 1, 3])
-    assert d.train_x.dtype == np.float32 and np.allclose(d.train_x, x) and (d.n_inputs, d.n_classes) == (5, 4)
+    assert (
+        d.train_x.dtype == np.float32
+        and np.allclose(d.train_x, x)
+        and (d.n_inputs, d.n_classes) == (5, 4)
+    )
     assert d.shape == (1, 5) and d.val_x.shape == (0, 5)
-    u = ImageData.from_arrays(np.full((4, 3, 3), 255, np.uint8), [0, 1, 0, 1], np.zeros((2, 3, 3), np.uint8), [1, 0])
+    u = ImageData.from_arrays(
+        np.full((4, 3, 3), 255, np.uint8), [0, 1, 0, 1], np.zeros((2, 3, 3), np.uint8), [1, 0]
+    )
     assert u.train_x.shape == (4, 9) and u.train_x.max() == 1.0 and u.shape == (3, 3)
     held = u.holdout(1)
     assert held.train_x.shape == (3, 9) and held.val_x.shape == (1, 9) and held.shape == (3, 3)
@@ -82,24 +134,42 @@ def test_arrays_from_python_floats_and_uint8():
         check_sizes(u, [784, 20, 10], "arrays")
 
 
-@pytest.mark.parametrize("train_x, train_y, words", [
-    (np.full((3, 4), 2.0), [0, 1, 2], "floats in [0, 1]"),
-    (np.full((3, 4), np.nan), [0, 1, 2], "floats in [0, 1]"),
-    (np.full((3, 4), 300), [0, 1, 2], "integers 0–255"),
-    (np.zeros((3, 4)), [0.0, 1.0, 2.0], "integer label"),
-    (np.zeros((3, 4)), [0, -1, 2], "integer label"),
-    (np.zeros((3, 4)), [0, 1], "one integer label"),
-    (np.zeros((3, 5)), [0, 1, 2], "of one shape"),
-    (np.zeros(3), [0, 1, 2], "of one shape"),
-])
+@pytest.mark.parametrize(
+    "train_x, train_y, words",
+    [
+        (np.full((3, 4), 2.0), [0, 1, 2], "floats in [0, 1]"),
+        (np.full((3, 4), np.nan), [0, 1, 2], "floats in [0, 1]"),
+        (np.full((3, 4), 300), [0, 1, 2], "integers 0–255"),
+        (np.zeros((3, 4)), [0.0, 1.0, 2.0], "integer label"),
+        (np.zeros((3, 4)), [0, -1, 2], "integer label"),
+        (np.zeros((3, 4)), [0, 1], "one integer label"),
+        (np.zeros((3, 5)), [0, 1, 2], "of one shape"),
+        (np.zeros(3), [0, 1, 2], "of one shape"),
+    ],
+)
 def test_bad_arrays_are_refused_naming_the_array(train_x, train_y, words):
     with pytest.raises(DataError, match=words.replace("[", r"\[").replace("]", r"\]")):
         ImageData.from_arrays(train_x, train_y, np.zeros((2, 4)), [0, 1], name="mine.npz")
 
 
-def test_a_validation_set_larger_than_the_file_says_how_many_images_there_are(own_npz, tmp_path, capsys):
-    assert main(["run", "fig3_mnist", "--set", f'dataset="{own_npz}"', "--set", "sizes=[64,100,3]",
-                 "--out", str(tmp_path / "r")]) == 2
+def test_a_validation_set_larger_than_the_file_says_how_many_images_there_are(
+    own_npz, tmp_path, capsys
+):
+    assert (
+        main(
+            [
+                "run",
+                "fig3_mnist",
+                "--set",
+                f'dataset="{own_npz}"',
+                "--set",
+                "sizes=[64,100,3]",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "train.validation must be in 0..599 (the data has 600 training images), got 10000" in err
     assert not (tmp_path / "r").exists()

@@ -31,7 +31,9 @@ FIXTURES = {"deadline": None, "suppress_health_check": [HealthCheck.function_sco
 def assert_one_error_line(capsys):
     err = capsys.readouterr().err
     lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("spikefa: error: ") and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("spikefa: error: ") and "Traceback" not in err, (
+        err
+    )
 
 
 def files_in(folder: Path) -> dict:
@@ -41,13 +43,56 @@ def files_in(folder: Path) -> dict:
 # ------------------------------------------------------------------------------- `run --set`
 CONFIGS = config.shipped_configs()
 SCHEMAS = {name: config._flat(tomllib.loads(config.locate(name).read_text())) for name in CONFIGS}
-WORDS = sorted({w for schema in SCHEMAS.values() for v in schema.values()
-                for w in (v if isinstance(v, list) else [v]) if isinstance(w, str)}
-               | {"dfa", "sparse_fa", "sign_symmetric", "fast", "runtime", "decay", "float64", "cupy", "svhn",
-                  "fashion-mnist", "tanh", "linear", "mse"})
-ODD = ["", "[]", '""', "[1,", "{a = 1", '"open', "1 2", "==", "0x", "+inf", "1979-05-27", "{}", "{x = 1}",
-       "[[]]", "'''x'''", "1\nx = 2", "1 # comment", '[1, "a"]', "\\", "\x00",  # malformed TOML, edge values
-       "1" * 5000, "0x" + "f" * 5000, "[" * 3000 + "]" * 3000, "[" * 400 + "0x" + "f" * 5000 + "]" * 400]
+WORDS = sorted(
+    {
+        w
+        for schema in SCHEMAS.values()
+        for v in schema.values()
+        for w in (v if isinstance(v, list) else [v])
+        if isinstance(w, str)
+    }
+    | {
+        "dfa",
+        "sparse_fa",
+        "sign_symmetric",
+        "fast",
+        "runtime",
+        "decay",
+        "float64",
+        "cupy",
+        "svhn",
+        "fashion-mnist",
+        "tanh",
+        "linear",
+        "mse",
+    }
+)
+ODD = [
+    "",
+    "[]",
+    '""',
+    "[1,",
+    "{a = 1",
+    '"open',
+    "1 2",
+    "==",
+    "0x",
+    "+inf",
+    "1979-05-27",
+    "{}",
+    "{x = 1}",
+    "[[]]",
+    "'''x'''",
+    "1\nx = 2",
+    "1 # comment",
+    '[1, "a"]',
+    "\\",
+    "\x00",  # malformed TOML, edge values
+    "1" * 5000,
+    "0x" + "f" * 5000,
+    "[" * 3000 + "]" * 3000,
+    "[" * 400 + "0x" + "f" * 5000 + "]" * 400,
+]
 
 
 def toml_float(x: float) -> str:
@@ -58,12 +103,17 @@ def toml_list(items: list[str]) -> str:
     return "[" + ", ".join(items) + "]"
 
 
-INTS = st.one_of(st.integers(-2, 2), st.integers(), st.sampled_from([-2 ** 63, 2 ** 63, 10 ** 400])).map(str)
+INTS = st.one_of(
+    st.integers(-2, 2), st.integers(), st.sampled_from([-(2**63), 2**63, 10**400])
+).map(str)
 FLOATS = st.floats().map(toml_float)
 STRINGS = st.one_of(st.sampled_from(WORDS), st.text(max_size=8)).map(json.dumps)
 SCALARS = st.one_of(INTS, FLOATS, st.sampled_from(["true", "false"]), STRINGS)
-VALUES = st.one_of(st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4).map(toml_list), max_leaves=8),
-                   st.sampled_from(ODD), st.text(max_size=12))
+VALUES = st.one_of(
+    st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4).map(toml_list), max_leaves=8),
+    st.sampled_from(ODD),
+    st.text(max_size=12),
+)
 
 
 def like(default) -> st.SearchStrategy[str]:
@@ -82,9 +132,17 @@ def like(default) -> st.SearchStrategy[str]:
 def set_items(schema: dict) -> st.SearchStrategy[list[str]]:
     """`--set` items: up to three real keys with values of their type or any other, then perhaps
     an unknown key or any text."""
-    real = st.sampled_from(sorted(schema)).flatmap(lambda k: st.one_of(like(schema[k]), VALUES).map(f"{k}=".__add__))
-    other = st.one_of(st.tuples(st.text(max_size=12), VALUES).map("=".join), st.sampled_from(ODD), st.text(max_size=20))
-    return st.tuples(st.lists(real, max_size=3), st.lists(other, max_size=1)).map(lambda t: t[0] + t[1])
+    real = st.sampled_from(sorted(schema)).flatmap(
+        lambda k: st.one_of(like(schema[k]), VALUES).map(f"{k}=".__add__)
+    )
+    other = st.one_of(
+        st.tuples(st.text(max_size=12), VALUES).map("=".join),
+        st.sampled_from(ODD),
+        st.text(max_size=20),
+    )
+    return st.tuples(st.lists(real, max_size=3), st.lists(other, max_size=1)).map(
+        lambda t: t[0] + t[1]
+    )
 
 
 @pytest.fixture
@@ -96,7 +154,11 @@ def no_training(monkeypatch):
         stream(cfg["seed"], "init")  # what every run starts with
         return {"results": {}}
 
-    monkeypatch.setattr(experiments, "get", lambda name: types.SimpleNamespace(validate=real(name).validate, run=run))
+    monkeypatch.setattr(
+        experiments,
+        "get",
+        lambda name: types.SimpleNamespace(validate=real(name).validate, run=run),
+    )
 
 
 def assert_run_exits_0_or_2(name: str, sets: list[str], tmp_path: Path, capsys) -> None:
@@ -130,8 +192,13 @@ def test_run_with_any_set_exits_0_or_2_with_one_line(name, data, no_training, tm
     assert files_in(done) == before
 
 
-EDGES = {bool: [], int: ["0", "-1", str(2 ** 63 - 1)], float: ["0", "-0.0", "-1e-300", "1e308", "nan", "inf"],
-         str: ['""'], list: ["[]", "[0]", "[-1.5]", '[""]']}
+EDGES = {
+    bool: [],
+    int: ["0", "-1", str(2**63 - 1)],
+    float: ["0", "-0.0", "-1e-300", "1e308", "nan", "inf"],
+    str: ['""'],
+    list: ["[]", "[0]", "[-1.5]", '[""]'],
+}
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -176,7 +243,9 @@ SPEC_FIELDS = SPEC.to_dict()
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """A tiny valid checkpoint (784-8-10, so `evaluate` can run it on MNIST)."""
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "c.npz", SPEC, initial_state(SPEC), {"dataset": "mnist"})
+    return save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "c.npz", SPEC, initial_state(SPEC), {"dataset": "mnist"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +267,10 @@ def assert_refused(path, capsys, accept_valid=False):
     except SpikefaError:
         valid = False
     assert accept_valid or not valid
-    for argv in (["evaluate", str(path), "--n-test", "20"], ["export", str(path), str(path.parent / "copy.npz")]):
+    for argv in (
+        ["evaluate", str(path), "--n-test", "20"],
+        ["export", str(path), str(path.parent / "copy.npz")],
+    ):
         code = main(argv)
         if valid:
             assert code == 0
@@ -211,7 +283,9 @@ def assert_refused(path, capsys, accept_valid=False):
 def mutations(n: int):
     """Truncation, byte flips (biased to the zip headers at both ends) or garbage for an n-byte file."""
     pos = st.one_of(st.integers(0, 80), st.integers(n - 300, n - 1), st.integers(0, n - 1))
-    flips = st.lists(st.tuples(pos, st.integers(1, 255)), min_size=1, max_size=4, unique_by=lambda f: f[0])
+    flips = st.lists(
+        st.tuples(pos, st.integers(1, 255)), min_size=1, max_size=4, unique_by=lambda f: f[0]
+    )
 
     def flip(b, fl):
         b = bytearray(b)
@@ -219,9 +293,11 @@ def mutations(n: int):
             b[i] ^= x
         return bytes(b)
 
-    return st.one_of(st.integers(0, n - 1).map(lambda k: lambda b: b[:k]),
-                     flips.map(lambda fl: lambda b: flip(b, fl)),
-                     st.binary(max_size=200).map(lambda g: lambda b: g))
+    return st.one_of(
+        st.integers(0, n - 1).map(lambda k: lambda b: b[:k]),
+        flips.map(lambda fl: lambda b: flip(b, fl)),
+        st.binary(max_size=200).map(lambda g: lambda b: g),
+    )
 
 
 @settings(max_examples=300, **FIXTURES)
@@ -248,18 +324,26 @@ def npz(path: Path, spec=SPEC_FIELDS, meta=None, state=None) -> Path:
     return path
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                    max_leaves=6)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=120, **FIXTURES)
 @given(field=st.sampled_from(sorted(SPEC_FIELDS)), value=JSON)
-def test_checkpoint_with_any_spec_field_loads_or_exits_2(field, value, cached_mnist, tmp_path, capsys):
+def test_checkpoint_with_any_spec_field_loads_or_exits_2(
+    field, value, cached_mnist, tmp_path, capsys
+):
     """A spec field of any JSON value gives a valid spec or a clear refusal, never a TypeError."""
     spec = {**SPEC_FIELDS, field: value}
     try:
-        valid = SpikingSpec.from_dict(spec).sizes == SPEC.sizes  # a spec of other sizes does not fit the state
+        valid = (
+            SpikingSpec.from_dict(spec).sizes == SPEC.sizes
+        )  # a spec of other sizes does not fit the state
     except SpikefaError:
         valid = False
     assume(not valid or spec["steps_per_image"] <= SPEC.steps_per_image)  # keep `evaluate` short
@@ -267,31 +351,50 @@ def test_checkpoint_with_any_spec_field_loads_or_exits_2(field, value, cached_mn
 
 
 @settings(max_examples=200, **FIXTURES)
-@given(key=st.sampled_from(sorted(initial_state(SPEC))),
-       shape=st.lists(st.integers(0, 12), max_size=3).map(tuple))
+@given(
+    key=st.sampled_from(sorted(initial_state(SPEC))),
+    shape=st.lists(st.integers(0, 12), max_size=3).map(tuple),
+)
 def test_checkpoint_with_a_wrong_shape_exits_2(key, shape, cached_mnist, tmp_path, capsys):
     """Any array of the wrong shape (weights, biases, feedback, PSPs, traces) is refused."""
     state = initial_state(SPEC)
     good = state[key].shape
     state[key] = np.zeros(shape, np.float32)
-    ok = shape == good or (key[0] in "up" and len(shape) == 2 and shape[0] >= 1 and shape[1:] == good)
+    ok = shape == good or (
+        key[0] in "up" and len(shape) == 2 and shape[0] >= 1 and shape[1:] == good
+    )
     assert_refused(npz(tmp_path / "c.npz", state=state), capsys, accept_valid=ok)
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: p.write_bytes(b""),
-    lambda p: p.mkdir(),
-    lambda p: p.write_text("not a checkpoint\n"),
-    lambda p: None,  # missing
-    lambda p: npz(p, spec=None),
-    lambda p: npz(p, spec=[]),
-    lambda p: npz(p, meta=[1, 2]),
-    lambda p: npz(p, state={k: v for k, v in initial_state(SPEC).items() if k != "B1"}),
-    lambda p: npz(p, state={**initial_state(SPEC), "w1": np.zeros((8, 784))}),
-    lambda p: npz(p, state={**initial_state(SPEC), "w1": np.array(["a"] * 8)}),
-    npy,
-], ids=["empty", "directory", "text", "missing", "no-spec", "spec-not-dict", "meta-not-dict", "missing-key",
-        "wrong-shape", "strings", "npy"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p.write_bytes(b""),
+        lambda p: p.mkdir(),
+        lambda p: p.write_text("not a checkpoint\n"),
+        lambda p: None,  # missing
+        lambda p: npz(p, spec=None),
+        lambda p: npz(p, spec=[]),
+        lambda p: npz(p, meta=[1, 2]),
+        lambda p: npz(p, state={k: v for k, v in initial_state(SPEC).items() if k != "B1"}),
+        lambda p: npz(p, state={**initial_state(SPEC), "w1": np.zeros((8, 784))}),
+        lambda p: npz(p, state={**initial_state(SPEC), "w1": np.array(["a"] * 8)}),
+        npy,
+    ],
+    ids=[
+        "empty",
+        "directory",
+        "text",
+        "missing",
+        "no-spec",
+        "spec-not-dict",
+        "meta-not-dict",
+        "missing-key",
+        "wrong-shape",
+        "strings",
+        "npy",
+    ],
+)
 def test_foreign_checkpoint_exits_2(make, cached_mnist, tmp_path, capsys):
     """Files that are not spikefa checkpoints are refused with one line."""
     make(tmp_path / "c.npz")
@@ -309,20 +412,30 @@ def mnist_folder(data_folder: Path, folder: Path) -> Path:
 
 @settings(max_examples=40, **FIXTURES)
 @given(data=st.data(), stem=st.sampled_from(datasets.FILES))
-def test_corrupted_data_file_is_a_clear_error(data, stem, data_folder, tmp_path, monkeypatch, capsys):
+def test_corrupted_data_file_is_a_clear_error(
+    data, stem, data_folder, tmp_path, monkeypatch, capsys
+):
     """One truncated, bit-flipped or garbage MNIST file: loading raises DataError naming it (and
     saying to delete it), nothing is downloaded, and `data check` exits 1 naming it."""
-    monkeypatch.setattr(datasets, "fetch_verified", lambda *a, **k: pytest.fail("tried to download"))
+    monkeypatch.setattr(
+        datasets, "fetch_verified", lambda *a, **k: pytest.fail("tried to download")
+    )
     bad = mnist_folder(data_folder, Path(tempfile.mkdtemp(dir=tmp_path))) / f"{stem}.gz"
     good = bad.read_bytes()
     bad.unlink()
     bad.write_bytes(data.draw(mutations(len(good)), label="mutation")(good))
     with pytest.raises(DataError) as exc:
         load_images("mnist", bad.parent.parent)
-    assert str(bad) in str(exc.value) and "delete it" in str(exc.value) and len(str(exc.value).splitlines()) == 1
+    assert (
+        str(bad) in str(exc.value)
+        and "delete it" in str(exc.value)
+        and len(str(exc.value).splitlines()) == 1
+    )
     assert main(["data", "check", "--data", str(bad.parent.parent)]) == 1
     out, err = capsys.readouterr()
-    assert f"mnist/{stem}: corrupted" in out and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert (
+        f"mnist/{stem}: corrupted" in out and len(err.splitlines()) == 1 and "Traceback" not in err
+    )
 
 
 def test_data_file_replaced_by_a_folder_is_a_clear_error(data_folder, tmp_path, capsys):

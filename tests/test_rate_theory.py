@@ -35,5 +35,5 @@ def test_flow_field_trajectory_from_zero_ends_on_the_stable_branch():
     fig, ax = plotting.new_axes()
     _, (a, w) = plot_flow_field(ax)
     assert a * w == pytest.approx(1.0, abs=1e-3) and w > 0  # W·A = T on the branch with W·B > 0
-    assert a ** 2 / 2 - w == pytest.approx(0.0, abs=1e-3)   # A²/2 − B·W conserved at its start value
+    assert a**2 / 2 - w == pytest.approx(0.0, abs=1e-3)  # A²/2 − B·W conserved at its start value
     plotting.close(fig)

@@ -39,7 +39,10 @@ def draws(spec, n_img, batch=1, seed=1):
     rng = np.random.default_rng(seed)
     images = rng.random((batch, n_img, spec.sizes[0])).astype(spec.dtype)
     labels = rng.integers(0, spec.sizes[-1], (batch, n_img))
-    uniforms = [rng.random((batch, n_img * spec.steps_per_image, n)).astype(spec.dtype) for n in spec.sizes[:-1]]
+    uniforms = [
+        rng.random((batch, n_img * spec.steps_per_image, n)).astype(spec.dtype)
+        for n in spec.sizes[:-1]
+    ]
     return images, labels, uniforms
 
 
@@ -50,19 +53,39 @@ def close(got, want, tol, what):
 def brian_by_image(spec, state, images, labels, uniforms):
     """One stream through Brian2, image by image: the state after each image and every step's recording."""
     L, T = spec.n_layers, spec.steps_per_image
-    net = BrianNetwork(spec, 1, "numpy", noise=True, record_spikes=True,
-                       trace_neurons={l: list(range(spec.sizes[l])) for l in range(1, L)})
+    net = BrianNetwork(
+        spec,
+        1,
+        "numpy",
+        noise=True,
+        record_spikes=True,
+        trace_neurons={l: list(range(spec.sizes[l])) for l in range(1, L)},
+    )
     states, steps = [], []
     for k in range(len(images)):
-        state, rec = net.run(state, images[k:k + 1], labels[k:k + 1],
-                             uniforms={l: u[k * T:(k + 1) * T] for l, u in enumerate(uniforms)})
+        state, rec = net.run(
+            state,
+            images[k : k + 1],
+            labels[k : k + 1],
+            uniforms={l: u[k * T : (k + 1) * T] for l, u in enumerate(uniforms)},
+        )
         states.append(state)
         for t in range(T):
             spikes = [np.zeros(spec.sizes[l]) for l in range(L)]
             for l, (when, which) in rec.spikes.items():
                 spikes[l][which[when == t]] = 1
-            steps.append({"y": rec.y[t], "delta_out": rec.error[t], "spikes": spikes,
-                          **{f"{key}{l}": rec.traces[l][key][:, t] for l in range(1, L) for key in ("u", "mod", "delta")}})
+            steps.append(
+                {
+                    "y": rec.y[t],
+                    "delta_out": rec.error[t],
+                    "spikes": spikes,
+                    **{
+                        f"{key}{l}": rec.traces[l][key][:, t]
+                        for l in range(1, L)
+                        for key in ("u", "mod", "delta")
+                    },
+                }
+            )
     return states, steps
 
 
@@ -71,8 +94,14 @@ def fast_by_image(spec, state, images, labels, uniforms):
     T, st = spec.steps_per_image, fast.batch_state(spec, state, 1)
     states, records = [], []
     for k in range(images.shape[1]):
-        _, rec = fast.run(spec, st, images[:, k:k + 1], labels[:, k:k + 1], record=True,
-                          uniforms=[u[:, k * T:(k + 1) * T] for u in uniforms])
+        _, rec = fast.run(
+            spec,
+            st,
+            images[:, k : k + 1],
+            labels[:, k : k + 1],
+            record=True,
+            uniforms=[u[:, k * T : (k + 1) * T] for u in uniforms],
+        )
         states.append({key: np.array(v) for key, v in st.items()})
         records += rec
     return states, records
@@ -83,16 +112,22 @@ def assert_conform(spec, n_img=5):
     tol = TOL[spec.dtype]
     state = initial_state(spec)
     images, labels, uniforms = draws(spec, n_img)
-    ref_states, ref_steps = brian_by_image(spec, state, images[0], labels[0], [u[0] for u in uniforms])
+    ref_states, ref_steps = brian_by_image(
+        spec, state, images[0], labels[0], [u[0] for u in uniforms]
+    )
     states, records = fast_by_image(spec, state, images, labels, uniforms)
     for k, (ref, rec) in enumerate(zip(ref_steps, records)):
         for l in range(L):
-            np.testing.assert_array_equal(rec.spikes[l][0], ref["spikes"][l], err_msg=f"spikes of layer {l}, step {k}")
+            np.testing.assert_array_equal(
+                rec.spikes[l][0], ref["spikes"][l], err_msg=f"spikes of layer {l}, step {k}"
+            )
         close(rec.y[0], ref["y"], tol, f"output rates, step {k}")
         close(rec.delta[L][0], ref["delta_out"], tol, f"output error, step {k}")
         for l in range(1, L):
             for key in ("u", "mod", "delta"):
-                close(getattr(rec, key)[l][0], ref[f"{key}{l}"], tol, f"{key} of layer {l}, step {k}")
+                close(
+                    getattr(rec, key)[l][0], ref[f"{key}{l}"], tol, f"{key} of layer {l}, step {k}"
+                )
     for k, (ref, mine) in enumerate(zip(ref_states, states)):
         for key in ref:
             close(mine[key].reshape(ref[key].shape), ref[key], tol, f"{key} after image {k}")
@@ -109,7 +144,9 @@ def test_conformance_feedback_modes_and_readings(mode, reading):
     assert_conform(spec_(feedback=mode, reading=reading))
 
 
-@pytest.mark.parametrize("mode, reading", [("fa", "tau"), ("dfa", "decay"), ("bp", "tau"), ("sparse_fa", "decay")])
+@pytest.mark.parametrize(
+    "mode, reading", [("fa", "tau"), ("dfa", "decay"), ("bp", "tau"), ("sparse_fa", "decay")]
+)
 def test_conformance_weight_decay(mode, reading):
     assert_conform(spec_(feedback=mode, reading=reading, weight_decay=0.5))
 
@@ -119,23 +156,48 @@ def test_conformance_plasticity_gate(mode, delay):
     assert_conform(spec_(feedback=mode, plasticity_delay=delay, eta_scale=(1.0, 0.5, 2.0)))
 
 
-@pytest.mark.parametrize("mode, plasticity, feedback", [
-    ("fa", NO_SIGMA_PRIME, ""), ("fa", "", SIGN_FEEDBACK), ("dfa", NO_SIGMA_PRIME, SIGN_FEEDBACK),
-    ("fa", PSP_GATED, ""), ("fa", WEIGHT_DEPENDENT, ""), ("fa", DISTRIBUTES, ""),
-    ("sparse_fa", "", SHIFTED_FEEDBACK), ("bp", WEIGHT_DEPENDENT, ""), ("bp", NO_SIGMA_PRIME, ""),
-])
+@pytest.mark.parametrize(
+    "mode, plasticity, feedback",
+    [
+        ("fa", NO_SIGMA_PRIME, ""),
+        ("fa", "", SIGN_FEEDBACK),
+        ("dfa", NO_SIGMA_PRIME, SIGN_FEEDBACK),
+        ("fa", PSP_GATED, ""),
+        ("fa", WEIGHT_DEPENDENT, ""),
+        ("fa", DISTRIBUTES, ""),
+        ("sparse_fa", "", SHIFTED_FEEDBACK),
+        ("bp", WEIGHT_DEPENDENT, ""),
+        ("bp", NO_SIGMA_PRIME, ""),
+    ],
+)
 def test_conformance_user_rules(mode, plasticity, feedback):
-    assert_conform(spec_(feedback=mode, plasticity=plasticity, feedback_rule=feedback, reading="decay"))
+    assert_conform(
+        spec_(feedback=mode, plasticity=plasticity, feedback_rule=feedback, reading="decay")
+    )
 
 
-@pytest.mark.parametrize("mode, reading, plasticity", [("fa", "tau", ""), ("dfa", "decay", ""), ("bp", "decay", ""),
-                                                      ("fa", "decay", NO_SIGMA_PRIME)])
+@pytest.mark.parametrize(
+    "mode, reading, plasticity",
+    [("fa", "tau", ""), ("dfa", "decay", ""), ("bp", "decay", ""), ("fa", "decay", NO_SIGMA_PRIME)],
+)
 def test_conformance_float32(mode, reading, plasticity):
-    assert_conform(spec_(feedback=mode, reading=reading, plasticity=plasticity, dtype="float32", weight_decay=0.1))
+    assert_conform(
+        spec_(
+            feedback=mode, reading=reading, plasticity=plasticity, dtype="float32", weight_decay=0.1
+        )
+    )
 
 
-@pytest.mark.parametrize("mode, plasticity, weight_decay", [("fa", "", 0.0), ("sparse_fa", "", 0.0), ("dfa", "", 0.5),
-                                                            ("bp", "", 0.5), ("fa", DISTRIBUTES, 0.0)])
+@pytest.mark.parametrize(
+    "mode, plasticity, weight_decay",
+    [
+        ("fa", "", 0.0),
+        ("sparse_fa", "", 0.0),
+        ("dfa", "", 0.5),
+        ("bp", "", 0.5),
+        ("fa", DISTRIBUTES, 0.0),
+    ],
+)
 def test_conformance_batch_is_streams_one_by_one(mode, plasticity, weight_decay):
     """A batch of 3 streams, one step, against each stream alone in Brian2: per-stream PSPs, δs and
     spikes agree, and the batch's weight change is the sum of the streams' changes."""
@@ -147,12 +209,19 @@ def test_conformance_batch_is_streams_one_by_one(mode, plasticity, weight_decay)
     _, (rec,) = fast.run(spec, batch, images, labels, uniforms=uniforms, record=True)
     summed = {k: np.zeros_like(v) for k, v in state.items() if k[0] in "wbB"}
     for b in range(3):
-        ref_states, (ref,) = brian_by_image(spec, state, images[b], labels[b], [u[b] for u in uniforms])
+        ref_states, (ref,) = brian_by_image(
+            spec, state, images[b], labels[b], [u[b] for u in uniforms]
+        )
         for l in range(spec.n_layers):
             np.testing.assert_array_equal(rec.spikes[l][b], ref["spikes"][l])
         for l in range(1, spec.n_layers):
             for key in ("u", "mod", "delta"):
-                close(getattr(rec, key)[l][b], ref[f"{key}{l}"], tol, f"{key} of layer {l}, stream {b}")
+                close(
+                    getattr(rec, key)[l][b],
+                    ref[f"{key}{l}"],
+                    tol,
+                    f"{key} of layer {l}, stream {b}",
+                )
         for k in summed:
             summed[k] += ref_states[0][k] - state[k]
             if k[0] in "up":
@@ -162,13 +231,19 @@ def test_conformance_batch_is_streams_one_by_one(mode, plasticity, weight_decay)
     assert np.abs(summed["w1"]).max() > 0
 
 
-@pytest.mark.parametrize("name, text", [
-    ("HIDDEN_DELTA", "delta = mod"),                                    # no σ′ factor
-    ("SPIKE", "{noise} < 1 / (1 + exp(-2 * u))"),                       # steeper spike probability
-    ("OUTPUT_ERROR", "y = 1 / (1 + exp(-u))\ndelta = 2 * (ystar - y)\nmod = delta"),
-    ("BIAS_PLASTICITY", "bias += 0.5 * eta * delta"),
-    ("HIDDEN", equations.HIDDEN.replace("dp/dt = -p / tau", "dp/dt = -2 * p / tau")),  # faster trace
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("HIDDEN_DELTA", "delta = mod"),  # no σ′ factor
+        ("SPIKE", "{noise} < 1 / (1 + exp(-2 * u))"),  # steeper spike probability
+        ("OUTPUT_ERROR", "y = 1 / (1 + exp(-u))\ndelta = 2 * (ystar - y)\nmod = delta"),
+        ("BIAS_PLASTICITY", "bias += 0.5 * eta * delta"),
+        (
+            "HIDDEN",
+            equations.HIDDEN.replace("dp/dt = -p / tau", "dp/dt = -2 * p / tau"),
+        ),  # faster trace
+    ],
+)
 def test_conformance_one_term_swapped_changes_both_engines(monkeypatch, name, text):
     """Each term is written once: swap it in equations.py and both engines follow, identically."""
     spec = spec_(feedback="fa")
@@ -184,17 +259,25 @@ def test_conformance_one_term_swapped_changes_both_engines(monkeypatch, name, te
         monkeypatch.undo()
         codegen._compile.cache_clear()
         codegen.layer_variables.cache_clear()
-    assert not np.allclose(after[-1]["w1"], before[-1]["w1"]) or not np.allclose(after[-1]["u1"], before[-1]["u1"])
+    assert not np.allclose(after[-1]["w1"], before[-1]["w1"]) or not np.allclose(
+        after[-1]["u1"], before[-1]["u1"]
+    )
 
 
-@pytest.mark.parametrize("rule, words", [
-    ("w += eta_post * sin(w * mod_post * p_pre)", "does not factorise"),
-    ("w += eta_post * exp(delta_post * p_pre)", "mixes presynaptic and postsynaptic variables"),
-    ("w += eta_post * delta_post * rand()", "rand()"),
-    ("w += eta_post * delta_post * q_pre", "unknown name 'q_pre'"),
-    ("w += eta_post * delta_post * u_pre", "unknown name 'u_pre'"),  # the input layer has no PSP
-    ("x = 1", "one statement that changes w"),
-])
+@pytest.mark.parametrize(
+    "rule, words",
+    [
+        ("w += eta_post * sin(w * mod_post * p_pre)", "does not factorise"),
+        ("w += eta_post * exp(delta_post * p_pre)", "mixes presynaptic and postsynaptic variables"),
+        ("w += eta_post * delta_post * rand()", "rand()"),
+        ("w += eta_post * delta_post * q_pre", "unknown name 'q_pre'"),
+        (
+            "w += eta_post * delta_post * u_pre",
+            "unknown name 'u_pre'",
+        ),  # the input layer has no PSP
+        ("x = 1", "one statement that changes w"),
+    ],
+)
 def test_conformance_refusals_are_one_line(rule, words):
     spec = spec_(plasticity=rule)
     with pytest.raises(SpikefaError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:
@@ -207,5 +290,7 @@ def test_conformance_factorisable_rules_compile_to_few_products():
     model = codegen.compile_model(spec_(weight_decay=0.1))
     assert [len(model.plasticity[l]) for l in (1, 2, 3)] == [2, 2, 2]
     assert sum(p.scalar_sides for p in model.plasticity[1]) == 1
-    assert len(codegen.compile_model(spec_(plasticity=DISTRIBUTES)).plasticity[1]) == 2  # p·(δ+½mod) and w·(δ+½mod)
+    assert (
+        len(codegen.compile_model(spec_(plasticity=DISTRIBUTES)).plasticity[1]) == 2
+    )  # p·(δ+½mod) and w·(δ+½mod)
     assert dataclasses.replace(spec_(), plasticity="") == spec_()

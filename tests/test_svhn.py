@@ -22,8 +22,15 @@ def write_mat(path, n, seed):
 def folder(tmp_path, monkeypatch):
     base = tmp_path / "svhn"
     sizes = {"train": 40, "test": 12}
-    data = {split: write_mat(base / name, sizes[split], k) for k, (split, (name, _)) in enumerate(svhn.FILES.items())}
-    monkeypatch.setattr(svhn, "FILES", {s: (name, digest(base / name, "md5")) for s, (name, _) in svhn.FILES.items()})
+    data = {
+        split: write_mat(base / name, sizes[split], k)
+        for k, (split, (name, _)) in enumerate(svhn.FILES.items())
+    }
+    monkeypatch.setattr(
+        svhn,
+        "FILES",
+        {s: (name, digest(base / name, "md5")) for s, (name, _) in svhn.FILES.items()},
+    )
     return tmp_path, data
 
 
@@ -31,7 +38,11 @@ def test_loads_rows_labels_and_standardised_channels(folder):
     path, data = folder
     d = svhn.load_svhn(path, download=False)
     X, y = data["train"]
-    assert d.train_x.shape == (40, 3072) and d.test_x.shape == (12, 3072) and d.train_x.dtype == np.float32
+    assert (
+        d.train_x.shape == (40, 3072)
+        and d.test_x.shape == (12, 3072)
+        and d.train_x.dtype == np.float32
+    )
     np.testing.assert_array_equal(d.train_y, y.ravel() % 10)
     assert set(np.unique(d.train_y)) <= set(range(10))
     channels = d.train_x.reshape(40, -1, 3)
@@ -66,9 +77,20 @@ def test_fig3_runs_on_svhn(folder):
     from spikefa import runner
 
     path, _ = folder
-    out = runner.run("fig3_mnist", ['dataset="svhn"', "sizes=[3072,20,10]", "runs=1", "train.epochs=1.0",
-                                    'algorithms=["bp","fa"]', "angle.window=10", "train.validation=10"],
-                     path / "run", data=str(path))
+    out = runner.run(
+        "fig3_mnist",
+        [
+            'dataset="svhn"',
+            "sizes=[3072,20,10]",
+            "runs=1",
+            "train.epochs=1.0",
+            'algorithms=["bp","fa"]',
+            "angle.window=10",
+            "train.validation=10",
+        ],
+        path / "run",
+        data=str(path),
+    )
     res = json.loads((out / "summary.json").read_text())["results"]
     assert set(res) == {"bp", "fa"} and (out / "figures" / "receptive_fields.png").exists()
     assert 0 <= res["fa"]["validation_error"] <= 1 and res["fa"]["validation_images"] == 10

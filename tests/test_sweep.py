@@ -16,25 +16,38 @@ SHORT = ["train.examples=1500", "train.eval_every=500", "test.points=200"]
 
 def test_a_key_given_twice_is_a_grid_axis():
     points = grid(["eta=0.1", "seed=3", "eta=0.2", "runs=2", "runs=4"])
-    assert points == [["eta=0.1", "seed=3", "runs=2"], ["eta=0.1", "seed=3", "runs=4"],
-                      ["eta=0.2", "seed=3", "runs=2"], ["eta=0.2", "seed=3", "runs=4"]]
+    assert points == [
+        ["eta=0.1", "seed=3", "runs=2"],
+        ["eta=0.1", "seed=3", "runs=4"],
+        ["eta=0.2", "seed=3", "runs=2"],
+        ["eta=0.2", "seed=3", "runs=4"],
+    ]
 
 
 def test_replicates_get_distinct_seeds_and_one_network_each(tmp_path):
     runs = plan("fig3_deep", ["seed=10"], 3, tmp_path)
     assert [r["seed"] for r in runs] == [10, 11, 12]
     assert all("runs=1" in r["run_sets"] for r in runs)
-    strided = plan("fig3_deep", ["runs=4"], 3, tmp_path)  # 4 networks per run: seeds must not overlap
+    strided = plan(
+        "fig3_deep", ["runs=4"], 3, tmp_path
+    )  # 4 networks per run: seeds must not overlap
     assert [r["seed"] for r in strided] == [0, 4, 8]
-    assert plan("fig2_linear", [], 2, tmp_path)[1]["folder"] == tmp_path / "runs" / "default" / "seed-1"
+    assert (
+        plan("fig2_linear", [], 2, tmp_path)[1]["folder"]
+        == tmp_path / "runs" / "default" / "seed-1"
+    )
 
 
-@pytest.mark.parametrize("sets, seeds, word", [(["eta=-1"], 2, "eta"), (["no_such_key=1"], 2, "unknown config key"),
-                                               ([], 0, "--seeds")])
+@pytest.mark.parametrize(
+    "sets, seeds, word",
+    [(["eta=-1"], 2, "eta"), (["no_such_key=1"], 2, "unknown config key"), ([], 0, "--seeds")],
+)
 def test_bad_sweeps_stop_before_anything_runs(tmp_path, capsys, sets, seeds, word):
     with pytest.raises(SpikefaError, match=word):
         plan("fig3_deep", sets, seeds, tmp_path)
-    argv = ["sweep", "fig3_deep", "--seeds", str(seeds), "--out", str(tmp_path / "s")] + [a for s in sets for a in ("--set", s)]
+    argv = ["sweep", "fig3_deep", "--seeds", str(seeds), "--out", str(tmp_path / "s")] + [
+        a for s in sets for a in ("--set", s)
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -60,7 +73,9 @@ def test_sweep_on_a_local_cluster_summarises_every_run(local_sweep):
     for algo, values in finals.items():
         d = point["metrics"][algo]["test_nse"]
         assert d["values"] == values and d["n"] == 3
-        assert d["mean"] == pytest.approx(np.mean(values)) and d["sd"] == pytest.approx(np.std(values, ddof=1))
+        assert d["mean"] == pytest.approx(np.mean(values)) and d["sd"] == pytest.approx(
+            np.std(values, ddof=1)
+        )
         assert d["sem"] == pytest.approx(d["sd"] / np.sqrt(3))
     t, a, b = point["tests"]["test_nse"]["shallow_vs_bp"], finals["shallow"], finals["bp"]
     assert t["mean_difference"] == pytest.approx(np.mean(a) - np.mean(b))
@@ -68,14 +83,22 @@ def test_sweep_on_a_local_cluster_summarises_every_run(local_sweep):
     assert t["welch_p"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert t["paired_p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
     assert json.loads((out / "sweep.json").read_text())["points"][0]["metrics"] == point["metrics"]
-    assert "test_nse" in (out / "sweep.csv").read_text() and (out / "figures" / "sweep_test_nse.png").stat().st_size > 1000
+    assert (
+        "test_nse" in (out / "sweep.csv").read_text()
+        and (out / "figures" / "sweep_test_nse.png").stat().st_size > 1000
+    )
 
 
 def test_a_restarted_sweep_reuses_finished_runs(local_sweep, capsys):
     out, first = local_sweep
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/summary.json")}
-    assert main(["sweep", "fig2_linear", "--seeds", "4", "--out", str(out), "--workers", "1"]
-                + [a for s in SHORT for a in ("--set", s)]) == 0
+    assert (
+        main(
+            ["sweep", "fig2_linear", "--seeds", "4", "--out", str(out), "--workers", "1"]
+            + [a for s in SHORT for a in ("--set", s)]
+        )
+        == 0
+    )
     assert "1 runs done now, 3 reused, 0 failed" in capsys.readouterr().out
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     summary = json.loads((out / "sweep.json").read_text())
@@ -86,9 +109,22 @@ def test_sweep_on_a_running_scheduler_with_a_grid_and_a_failing_point(tmp_path, 
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
-        argv = ["sweep", "fig2_linear", "--seeds", "2", "--scheduler", cluster.scheduler_address,
-                "--out", str(tmp_path / "sw"), "--set", "lr.bp=0.01", "--set", "lr.bp=1000.0",
-                "--set", 'algorithms=["bp"]'] + [a for s in SHORT for a in ("--set", s)]
+        argv = [
+            "sweep",
+            "fig2_linear",
+            "--seeds",
+            "2",
+            "--scheduler",
+            cluster.scheduler_address,
+            "--out",
+            str(tmp_path / "sw"),
+            "--set",
+            "lr.bp=0.01",
+            "--set",
+            "lr.bp=1000.0",
+            "--set",
+            'algorithms=["bp"]',
+        ] + [a for s in SHORT for a in ("--set", s)]
         assert main(argv) == 3  # lr.bp = 1000 diverges: the sweep goes on and reports it
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
     assert last.startswith("spikefa: error: 2 runs failed") and "bp diverged: NaN/inf in W0" in last
@@ -104,7 +140,10 @@ def test_identical_replicates_have_sd_0_and_no_p_value(recwarn):
     d = describe([0.1, 0.1, 0.1])
     assert d["sd"] == 0.0 and d["sem"] == 0.0 and d["mean"] == 0.1
     same = t_tests([0.1] * 3, [0.1] * 3)
-    assert same["mean_difference"] == 0.0 and same["student_p"] is same["welch_p"] is same["paired_p"] is None
+    assert (
+        same["mean_difference"] == 0.0
+        and same["student_p"] is same["welch_p"] is same["paired_p"] is None
+    )
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     a, b = [0.1, 0.1, 0.1], [0.2, 0.3, 0.2]  # one group constant: the tests are still defined
     t = t_tests(a, b)
@@ -116,8 +155,13 @@ def test_sweep_without_dask_says_how_to_install_it(monkeypatch, tmp_path, capsys
     import sys
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed → ImportError
-    assert main(["sweep", "fig2_linear", "--seeds", "1", "--out", str(tmp_path / "s")]
-                + [a for s in SHORT for a in ("--set", s)]) == 2
+    assert (
+        main(
+            ["sweep", "fig2_linear", "--seeds", "1", "--out", str(tmp_path / "s")]
+            + [a for s in SHORT for a in ("--set", s)]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'spikefa[sweep]'" in err
     assert not (tmp_path / "s").exists()

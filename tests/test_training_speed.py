@@ -22,16 +22,22 @@ def test_counter_noise_is_uniform_and_continues_exactly_after_a_restore():
     noise.fill(a)
     assert 0 <= a.min() and a.max() < 1
     counts = np.histogram(a, 20, range=(0, 1))[0]
-    assert np.all(np.abs(counts - len(a) / 20) < 5 * np.sqrt(len(a) / 20))  # χ²-sized deviations only
+    assert np.all(
+        np.abs(counts - len(a) / 20) < 5 * np.sqrt(len(a) / 20)
+    )  # χ²-sized deviations only
     assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 0.01
     later = np.empty((40, 30), np.float32, order="F")
     noise.fill(later)
     again = CounterNoise(0)
-    again.state = json.loads(json.dumps({**noise.state, "counter": noise.state["counter"] - later.size}))
+    again.state = json.loads(
+        json.dumps({**noise.state, "counter": noise.state["counter"] - later.size})
+    )
     other = np.empty((40, 30), np.float32, order="F")
     again.fill(other)
     np.testing.assert_array_equal(other, later)
-    assert not np.array_equal(a[:1000], _filled(CounterNoise(4), 1000))  # another seed, other numbers
+    assert not np.array_equal(
+        a[:1000], _filled(CounterNoise(4), 1000)
+    )  # another seed, other numbers
 
 
 def _filled(noise, n):
@@ -119,9 +125,19 @@ def test_epoch_profile_scales_each_part_and_its_shares_add_up(data_folder):
     from spikefa import bench
 
     r = bench.bench_epoch(images=100, data_dir=data_folder, sizes=(784, 40, 30, 10))
-    assert set(r["shares"]) >= {"steps", "spike noise", "validation", "alignment", "checkpoint", "figures", "other"}
+    assert set(r["shares"]) >= {
+        "steps",
+        "spike noise",
+        "validation",
+        "alignment",
+        "checkpoint",
+        "figures",
+        "other",
+    }
     assert abs(sum(r["shares"].values()) - 1) < 0.01
     bound = r["epoch_flops"] / (r["gemm_peak_gflops"] * 1e9)
     assert r["epoch_over_bound"] == pytest.approx(r["epoch_seconds"] / bound, rel=0.02)
     spec = dataclasses.replace(bench.default_spec(), sizes=(784, 40, 30, 10))
-    assert r["epoch_flops"] == 50000 * 10 * bench.stream_step_flops(spec) + 10000 * 10 * bench.forward_flops(spec)
+    assert r["epoch_flops"] == 50000 * 10 * bench.stream_step_flops(
+        spec
+    ) + 10000 * 10 * bench.forward_flops(spec)

@@ -25,7 +25,9 @@ from typing import Any
 
 # ----------------------------------------------------------------------------------- TOML comments
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*=""")
-_NUMPYDOC = re.compile(r"^(Parameters|Returns|Attributes)\n-{3,}$", re.M)  # numpydoc section headers
+_NUMPYDOC = re.compile(
+    r"^(Parameters|Returns|Attributes)\n-{3,}$", re.M
+)  # numpydoc section headers
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 
 
@@ -43,7 +45,7 @@ def _split_comment(line: str) -> tuple[str, str]:
         elif c in "\"'":
             quote = c
         elif c == "#":
-            return line[:i], line[i + 1:].strip()
+            return line[:i], line[i + 1 :].strip()
         i += 1
     return line, ""
 
@@ -72,7 +74,9 @@ def read_config(path: Path) -> dict:
     tables: list[dict] = [{"name": "", "note": [], "keys": []}]
     counts: dict[str, int] = {}
     pending: list[str] = []
-    last: list[str] | None = None  # the comment an indented comment line continues (a key's or a table's)
+    last: list[str] | None = (
+        None  # the comment an indented comment line continues (a key's or a table's)
+    )
     started = False
     for raw in text.splitlines():
         code, comment = _split_comment(raw)
@@ -94,7 +98,9 @@ def read_config(path: Path) -> dict:
             if header.group(1) == "[[":
                 counts[name] = counts.get(name, -1) + 1
                 name = f"{name}[{counts[name]}]"
-            tables.append({"name": name, "note": pending + ([comment] if comment else []), "keys": []})
+            tables.append(
+                {"name": name, "note": pending + ([comment] if comment else []), "keys": []}
+            )
             pending, last = [], (tables[-1]["note"] if comment else None)
             continue
         m = _KEY.match(code)
@@ -111,9 +117,20 @@ def read_config(path: Path) -> dict:
     listed = {k["key"] for t in tables for k in t["keys"]}
     missing = [k for k in values if k not in listed]  # e.g. dotted keys written as `a.b = 1`
     if missing:
-        tables.append({"name": "", "note": [], "keys": [{"key": k, "value": values[k], "comment": []} for k in missing]})
-    return {"name": path.stem, "intro": intro, "experiment": str(values.get("experiment", "")), "tables": [t for t in tables if t["keys"] or t["note"]],
-            "keys": list(values)}
+        tables.append(
+            {
+                "name": "",
+                "note": [],
+                "keys": [{"key": k, "value": values[k], "comment": []} for k in missing],
+            }
+        )
+    return {
+        "name": path.stem,
+        "intro": intro,
+        "experiment": str(values.get("experiment", "")),
+        "tables": [t for t in tables if t["keys"] or t["note"]],
+        "keys": list(values),
+    }
 
 
 def _md(text: str) -> str:
@@ -166,17 +183,25 @@ def configs_page(configs_dir: Path) -> str:
         lines += [f"Run it with `spikefa run {cfg['name']}`.", ""]
         base = cfg["experiment"]
         if base and base != cfg["name"] and (configs_dir / f"{base}.toml").is_file():
-            lines += [f"This config runs the `{base}` experiment and sets only the keys below; every other key "
-                      f"keeps its value from [`{base}`](config-{base}).", ""]
+            lines += [
+                f"This config runs the `{base}` experiment and sets only the keys below; every other key "
+                f"keeps its value from [`{base}`](config-{base}).",
+                "",
+            ]
         for t in cfg["tables"]:
             if t["name"]:
-                lines += [f"### `[{t['name']}]`" if "[" not in t["name"] else f"### `{t['name']}`", ""]
+                lines += [
+                    f"### `[{t['name']}]`" if "[" not in t["name"] else f"### `{t['name']}`",
+                    "",
+                ]
             if t["note"]:
                 lines += [_md(" ".join(t["note"])), ""]
             if t["keys"]:
                 lines += ["| key | shipped value | meaning |", "|---|---|---|"]
-                lines += [f"| `{k['key']}` | {_value(k['value'])} | {_md(' '.join(k['comment']) or COMMON.get(k['key'], ''))} |"
-                          for k in t["keys"]]
+                lines += [
+                    f"| `{k['key']}` | {_value(k['value'])} | {_md(' '.join(k['comment']) or COMMON.get(k['key'], ''))} |"
+                    for k in t["keys"]
+                ]
                 lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -191,10 +216,14 @@ def cli_page() -> str:
     os.environ["COLUMNS"] = "100"
     try:
         parser = build_parser()
-        lines = ["# Command reference", "",
-                 "Every command and option, generated from the `spikefa` parser when the documentation is",
-                 "built (the same text as `spikefa COMMAND --help`). The [command-line guide](../cli.md)",
-                 "explains what the commands are for and what their exit codes mean.", ""]
+        lines = [
+            "# Command reference",
+            "",
+            "Every command and option, generated from the `spikefa` parser when the documentation is",
+            "built (the same text as `spikefa COMMAND --help`). The [command-line guide](../cli.md)",
+            "explains what the commands are for and what their exit codes mean.",
+            "",
+        ]
 
         def walk(p: argparse.ArgumentParser, name: str, helptext: str) -> None:
             subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
@@ -227,10 +256,18 @@ def cli_page() -> str:
                 elif text.endswith(")"):
                     text += "."
                 if a.choices and not isinstance(a.choices, dict):
-                    text += (" " if text else "") + "One of " + ", ".join(f"`{c}`" for c in a.choices) + "."
+                    text += (
+                        (" " if text else "")
+                        + "One of "
+                        + ", ".join(f"`{c}`" for c in a.choices)
+                        + "."
+                    )
                 default = a.default
-                if (a.option_strings and default not in (None, False, [], argparse.SUPPRESS)
-                        and "default" not in (a.help or "")):
+                if (
+                    a.option_strings
+                    and default not in (None, False, [], argparse.SUPPRESS)
+                    and "default" not in (a.help or "")
+                ):
                     text += f" Default: `{default}`."
                 rows.append(f"| `{flag}` | {_md(text)} |")
             if rows:
@@ -248,18 +285,22 @@ def cli_page() -> str:
 # ------------------------------------------------------------------------------------- results
 def results_page(docs_dir: Path) -> str:
     """The page shown while `docs/results.md` does not exist (conf.py leaves it out when it does)."""
-    return ("# Results\n\n"
-            "The results report lists each claim of the paper with our measurement, its conditions, the command\n"
-            "that reproduces it and a verdict. It is written from finished results folders by\n"
-            "`spikefa report RESULTS_DIR... --out docs/results.md`; this copy of the documentation has none yet.\n"
-            "Run the command and build the documentation again.\n")
+    return (
+        "# Results\n\n"
+        "The results report lists each claim of the paper with our measurement, its conditions, the command\n"
+        "that reproduces it and a verdict. It is written from finished results folders by\n"
+        "`spikefa report RESULTS_DIR... --out docs/results.md`; this copy of the documentation has none yet.\n"
+        "Run the command and build the documentation again.\n"
+    )
 
 
 def results_toctree(docs_dir: Path) -> str:
     """The toctree of the results section, included by index.md: the report itself where it exists."""
     report = "results" if (docs_dir / "results.md").is_file() else "_generated/results"
-    return ("```{toctree}\n:caption: Results and performance\n:maxdepth: 1\n\n"
-            f"{report}\ntraining\nperformance\ngpu\nsweeps\n```\n")
+    return (
+        "```{toctree}\n:caption: Results and performance\n:maxdepth: 1\n\n"
+        f"{report}\ntraining\nperformance\ngpu\nsweeps\n```\n"
+    )
 
 
 # ------------------------------------------------------------------------------------- writing

@@ -22,8 +22,12 @@ from tqdm import tqdm
 from spikefa.data.idx import read_idx
 from spikefa.errors import DataError
 
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,10 @@ class DatasetInfo:
 DATASETS = {
     "mnist": DatasetInfo(
         "mnist",
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/",
-         "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+        (
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
         {
             "train-images-idx3-ubyte": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
             "train-labels-idx1-ubyte": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
@@ -88,8 +94,10 @@ def _info(name: str) -> DatasetInfo:
     try:
         return DATASETS[name]
     except KeyError:
-        raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}, or a path to "
-                        f"an .npz file of one's own") from None
+        raise DataError(
+            f"unknown data set {name!r}; known: {', '.join(DATASETS)}, or a path to "
+            f"an .npz file of one's own"
+        ) from None
 
 
 def digest(path: Path, algorithm: str = "sha256") -> str:
@@ -99,7 +107,9 @@ def digest(path: Path, algorithm: str = "sha256") -> str:
         with open(path, "rb") as f:
             return hashlib.file_digest(f, algorithm).hexdigest()
     except OSError as exc:
-        raise DataError(f"cannot read {path} ({exc.strerror}); delete it and it will be downloaded again") from None
+        raise DataError(
+            f"cannot read {path} ({exc.strerror}); delete it and it will be downloaded again"
+        ) from None
 
 
 def _present(folder: Path, stem: str) -> Path | None:
@@ -114,7 +124,9 @@ def verify_file(info: DatasetInfo, stem: str, path: Path, gzipped: bool | None =
     gzipped = path.suffix == ".gz" if gzipped is None else gzipped
     expected = info.sha256_gz[stem] if gzipped else info.sha256_raw[stem]
     if digest(path) != expected:
-        raise DataError(f"{path} is corrupted (SHA-256 mismatch); delete it and it will be downloaded again")
+        raise DataError(
+            f"{path} is corrupted (SHA-256 mismatch); delete it and it will be downloaded again"
+        )
 
 
 def check(name: str, folder: Path) -> dict[str, str]:
@@ -161,17 +173,24 @@ def fetch_verified(urls, target: Path, verify, desc: str) -> list[str]:
 
 def _download(info: DatasetInfo, stem: str, folder: Path) -> Path:
     target = folder / f"{stem}.gz"
-    errors = fetch_verified([m + f"{stem}.gz" for m in info.mirrors], target,
-                            lambda p: verify_file(info, stem, p, gzipped=True), f"{info.name}/{stem}.gz")
+    errors = fetch_verified(
+        [m + f"{stem}.gz" for m in info.mirrors],
+        target,
+        lambda p: verify_file(info, stem, p, gzipped=True),
+        f"{info.name}/{stem}.gz",
+    )
     if errors:
         raise DataError(
             f"cannot download {info.name} ({'; '.join(errors)}). Offline? Put the files "
             f"{', '.join(f + '.gz' for f in FILES)} into {folder}, or give the folder that holds "
-            f"{info.name}/ with --data DIR or the environment variable SPIKEFA_DATA (default: {default_dir()})")
+            f"{info.name}/ with --data DIR or the environment variable SPIKEFA_DATA (default: {default_dir()})"
+        )
     return target
 
 
-def dataset_files(name: str, folder: str | Path | None = None, download: bool = True) -> dict[str, Path]:
+def dataset_files(
+    name: str, folder: str | Path | None = None, download: bool = True
+) -> dict[str, Path]:
     """Paths of the four verified files of data set `name`, downloading the missing ones."""
     info, base = _info(name), data_dir(folder)
     paths = {}
@@ -192,6 +211,7 @@ class ImageData:
     """Inputs as float32, shape (n, inputs) — pixels in [0, 1] for image data; labels as integers
     0…K−1. `val_x`, `val_y`: the validation images held out of the training set by `holdout` (empty
     until then). `shape`: the layout of one image's inputs (for drawing weights as images)."""
+
     train_x: np.ndarray
     train_y: np.ndarray
     test_x: np.ndarray
@@ -209,18 +229,25 @@ class ImageData:
         """K: one more than the largest label."""
         return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0))) + 1
 
-    def holdout(self, n_validation: int) -> "ImageData":
+    def holdout(self, n_validation: int) -> ImageData:
         """The last `n_validation` training images become the validation set (0: none); everything that
         is chosen is chosen on them, and the test images are only read at the end."""
         if not 0 <= n_validation < len(self.train_x):
-            raise DataError(f"train.validation must be in 0..{len(self.train_x) - 1} (the data has {len(self.train_x):,} "
-                            f"training images), got {n_validation}")
+            raise DataError(
+                f"train.validation must be in 0..{len(self.train_x) - 1} (the data has {len(self.train_x):,} "
+                f"training images), got {n_validation}"
+            )
         keep = len(self.train_x) - n_validation
-        return replace(self, train_x=self.train_x[:keep], train_y=self.train_y[:keep],
-                                   val_x=self.train_x[keep:], val_y=self.train_y[keep:])
+        return replace(
+            self,
+            train_x=self.train_x[:keep],
+            train_y=self.train_y[:keep],
+            val_x=self.train_x[keep:],
+            val_y=self.train_y[keep:],
+        )
 
     @classmethod
-    def from_arrays(cls, train_x, train_y, test_x, test_y, name: str = "the data") -> "ImageData":
+    def from_arrays(cls, train_x, train_y, test_x, test_y, name: str = "the data") -> ImageData:
         """Image data of one's own: pixels as floats in [0, 1] or integers 0–255 (uint8), one image per
         row or as (n, height, width[, channels]); integer labels 0…K−1. A DataError names what does
         not fit (`name`: how the message calls the data, e.g. its file)."""
@@ -228,30 +255,63 @@ class ImageData:
         ys = {"train_y": np.asarray(train_y), "test_y": np.asarray(test_y)}
         for key, x in xs.items():
             if x.ndim < 2 or len(x) == 0 or x.shape[1:] != xs["train_x"].shape[1:]:
-                raise DataError(f"{name}: {key} must hold at least one image, all of one shape as in train_x "
-                                f"(rows, or n × height × width), got shape {x.shape}")
+                raise DataError(
+                    f"{name}: {key} must hold at least one image, all of one shape as in train_x "
+                    f"(rows, or n × height × width), got shape {x.shape}"
+                )
             if np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
                 ok = x.min() >= 0 and x.max() <= 255
             else:
-                ok = np.issubdtype(x.dtype, np.floating) and np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
+                ok = (
+                    np.issubdtype(x.dtype, np.floating)
+                    and np.isfinite(x).all()
+                    and x.min() >= 0
+                    and x.max() <= 1
+                )
             if not ok:
-                raise DataError(f"{name}: {key} must hold pixels as floats in [0, 1] or integers 0–255 (uint8), "
-                                f"got {x.dtype} values from {x.min():.4g} to {x.max():.4g}")
+                raise DataError(
+                    f"{name}: {key} must hold pixels as floats in [0, 1] or integers 0–255 (uint8), "
+                    f"got {x.dtype} values from {x.min():.4g} to {x.max():.4g}"
+                )
         for (ykey, y), x in zip(ys.items(), xs.values()):
-            if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or y.min(initial=0) < 0:
-                raise DataError(f"{name}: {ykey} must hold one integer label 0…K−1 per image ({len(x)}), "
-                                f"got {y.dtype} of shape {y.shape}")
+            if (
+                y.ndim != 1
+                or len(y) != len(x)
+                or not np.issubdtype(y.dtype, np.integer)
+                or y.min(initial=0) < 0
+            ):
+                raise DataError(
+                    f"{name}: {ykey} must hold one integer label 0…K−1 per image ({len(x)}), "
+                    f"got {y.dtype} of shape {y.shape}"
+                )
 
         def pixels(x):
             flat = x.reshape(len(x), -1)
-            return flat.astype(np.float32) / np.float32(255) if np.issubdtype(x.dtype, np.integer) else flat.astype(np.float32)
+            return (
+                flat.astype(np.float32) / np.float32(255)
+                if np.issubdtype(x.dtype, np.integer)
+                else flat.astype(np.float32)
+            )
 
         inputs = int(np.prod(xs["train_x"].shape[1:]))
         side = int(round(np.sqrt(inputs)))
-        shape = xs["train_x"].shape[1:] if xs["train_x"].ndim > 2 else (side, side) if side * side == inputs else (1, inputs)
+        shape = (
+            xs["train_x"].shape[1:]
+            if xs["train_x"].ndim > 2
+            else (side, side)
+            if side * side == inputs
+            else (1, inputs)
+        )
         labels = np.uint8 if max(y.max() for y in ys.values()) < 256 else np.int32
-        return cls(pixels(xs["train_x"]), ys["train_y"].astype(labels), pixels(xs["test_x"]), ys["test_y"].astype(labels),
-                   np.empty((0, inputs), np.float32), np.empty(0, labels), tuple(int(n) for n in shape))
+        return cls(
+            pixels(xs["train_x"]),
+            ys["train_y"].astype(labels),
+            pixels(xs["test_x"]),
+            ys["test_y"].astype(labels),
+            np.empty((0, inputs), np.float32),
+            np.empty(0, labels),
+            tuple(int(n) for n in shape),
+        )
 
 
 def is_own_dataset(name: str) -> bool:
@@ -263,23 +323,33 @@ def load_own(path: str | Path) -> ImageData:
     """An `.npz` file holding train_x, train_y, test_x and test_y (see `ImageData.from_arrays`)."""
     from spikefa.results import load_npz
 
-    arrays = load_npz(Path(path).expanduser(), "data set (.npz with train_x, train_y, test_x, test_y)")
+    arrays = load_npz(
+        Path(path).expanduser(), "data set (.npz with train_x, train_y, test_x, test_y)"
+    )
     missing = [k for k in ("train_x", "train_y", "test_x", "test_y") if k not in arrays]
     if missing:
-        raise DataError(f"{path} lacks {', '.join(missing)}: a data set file holds train_x, train_y, test_x "
-                        f"and test_y (found {', '.join(arrays) or 'nothing'})")
-    return ImageData.from_arrays(arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"], name=str(path))
+        raise DataError(
+            f"{path} lacks {', '.join(missing)}: a data set file holds train_x, train_y, test_x "
+            f"and test_y (found {', '.join(arrays) or 'nothing'})"
+        )
+    return ImageData.from_arrays(
+        arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"], name=str(path)
+    )
 
 
 def check_sizes(data: ImageData, sizes, dataset: str, key: str = "sizes") -> None:
     """Raise a DataError unless the network's first and last layers fit the data: as many inputs as
     each image has values, as many outputs as there are classes."""
     if sizes[0] != data.n_inputs or sizes[-1] != data.n_classes:
-        raise DataError(f"{key} {list(sizes)} does not fit {dataset}: its images have {data.n_inputs} inputs and its "
-                        f"labels {data.n_classes} classes, so {key} must be [{data.n_inputs}, hidden..., {data.n_classes}]")
+        raise DataError(
+            f"{key} {list(sizes)} does not fit {dataset}: its images have {data.n_inputs} inputs and its "
+            f"labels {data.n_classes} classes, so {key} must be [{data.n_inputs}, hidden..., {data.n_classes}]"
+        )
 
 
-def load_images(name: str = "mnist", folder: str | Path | None = None, download: bool = True) -> ImageData:
+def load_images(
+    name: str = "mnist", folder: str | Path | None = None, download: bool = True
+) -> ImageData:
     """The standard 60k/10k split of MNIST or Fashion-MNIST, or one's own `.npz` file (`name` is then
     its path; see `load_own`)."""
     if is_own_dataset(name):
@@ -288,10 +358,14 @@ def load_images(name: str = "mnist", folder: str | Path | None = None, download:
 
     def pixels(stem):
         x = read_idx(paths[stem])
-        return (x.reshape(len(x), -1).astype(np.float32) / np.float32(255.0))
+        return x.reshape(len(x), -1).astype(np.float32) / np.float32(255.0)
 
-    data = ImageData(pixels("train-images-idx3-ubyte"), read_idx(paths["train-labels-idx1-ubyte"]),
-                     pixels("t10k-images-idx3-ubyte"), read_idx(paths["t10k-labels-idx1-ubyte"]))
+    data = ImageData(
+        pixels("train-images-idx3-ubyte"),
+        read_idx(paths["train-labels-idx1-ubyte"]),
+        pixels("t10k-images-idx3-ubyte"),
+        read_idx(paths["t10k-labels-idx1-ubyte"]),
+    )
     if len(data.train_x) != len(data.train_y) or len(data.test_x) != len(data.test_y):
         raise DataError(f"{name}: image and label counts differ in {data_dir(folder) / name}")
     return data

@@ -16,13 +16,17 @@ from spikefa.data.datasets import ImageData, data_dir, digest, fetch_verified
 from spikefa.errors import DataError
 
 URL = "http://ufldl.stanford.edu/housenumbers/"
-FILES = {"train": ("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
-         "test": ("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3")}
+FILES = {
+    "train": ("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+    "test": ("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3"),
+}
 
 
 def _verify(path: Path, expected: str) -> None:
     if digest(path, "md5") != expected:
-        raise DataError(f"{path} is corrupted (MD5 mismatch); delete it and it will be downloaded again")
+        raise DataError(
+            f"{path} is corrupted (MD5 mismatch); delete it and it will be downloaded again"
+        )
 
 
 def svhn_files(folder: str | Path | None = None, download: bool = True) -> dict[str, Path]:
@@ -35,10 +39,14 @@ def svhn_files(folder: str | Path | None = None, download: bool = True) -> dict[
         elif not download:
             raise DataError(f"SVHN file {name} is missing from {base}")
         else:
-            errors = fetch_verified([URL + name], path, lambda p, e=expected: _verify(p, e), f"svhn/{name}")
+            errors = fetch_verified(
+                [URL + name], path, lambda p, e=expected: _verify(p, e), f"svhn/{name}"
+            )
             if errors:
-                raise DataError(f"cannot download SVHN ({'; '.join(errors)}). Offline? Put "
-                                f"{', '.join(n for n, _ in FILES.values())} into {base}")
+                raise DataError(
+                    f"cannot download SVHN ({'; '.join(errors)}). Offline? Put "
+                    f"{', '.join(n for n, _ in FILES.values())} into {base}"
+                )
         paths[split] = path
     return paths
 
@@ -52,7 +60,9 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (KeyError, ValueError, OSError) as exc:
         raise DataError(f"{path} is not an SVHN .mat file ({exc})") from None
     if X.ndim != 4 or X.shape[:3] != (32, 32, 3) or X.shape[3] != len(y):
-        raise DataError(f"{path}: expected X of shape 32×32×3×n and n labels, got {X.shape} and {len(y)}")
+        raise DataError(
+            f"{path}: expected X of shape 32×32×3×n and n labels, got {X.shape} and {len(y)}"
+        )
     return np.moveaxis(X, 3, 0).reshape(len(y), -1), (y % 10).astype(np.uint8)
 
 
@@ -65,5 +75,12 @@ def load_svhn(folder: str | Path | None = None, download: bool = True) -> ImageD
     def standardise(x):
         return ((x.reshape(len(x), -1, 3) - mean) / sd).reshape(len(x), -1).astype(np.float32)
 
-    return ImageData(standardise(train_x), train_y, standardise(test_x), test_y,
-                     np.empty((0, train_x.shape[1]), np.float32), np.empty(0, np.uint8), (32, 32, 3))
+    return ImageData(
+        standardise(train_x),
+        train_y,
+        standardise(test_x),
+        test_y,
+        np.empty((0, train_x.shape[1]), np.float32),
+        np.empty(0, np.uint8),
+        (32, 32, 3),
+    )

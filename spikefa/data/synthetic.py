@@ -20,7 +20,7 @@ class LinearTask:
     T: np.ndarray  # (n_out, n_in)
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, n_in: int = 30, n_out: int = 10) -> "LinearTask":
+    def draw(cls, rng: np.random.Generator, n_in: int = 30, n_out: int = 10) -> LinearTask:
         return cls(rng.uniform(-1.0, 1.0, size=(n_out, n_in)))
 
     @property
@@ -39,11 +39,14 @@ class LinearTask:
 @dataclass(frozen=True)
 class TanhTeacher:
     """y* = W2 tanh(W1 tanh(W0 x + b0) + b1) + b2, weights and biases ~ U[−scale, scale]."""
+
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, sizes=(30, 20, 10, 10), scale: float = 1.0) -> "TanhTeacher":
+    def draw(
+        cls, rng: np.random.Generator, sizes=(30, 20, 10, 10), scale: float = 1.0
+    ) -> TanhTeacher:
         ws = tuple(rng.uniform(-scale, scale, size=(o, i)) for i, o in zip(sizes[:-1], sizes[1:]))
         bs = tuple(rng.uniform(-scale, scale, size=o) for o in sizes[1:])
         return cls(ws, bs)
@@ -69,7 +72,7 @@ class QuadraticTask:
     Q: np.ndarray  # (n_out, n_in, n_in), each Q[k] symmetric
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, n_in: int = 20, n_out: int = 20) -> "QuadraticTask":
+    def draw(cls, rng: np.random.Generator, n_in: int = 20, n_out: int = 20) -> QuadraticTask:
         q = rng.uniform(-1.0, 1.0, size=(n_out, n_in, n_in)) / 20.0
         return cls(0.5 * (q + q.transpose(0, 2, 1)))
 

@@ -3,11 +3,15 @@ and `run(cfg, out, data_dir) -> {"results": ..., "stats": ...}`."""
 
 from importlib import import_module
 
-EXPERIMENTS = {"fig2_linear": "spikefa.experiments.fig2_linear", "fig3_deep": "spikefa.experiments.fig3_deep",
-               "fig3_mnist": "spikefa.experiments.fig3_mnist",
-               "fig4_spiking": "spikefa.experiments.fig4_spiking", "fig5_quadratic": "spikefa.experiments.fig5_quadratic",
-               "supp_init_scale": "spikefa.experiments.supp_init_scale",
-               "supp_theorem1": "spikefa.experiments.supp_theorem1"}
+EXPERIMENTS = {
+    "fig2_linear": "spikefa.experiments.fig2_linear",
+    "fig3_deep": "spikefa.experiments.fig3_deep",
+    "fig3_mnist": "spikefa.experiments.fig3_mnist",
+    "fig4_spiking": "spikefa.experiments.fig4_spiking",
+    "fig5_quadratic": "spikefa.experiments.fig5_quadratic",
+    "supp_init_scale": "spikefa.experiments.supp_init_scale",
+    "supp_theorem1": "spikefa.experiments.supp_theorem1",
+}
 
 
 def get(name: str):

@@ -32,13 +32,21 @@ def conditions(cfg: dict) -> list[str]:
 def validate(cfg: dict) -> None:
     algos, depths = cfg["algorithms"], cfg["depths"]
     if not algos or len(set(algos)) != len(algos) or any(a not in ALGORITHMS for a in algos):
-        raise SpikefaError(f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}")
+        raise SpikefaError(
+            f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}"
+        )
     if not depths or any(d not in STUDENTS for d in depths):
         raise SpikefaError(f"depths must be a list of 3 and/or 4, got {depths}")
-    positive = {"runs": cfg["runs"], "eta": cfg["eta"], "init_scale": cfg["init_scale"],
-                "feedback_scale": cfg["feedback_scale"], "teacher_scale": cfg["teacher_scale"],
-                "train.examples": cfg["train"]["examples"], "train.eval_every": cfg["train"]["eval_every"],
-                "test.points": cfg["test"]["points"]}
+    positive = {
+        "runs": cfg["runs"],
+        "eta": cfg["eta"],
+        "init_scale": cfg["init_scale"],
+        "feedback_scale": cfg["feedback_scale"],
+        "teacher_scale": cfg["teacher_scale"],
+        "train.examples": cfg["train"]["examples"],
+        "train.eval_every": cfg["train"]["eval_every"],
+        "test.points": cfg["test"]["points"],
+    }
     config.require_positive(positive)
 
 
@@ -47,12 +55,23 @@ def student(cfg: dict, name: str, seed: int) -> Network:
     etas = [cfg["eta"]] * (depth - 1)
     if name == "fa4_frozen_w0":
         etas[0] = 0.0
-    return Network(STUDENTS[depth], algo, stream(seed, "init"), stream(seed, "feedback"), hidden="tanh",
-                   output="linear", init_scale=cfg["init_scale"], feedback_scale=cfg["feedback_scale"], etas=etas,
-                   output_delta="mse")
+    return Network(
+        STUDENTS[depth],
+        algo,
+        stream(seed, "init"),
+        stream(seed, "feedback"),
+        hidden="tanh",
+        output="linear",
+        init_scale=cfg["init_scale"],
+        feedback_scale=cfg["feedback_scale"],
+        etas=etas,
+        output_delta="mse",
+    )
 
 
-def train_student(cfg: dict, net: Network, teacher: TanhTeacher, X_test, Y_test, name: str) -> tuple:
+def train_student(
+    cfg: dict, net: Network, teacher: TanhTeacher, X_test, Y_test, name: str
+) -> tuple:
     """Online over the shared stream (redrawn chunk by chunk from the "data" stream); NSE curve."""
     n, every = cfg["train"]["examples"], cfg["train"]["eval_every"]
     data = stream(cfg["seed"], "data")
@@ -75,16 +94,36 @@ def run(cfg: dict, out, data_dir=None) -> dict:
         for name in names:
             curves[name] = []
             for r in range(runs):
-                curves[name].append(train_student(cfg, student(cfg, name, cfg["seed"] + r), teacher, X_test,
-                                                  Y_test, name))
+                curves[name].append(
+                    train_student(
+                        cfg, student(cfg, name, cfg["seed"] + r), teacher, X_test, Y_test, name
+                    )
+                )
                 bar.update(1)
     final = {k: np.array([c[1][-1] for c in cs]) for k, cs in curves.items()}
-    results = {k: {"test_nse": float(v.mean()), "test_nse_sd": float(v.std(ddof=1)) if runs > 1 else 0.0,
-                   "test_nses": v.tolist(), "runs": runs} for k, v in final.items()}
-    out.write_csv("metrics.csv", [{"condition": k, "run": r, "examples": int(x), "test_nse": float(v)}
-                                  for k, cs in curves.items() for r, (xs, vs) in enumerate(cs) for x, v in zip(xs, vs)])
-    out.write_npz("curves.npz", **{f"{k}_nse": np.array([c[1] for c in cs]) for k, cs in curves.items()},
-                  examples=next(iter(curves.values()))[0][0])
+    results = {
+        k: {
+            "test_nse": float(v.mean()),
+            "test_nse_sd": float(v.std(ddof=1)) if runs > 1 else 0.0,
+            "test_nses": v.tolist(),
+            "runs": runs,
+        }
+        for k, v in final.items()
+    }
+    out.write_csv(
+        "metrics.csv",
+        [
+            {"condition": k, "run": r, "examples": int(x), "test_nse": float(v)}
+            for k, cs in curves.items()
+            for r, (xs, vs) in enumerate(cs)
+            for x, v in zip(xs, vs)
+        ],
+    )
+    out.write_npz(
+        "curves.npz",
+        **{f"{k}_nse": np.array([c[1] for c in cs]) for k, cs in curves.items()},
+        examples=next(iter(curves.values()))[0][0],
+    )
     _figure(curves, out)
     return {"results": results, "stats": _tests(final) if runs > 1 else {}}
 
@@ -95,7 +134,9 @@ def _tests(final: dict) -> dict:
     for a, b in (("bp4", "bp3"), ("fa4", "fa3"), ("fa4", "fa4_frozen_w0")):
         if a in final and b in final:
             out[f"{a}_vs_{b}_p"] = float(sstats.ttest_ind(final[a], final[b]).pvalue)
-            out[f"{a}_vs_{b}_welch_p"] = float(sstats.ttest_ind(final[a], final[b], equal_var=False).pvalue)
+            out[f"{a}_vs_{b}_welch_p"] = float(
+                sstats.ttest_ind(final[a], final[b], equal_var=False).pvalue
+            )
             out[f"{a}_better_than_{b}"] = bool(final[a].mean() < final[b].mean())
     return out
 
@@ -104,12 +145,24 @@ def _figure(curves: dict, out) -> None:
     fig, ax = plotting.new_axes()
     for name, cs in curves.items():
         x = np.maximum(cs[0][0], 1)
-        colour = name if name in ("bp4", "fa4") else "fa4" if "frozen" in name else name[:-1]  # the paper's
-        plotting.plot_curve(ax, x, np.mean([c[1] for c in cs], axis=0), colour,
-                            linestyle="--" if "frozen" in name else "-")
+        colour = (
+            name if name in ("bp4", "fa4") else "fa4" if "frozen" in name else name[:-1]
+        )  # the paper's
+        plotting.plot_curve(
+            ax,
+            x,
+            np.mean([c[1] for c in cs], axis=0),
+            colour,
+            linestyle="--" if "frozen" in name else "-",
+        )
         ax.lines[-1].set_label(name)
-    ax.set(xscale="log", yscale="log", xlabel="training examples", ylabel="test NSE (mean over runs)",
-           title="Fig. 3d — 30-20-10 vs 30-20-10-10")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="training examples",
+        ylabel="test NSE (mean over runs)",
+        title="Fig. 3d — 30-20-10 vs 30-20-10-10",
+    )
     ax.legend(frameon=False, fontsize=8)
     out.savefig(fig, "nse.png")
     plotting.close(fig)

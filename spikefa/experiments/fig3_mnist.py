@@ -34,14 +34,23 @@ from spikefa import config, plotting
 from spikefa.arrays import import_cupy, to_numpy
 from spikefa.data import check_sizes, is_own_dataset, load_images, load_svhn
 from spikefa.errors import SpikefaError, check_finite, layers
-from spikefa.results import load_npz
 from spikefa.rate.network import ACTIVATIONS, ALGORITHMS, Network
+from spikefa.results import load_npz
 from spikefa.seeds import stream
 
 INPUTS = {"mnist": 784, "fashion-mnist": 784, "svhn": 3072}
 # the settings an algorithm may have of its own ([per_algorithm.<name>]); everything else is shared
-PER_ALGORITHM = ("eta", "eta_layers", "init_scale", "init_scale_layers", "feedback_scale", "feedback_scale_layers",
-                 "weight_decay", "sparsity", "train.eta_halving_epochs")
+PER_ALGORITHM = (
+    "eta",
+    "eta_layers",
+    "init_scale",
+    "init_scale_layers",
+    "feedback_scale",
+    "feedback_scale_layers",
+    "weight_decay",
+    "sparsity",
+    "train.eta_halving_epochs",
+)
 
 
 def _get(cfg: dict, key: str):
@@ -62,9 +71,13 @@ def for_algorithm(cfg: dict, algo: str) -> dict:
     mine = copy.deepcopy(cfg)
     for key, value in flat.items():
         if key not in PER_ALGORITHM:
-            raise SpikefaError(f"per_algorithm.{algo}.{key} is not a per-algorithm setting; those are: "
-                               f"{', '.join(PER_ALGORITHM)}")
-        config._set_dotted(mine, key, config._check_type(f"per_algorithm.{algo}.{key}", _get(cfg, key), value))
+            raise SpikefaError(
+                f"per_algorithm.{algo}.{key} is not a per-algorithm setting; those are: "
+                f"{', '.join(PER_ALGORITHM)}"
+            )
+        config._set_dotted(
+            mine, key, config._check_type(f"per_algorithm.{algo}.{key}", _get(cfg, key), value)
+        )
     return mine
 
 
@@ -75,69 +88,119 @@ def layer_values(cfg: dict, key: str, n: int) -> list:
 
 def _validate_settings(cfg: dict, where: str) -> None:
     """The learning settings of one algorithm (`where`: "" or "per_algorithm.<name>.")."""
-    positive = {f"{where}eta": cfg["eta"], f"{where}init_scale": cfg["init_scale"],
-                f"{where}feedback_scale": cfg["feedback_scale"]}
+    positive = {
+        f"{where}eta": cfg["eta"],
+        f"{where}init_scale": cfg["init_scale"],
+        f"{where}feedback_scale": cfg["feedback_scale"],
+    }
     config.require_positive(positive)
-    config.require_positive({f"{where}weight_decay": cfg["weight_decay"],
-                             f"{where}train.eta_halving_epochs": cfg["train"]["eta_halving_epochs"]}, allow_zero=True)
+    config.require_positive(
+        {
+            f"{where}weight_decay": cfg["weight_decay"],
+            f"{where}train.eta_halving_epochs": cfg["train"]["eta_halving_epochs"],
+        },
+        allow_zero=True,
+    )
     L = len(cfg["sizes"]) - 1
     for key, n in (("eta_layers", L), ("init_scale_layers", L), ("feedback_scale_layers", L - 1)):
         v = cfg[key]
-        if v and (len(v) != n or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in v)):
-            raise SpikefaError(f"{where}{key} must be empty or {n} positive numbers (bottom layer first) for sizes "
-                               f"{cfg['sizes']}, got {v}")
+        if v and (
+            len(v) != n
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in v)
+        ):
+            raise SpikefaError(
+                f"{where}{key} must be empty or {n} positive numbers (bottom layer first) for sizes "
+                f"{cfg['sizes']}, got {v}"
+            )
     if not 0 <= cfg["sparsity"] < 1:
         raise SpikefaError(f"{where}sparsity must be in [0, 1), got {cfg['sparsity']}")
 
 
 def validate(cfg: dict) -> None:
-    algos, known = cfg["algorithms"], [a for a in ALGORITHMS if a != "node_perturbation"]  # NP: Fig. 2 only
+    algos, known = (
+        cfg["algorithms"],
+        [a for a in ALGORITHMS if a != "node_perturbation"],
+    )  # NP: Fig. 2 only
     if not algos or len(set(algos)) != len(algos) or any(a not in known for a in algos):
-        raise SpikefaError(f"algorithms must be distinct names from {', '.join(known)}, got {algos}")
+        raise SpikefaError(
+            f"algorithms must be distinct names from {', '.join(known)}, got {algos}"
+        )
     if cfg["dataset"] not in INPUTS and not is_own_dataset(cfg["dataset"]):
-        raise SpikefaError(f"dataset must be one of {', '.join(INPUTS)} or a path to an .npz file, got {cfg['dataset']!r}")
+        raise SpikefaError(
+            f"dataset must be one of {', '.join(INPUTS)} or a path to an .npz file, got {cfg['dataset']!r}"
+        )
     sizes, n_in = cfg["sizes"], INPUTS.get(cfg["dataset"])  # an .npz file: checked when it is read
     if len(sizes) < 3 or min(sizes) < 1 or n_in and (sizes[0] != n_in or sizes[-1] != 10):
-        raise SpikefaError(f"sizes must be [{n_in or 'inputs'}, hidden..., {10 if n_in else 'classes'}] for "
-                           f"{cfg['dataset']} with at least one hidden layer, got {sizes}")
+        raise SpikefaError(
+            f"sizes must be [{n_in or 'inputs'}, hidden..., {10 if n_in else 'classes'}] for "
+            f"{cfg['dataset']} with at least one hidden layer, got {sizes}"
+        )
     if cfg["hidden"] not in ACTIVATIONS or cfg["output"] not in ACTIVATIONS:
         raise SpikefaError(f"hidden and output must be among {', '.join(ACTIVATIONS)}")
     if cfg["output_delta"] not in ("e", "mse"):
         raise SpikefaError(f"output_delta must be e or mse, got {cfg['output_delta']!r}")
     if cfg["dtype"] not in ("float32", "float64"):
         raise SpikefaError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
-    positive = {"runs": cfg["runs"], "train.epochs": cfg["train"]["epochs"],
-                "train.eval_every": cfg["train"]["eval_every"], "angle.window": cfg["angle"]["window"]}
+    positive = {
+        "runs": cfg["runs"],
+        "train.epochs": cfg["train"]["epochs"],
+        "train.eval_every": cfg["train"]["eval_every"],
+        "angle.window": cfg["angle"]["window"],
+    }
     config.require_positive(positive)
-    at_least_zero = {"train.images": cfg["train"]["images"], "train.validation": cfg["train"]["validation"],
-                     "test.images": cfg["test"]["images"], "checkpoint_minutes": cfg["checkpoint_minutes"]}
+    at_least_zero = {
+        "train.images": cfg["train"]["images"],
+        "train.validation": cfg["train"]["validation"],
+        "test.images": cfg["test"]["images"],
+        "checkpoint_minutes": cfg["checkpoint_minutes"],
+    }
     config.require_positive(at_least_zero, allow_zero=True)
     if not isinstance(cfg["per_algorithm"], dict):
         raise SpikefaError("per_algorithm must be a table of tables, one per algorithm")
     for algo in cfg["per_algorithm"]:
         if algo not in known:
-            raise SpikefaError(f"per_algorithm.{algo}: {algo!r} is not an algorithm of this experiment "
-                               f"({', '.join(known)})")
+            raise SpikefaError(
+                f"per_algorithm.{algo}: {algo!r} is not an algorithm of this experiment "
+                f"({', '.join(known)})"
+            )
     _validate_settings(cfg, "")
     for algo in cfg["per_algorithm"]:
         _validate_settings(for_algorithm(cfg, algo), f"per_algorithm.{algo}.")
-    if "sign_symmetric" in algos and len(set(for_algorithm(cfg, "sign_symmetric")["feedback_scale_layers"])) > 1:
-        raise SpikefaError("sign_symmetric takes one feedback_scale: leave feedback_scale_layers empty for it")
+    if (
+        "sign_symmetric" in algos
+        and len(set(for_algorithm(cfg, "sign_symmetric")["feedback_scale_layers"])) > 1
+    ):
+        raise SpikefaError(
+            "sign_symmetric takes one feedback_scale: leave feedback_scale_layers empty for it"
+        )
     if cfg["batch"] < 1:
         raise SpikefaError(f"batch must be at least 1, got {cfg['batch']}")
     if cfg["backend"] not in ("numpy", "cupy") or (cfg["backend"] == "cupy" and cfg["batch"] == 1):
-        raise SpikefaError(f"backend must be numpy, or cupy with batch > 1 (online learning runs on the CPU), "
-                           f"got {cfg['backend']!r} with batch {cfg['batch']}")
+        raise SpikefaError(
+            f"backend must be numpy, or cupy with batch > 1 (online learning runs on the CPU), "
+            f"got {cfg['backend']!r} with batch {cfg['batch']}"
+        )
 
 
 def make_network(cfg: dict, algorithm: str, seed: int) -> Network:
     """The network of `algorithm` at its own settings (`for_algorithm`)."""
     cfg, L = for_algorithm(cfg, algorithm), len(cfg["sizes"]) - 1
-    return Network(cfg["sizes"], algorithm, stream(seed, "init"), stream(seed, "feedback"), stream(seed, "masks"),
-                   hidden=cfg["hidden"], output=cfg["output"], init_scale=layer_values(cfg, "init_scale", L),
-                   feedback_scale=layer_values(cfg, "feedback_scale", max(L - 1, 1)), sparsity=cfg["sparsity"],
-                   etas=layer_values(cfg, "eta", L), weight_decay=cfg["weight_decay"],
-                   output_delta=cfg["output_delta"], dtype=cfg["dtype"])
+    return Network(
+        cfg["sizes"],
+        algorithm,
+        stream(seed, "init"),
+        stream(seed, "feedback"),
+        stream(seed, "masks"),
+        hidden=cfg["hidden"],
+        output=cfg["output"],
+        init_scale=layer_values(cfg, "init_scale", L),
+        feedback_scale=layer_values(cfg, "feedback_scale", max(L - 1, 1)),
+        sparsity=cfg["sparsity"],
+        etas=layer_values(cfg, "eta", L),
+        weight_decay=cfg["weight_decay"],
+        output_delta=cfg["output_delta"],
+        dtype=cfg["dtype"],
+    )
 
 
 def error_rate(net: Network, X: np.ndarray, labels: np.ndarray) -> float:
@@ -145,8 +208,20 @@ def error_rate(net: Network, X: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(net.predict(X), axis=1) != labels)) if len(X) else float("nan")
 
 
-def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None, progress=None, run=None,
-              X_val=None, y_val=None) -> dict:
+def train_run(
+    cfg: dict,
+    net: Network,
+    X,
+    Y,
+    X_test,
+    y_test,
+    seed: int,
+    bar=None,
+    progress=None,
+    run=None,
+    X_val=None,
+    y_val=None,
+) -> dict:
     """Training (online, or in minibatches of `batch`) over `train.epochs` reshuffled epochs; returns
     the curves of one run (validation and test error at every evaluation). `cfg` is the algorithm's
     own (`for_algorithm`). `progress` (a Progress) restores a saved partial run `run` = (algo, r)
@@ -157,25 +232,44 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
     base_etas = np.array(layer_values(cfg, "eta", net.L), float)
     chunk = max(1, int(round(cfg["train"]["eval_every"] * n)))
     batch = cfg["batch"]
-    with_angles = batch == 1 and net.L > 1 and net.algorithm not in ("bp", "shallow")  # their δ is backprop's
+    with_angles = (
+        batch == 1 and net.L > 1 and net.algorithm not in ("bp", "shallow")
+    )  # their δ is backprop's
     c = progress.restore(run, net) if progress else None
     if c is None:
-        c = {"examples": [0], "test_error": [error_rate(net, X_test, y_test)],
-             "validation_error": [error_rate(net, X_val, y_val)], "angles": [], "seconds": 0.0}
+        c = {
+            "examples": [0],
+            "test_error": [error_rate(net, X_test, y_test)],
+            "validation_error": [error_rate(net, X_val, y_val)],
+            "angles": [],
+            "seconds": 0.0,
+        }
     seen, start = c["examples"][-1], time.perf_counter() - c["seconds"]
     if bar is not None:
         bar.update(seen)  # a resumed network's examples so far
     for epoch in range(seen // n, int(np.ceil(epochs))):
-        order = stream(seed, "order", epoch).permutation(n)[:int(round(min(1.0, epochs - epoch) * n))]
-        for lo in range(seen - epoch * n, len(order), chunk):  # a resumed run starts where it stopped
-            idx = order[lo:lo + chunk]
-            net.etas[1:] = base_etas * (config.eta_at(cfg, seen / n) / cfg["eta"])  # schedule × each layer's η
+        order = stream(seed, "order", epoch).permutation(n)[
+            : int(round(min(1.0, epochs - epoch) * n))
+        ]
+        for lo in range(
+            seen - epoch * n, len(order), chunk
+        ):  # a resumed run starts where it stopped
+            idx = order[lo : lo + chunk]
+            net.etas[1:] = base_etas * (
+                config.eta_at(cfg, seen / n) / cfg["eta"]
+            )  # schedule × each layer's η
             if batch > 1:
                 net.train_batch(X[idx], Y[idx], batch)
             else:
                 _, angles = net.train(X[idx], Y[idx], angles=with_angles)
-            kept = f"the last good checkpoint {progress.path} is kept" if progress and progress.path.exists() else ""
-            check_finite(layers(net.W), net.algorithm, f"between examples {seen} and {seen + len(idx)}", kept)
+            kept = (
+                f"the last good checkpoint {progress.path} is kept"
+                if progress and progress.path.exists()
+                else ""
+            )
+            check_finite(
+                layers(net.W), net.algorithm, f"between examples {seen} and {seen + len(idx)}", kept
+            )
             if with_angles:
                 k = len(angles) // window * window
                 c["angles"].append(angles[:k].reshape(-1, window, angles.shape[1]))
@@ -190,10 +284,14 @@ def train_run(cfg: dict, net: Network, X, Y, X_test, y_test, seed: int, bar=None
             if progress:
                 progress.save_if_due(run, net, c)
     aw = np.concatenate(c["angles"]) if c["angles"] else np.zeros((0, window, max(net.L - 1, 1)))
-    return {"examples": np.array(c["examples"]), "test_error": np.array(c["test_error"]),
-            "validation_error": np.array(c["validation_error"]), "seconds": c["seconds"],
-            "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
-            "angle_sd": np.nanstd(aw, axis=1) if len(aw) else aw[:, 0]}
+    return {
+        "examples": np.array(c["examples"]),
+        "test_error": np.array(c["test_error"]),
+        "validation_error": np.array(c["validation_error"]),
+        "seconds": c["seconds"],
+        "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
+        "angle_sd": np.nanstd(aw, axis=1) if len(aw) else aw[:, 0],
+    }
 
 
 def angle_window(cfg: dict, n_train: int) -> int:
@@ -219,7 +317,11 @@ class Progress:
         self.out, self.path = out, out.path / "checkpoint.npz"
         self.config = config.to_toml({k: v for k, v in cfg.items() if k != "checkpoint_minutes"})
         self.every, self.last_save = 60 * cfg["checkpoint_minutes"], time.monotonic()
-        self.done, self.fields, self.current = {}, {}, None  # current: (algo, r, arrays of the partial run)
+        self.done, self.fields, self.current = (
+            {},
+            {},
+            None,
+        )  # current: (algo, r, arrays of the partial run)
         if resume and self.path.exists():
             self._load()
 
@@ -228,16 +330,25 @@ class Progress:
         try:
             meta = json.loads(str(z.pop("meta")))
             if meta["config"] != self.config:
-                raise SpikefaError(f"{self.path} was written by a run with another config; resume it with the "
-                                   f"same settings, or start a new run in another folder")
+                raise SpikefaError(
+                    f"{self.path} was written by a run with another config; resume it with the "
+                    f"same settings, or start a new run in another folder"
+                )
             for a, r in meta["done"]:
                 self.done[(a, r)] = {k: z.pop(f"done.{a}.{r}.{k}") for k in meta["curve_keys"]}
                 self.done[(a, r)]["seconds"] = float(self.done[(a, r)]["seconds"])
-            self.fields = {k[len("fields."):]: z.pop(k) for k in list(z) if k.startswith("fields.")}
+            self.fields = {
+                k[len("fields.") :]: z.pop(k) for k in list(z) if k.startswith("fields.")
+            }
             if meta["current"]:
-                self.current = (*meta["current"], {k[len("cur."):]: v for k, v in z.items() if k.startswith("cur.")})
+                self.current = (
+                    *meta["current"],
+                    {k[len("cur.") :]: v for k, v in z.items() if k.startswith("cur.")},
+                )
         except (KeyError, TypeError, ValueError) as exc:
-            raise SpikefaError(f"{self.path} is not a fig3_mnist checkpoint or is corrupted ({exc!r})") from None
+            raise SpikefaError(
+                f"{self.path} is not a fig3_mnist checkpoint or is corrupted ({exc!r})"
+            ) from None
 
     def restore(self, run, net: Network) -> dict | None:
         """Put the saved partial run `run` into `net`; its curves so far, or None to start afresh."""
@@ -248,9 +359,13 @@ class Progress:
             net.W[l][...] = net.xp.asarray(z[f"W{l}"])
             net.b[l][...] = net.xp.asarray(z[f"b{l}"])
         angles = z["angles"]
-        return {"examples": z["examples"].tolist(), "test_error": z["test_error"].tolist(),
-                "validation_error": z["validation_error"].tolist(),
-                "angles": [angles] if len(angles) else [], "seconds": float(z["seconds"])}
+        return {
+            "examples": z["examples"].tolist(),
+            "test_error": z["test_error"].tolist(),
+            "validation_error": z["validation_error"].tolist(),
+            "angles": [angles] if len(angles) else [],
+            "seconds": float(z["seconds"]),
+        }
 
     def save_if_due(self, run, net: Network, c: dict) -> None:
         if time.monotonic() - self.last_save >= self.every:
@@ -269,15 +384,26 @@ class Progress:
         arrays = {f"W{l}": to_numpy(net.W[l]) for l in range(1, net.L + 1)}
         arrays.update({f"b{l}": to_numpy(net.b[l]) for l in range(1, net.L + 1)})
         angles = np.concatenate(c["angles"]) if c["angles"] else np.zeros(0)
-        return {**arrays, "examples": np.array(c["examples"]), "test_error": np.array(c["test_error"]),
-                "validation_error": np.array(c["validation_error"]),
-                "angles": angles, "seconds": np.array(c["seconds"])}
+        return {
+            **arrays,
+            "examples": np.array(c["examples"]),
+            "test_error": np.array(c["test_error"]),
+            "validation_error": np.array(c["validation_error"]),
+            "angles": angles,
+            "seconds": np.array(c["seconds"]),
+        }
 
     def _save(self) -> None:
         keys = sorted({k for c in self.done.values() for k in c})
-        meta = {"config": self.config, "done": [list(k) for k in self.done], "curve_keys": keys,
-                "current": list(self.current[:2]) if self.current else None}
-        arrays = {f"done.{a}.{r}.{k}": np.asarray(c[k]) for (a, r), c in self.done.items() for k in keys}
+        meta = {
+            "config": self.config,
+            "done": [list(k) for k in self.done],
+            "curve_keys": keys,
+            "current": list(self.current[:2]) if self.current else None,
+        }
+        arrays = {
+            f"done.{a}.{r}.{k}": np.asarray(c[k]) for (a, r), c in self.done.items() for k in keys
+        }
         arrays.update({f"fields.{k}": v for k, v in self.fields.items()})
         if self.current:
             arrays.update({f"cur.{k}": v for k, v in self.current[2].items()})
@@ -286,7 +412,9 @@ class Progress:
 
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
-    data = load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
+    data = (
+        load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
+    )
     check_sizes(data, cfg["sizes"], cfg["dataset"])
     data = data.holdout(cfg["train"]["validation"])  # first: the validation images never train
     n_train = cfg["train"]["images"] or len(data.train_x)
@@ -298,7 +426,10 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     X_val, y_val = data.val_x.astype(dt), data.val_y
     runs, curves, progress = cfg["runs"], {}, Progress(cfg, out, resume)
     per_run = int(round(cfg["train"]["epochs"] * n_train))
-    fields = {"initial": make_network(cfg, cfg["algorithms"][0], cfg["seed"]).W[1].copy(), **progress.fields}
+    fields = {
+        "initial": make_network(cfg, cfg["algorithms"][0], cfg["seed"]).W[1].copy(),
+        **progress.fields,
+    }
     for algo in cfg["algorithms"]:
         curves[algo] = []
         with tqdm(total=per_run * runs, desc=algo, unit="ex", leave=False, mininterval=1.0) as bar:
@@ -310,8 +441,20 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
                 net = make_network(cfg, algo, cfg["seed"] + r)
                 if cfg["backend"] == "cupy":
                     net.to(import_cupy())
-                c = train_run(for_algorithm(cfg, algo), net, X, Y, X_test, y_test, cfg["seed"] + r, bar, progress,
-                              (algo, r), X_val, y_val)
+                c = train_run(
+                    for_algorithm(cfg, algo),
+                    net,
+                    X,
+                    Y,
+                    X_test,
+                    y_test,
+                    cfg["seed"] + r,
+                    bar,
+                    progress,
+                    (algo, r),
+                    X_val,
+                    y_val,
+                )
                 net.to(np)
                 c["weight_feedback_angles"] = np.array(net.weight_feedback_angles())
                 c["weights_sha256"] = np.array(weights_digest(net))
@@ -322,19 +465,38 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     results = {a: summarise(cfg, cs, n_train) for a, cs in curves.items()}
     for a in results:
         results[a]["validation_images"] = len(X_val)
-    rows = [{"algorithm": a, "run": r, "epoch": k / n_train, "examples": int(k), "test_error": float(e),
-             "validation_error": float(v)}
-            for a, cs in curves.items() for r, c in enumerate(cs)
-            for k, e, v in zip(c["examples"], c["test_error"], c["validation_error"])]
+    rows = [
+        {
+            "algorithm": a,
+            "run": r,
+            "epoch": k / n_train,
+            "examples": int(k),
+            "test_error": float(e),
+            "validation_error": float(v),
+        }
+        for a, cs in curves.items()
+        for r, c in enumerate(cs)
+        for k, e, v in zip(c["examples"], c["test_error"], c["validation_error"])
+    ]
     out.write_csv("metrics.csv", rows)
-    out.write_npz("curves.npz", **{f"{a}_run{r}_{k}": np.asarray(v) for a, cs in curves.items()
-                                   for r, c in enumerate(cs) for k, v in c.items() if k not in ("seconds", "weights_sha256")},
-                  **{f"fields_{k}": v for k, v in fields.items()})
+    out.write_npz(
+        "curves.npz",
+        **{
+            f"{a}_run{r}_{k}": np.asarray(v)
+            for a, cs in curves.items()
+            for r, c in enumerate(cs)
+            for k, v in c.items()
+            if k not in ("seconds", "weights_sha256")
+        },
+        **{f"fields_{k}": v for k, v in fields.items()},
+    )
     _figures(cfg, curves, fields, n_train, out, data.shape)
     stats = {}
     if "bp" in curves and len(X_val):  # where BP's mean validation error is lowest
         mean_bp = np.mean([c["validation_error"] for c in curves["bp"]], axis=0)
-        stats["bp_best_epoch"] = float(curves["bp"][0]["examples"][int(np.argmin(mean_bp))] / n_train)
+        stats["bp_best_epoch"] = float(
+            curves["bp"][0]["examples"][int(np.argmin(mean_bp))] / n_train
+        )
     return {"results": results, "stats": stats}
 
 
@@ -342,19 +504,29 @@ def summarise(cfg: dict, cs: list, n_train: int) -> dict:
     final = np.array([c["test_error"][-1] for c in cs])
     val = np.array([c["validation_error"][-1] for c in cs])
     seconds = np.array([c["seconds"] for c in cs])
-    out = {"test_error": float(final.mean()), "test_error_sd": float(final.std(ddof=1)) if len(cs) > 1 else 0.0,
-           "test_errors": final.tolist(), "validation_error": float(val.mean()),  # NaN (null): no validation set
-           "validation_error_sd": float(val.std(ddof=1)) if len(cs) > 1 else 0.0, "validation_errors": val.tolist(),
-           "runs": len(cs), "epochs": cfg["train"]["epochs"],
-           "train_seconds_per_run": float(seconds.mean()),
-           "examples_per_s": float(cfg["train"]["epochs"] * n_train / seconds.mean())}
-    tail = [c["angle_mean"][-max(1, len(c["angle_mean"]) // 10):] for c in cs if len(c["angle_mean"])]
+    out = {
+        "test_error": float(final.mean()),
+        "test_error_sd": float(final.std(ddof=1)) if len(cs) > 1 else 0.0,
+        "test_errors": final.tolist(),
+        "validation_error": float(val.mean()),  # NaN (null): no validation set
+        "validation_error_sd": float(val.std(ddof=1)) if len(cs) > 1 else 0.0,
+        "validation_errors": val.tolist(),
+        "runs": len(cs),
+        "epochs": cfg["train"]["epochs"],
+        "train_seconds_per_run": float(seconds.mean()),
+        "examples_per_s": float(cfg["train"]["epochs"] * n_train / seconds.mean()),
+    }
+    tail = [
+        c["angle_mean"][-max(1, len(c["angle_mean"]) // 10) :] for c in cs if len(c["angle_mean"])
+    ]
     if tail:  # mean over the last tenth of training, per hidden layer (bottom first)
         per_layer = np.nanmean(np.concatenate(tail), axis=0)
         out["angle_deg_final"] = float(per_layer[-1])
         out["angle_deg_final_per_layer"] = per_layer.tolist()
     if len(cs[0]["weight_feedback_angles"]):
-        out["angle_deg_w_vs_b_final"] = float(np.mean([c["weight_feedback_angles"][-1] for c in cs]))
+        out["angle_deg_w_vs_b_final"] = float(
+            np.mean([c["weight_feedback_angles"][-1] for c in cs])
+        )
     out["weights_sha256"] = [str(c["weights_sha256"]) for c in cs]
     return out
 
@@ -365,10 +537,21 @@ def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out, shape: tu
         x = cs[0]["examples"] / n_train
         plotting.plot_curve(ax, x, 100 * np.mean([c["test_error"] for c in cs], axis=0), a)
         if np.isfinite(cs[0]["validation_error"]).all():
-            ax.plot(x, 100 * np.mean([c["validation_error"] for c in cs], axis=0), linestyle=":", linewidth=1,
-                    color=ax.lines[-1].get_color(), label="validation" if a == list(curves)[0] else None)
+            ax.plot(
+                x,
+                100 * np.mean([c["validation_error"] for c in cs], axis=0),
+                linestyle=":",
+                linewidth=1,
+                color=ax.lines[-1].get_color(),
+                label="validation" if a == list(curves)[0] else None,
+            )
     ax.axhline(100 * (1 - 1 / cfg["sizes"][-1]), color="0.5", linestyle="--", linewidth=0.8)
-    ax.set(yscale="log", xlabel="epochs", ylabel="test error (%; dotted: validation)", title=f"Fig. 3a — {'-'.join(map(str, cfg['sizes']))}")
+    ax.set(
+        yscale="log",
+        xlabel="epochs",
+        ylabel="test error (%; dotted: validation)",
+        title=f"Fig. 3a — {'-'.join(map(str, cfg['sizes']))}",
+    )
     ax.legend(frameon=False, fontsize=8)
     out.savefig(fig, "test_error.png")
     plotting.close(fig)
@@ -380,14 +563,23 @@ def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out, shape: tu
         for a in banded:
             c = curves[a][0]
             x = (np.arange(len(c["angle_mean"])) + 1) * w / n_train
-            plotting.plot_angle_band(ax, x, c["angle_mean"][:, -1], c["angle_sd"][:, -1], a, n_sd=1.0,
-                                     label=f"{a} (windows of {w}, ±1 SD)")
+            plotting.plot_angle_band(
+                ax,
+                x,
+                c["angle_mean"][:, -1],
+                c["angle_sd"][:, -1],
+                a,
+                n_sd=1.0,
+                label=f"{a} (windows of {w}, ±1 SD)",
+            )
         ax.set(xlabel="epochs", title="Fig. 3b — top hidden layer")
         ax.legend(frameon=False, fontsize=8)
         out.savefig(fig, "angle.png")
         plotting.close(fig)
 
-    units = stream(cfg["seed"], "figures").choice(cfg["sizes"][1], size=min(100, cfg["sizes"][1]), replace=False)
+    units = stream(cfg["seed"], "figures").choice(
+        cfg["sizes"][1], size=min(100, cfg["sizes"][1]), replace=False
+    )
     fig = plotting.receptive_fields({k: v[:, units] for k, v in fields.items()}, shape)
     out.savefig(fig, "receptive_fields.png")
     plotting.close(fig)

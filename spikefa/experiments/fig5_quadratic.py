@@ -23,25 +23,46 @@ ALGORITHMS = ("fa", "bp", "fa_frozen_w0")
 def validate(cfg: dict) -> None:
     algos = cfg["algorithms"]
     if not algos or len(set(algos)) != len(algos) or any(a not in ALGORITHMS for a in algos):
-        raise SpikefaError(f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}")
-    positive = {"eta": cfg["eta"], "init_scale": cfg["init_scale"], "feedback_scale": cfg["feedback_scale"],
-                "hidden_units": cfg["hidden_units"], "train.examples": cfg["train"]["examples"],
-                "train.eval_every": cfg["train"]["eval_every"], "test.points": cfg["test"]["points"]}
+        raise SpikefaError(
+            f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}"
+        )
+    positive = {
+        "eta": cfg["eta"],
+        "init_scale": cfg["init_scale"],
+        "feedback_scale": cfg["feedback_scale"],
+        "hidden_units": cfg["hidden_units"],
+        "train.examples": cfg["train"]["examples"],
+        "train.eval_every": cfg["train"]["eval_every"],
+        "test.points": cfg["test"]["points"],
+    }
     config.require_positive(positive)
 
 
 def network(cfg: dict, name: str) -> Network:
     etas = [0.0 if name == "fa_frozen_w0" else cfg["eta"], cfg["eta"]]
-    return Network((20, cfg["hidden_units"], 20), "bp" if name == "bp" else "fa", stream(cfg["seed"], "init"),
-                   stream(cfg["seed"], "feedback"), hidden="tanh", output="linear", init_scale=cfg["init_scale"],
-                   feedback_scale=cfg["feedback_scale"], etas=etas, output_delta="mse")
+    return Network(
+        (20, cfg["hidden_units"], 20),
+        "bp" if name == "bp" else "fa",
+        stream(cfg["seed"], "init"),
+        stream(cfg["seed"], "feedback"),
+        hidden="tanh",
+        output="linear",
+        init_scale=cfg["init_scale"],
+        feedback_scale=cfg["feedback_scale"],
+        etas=etas,
+        output_delta="mse",
+    )
 
 
 def train(cfg: dict, task: QuadraticTask, name: str, X_test, Y_test) -> dict:
     net, data = network(cfg, name), stream(cfg["seed"], "data")
     n, every = cfg["train"]["examples"], cfg["train"]["eval_every"]
-    c = {"examples": [0], "test_nse": [metrics.nse(Y_test, net.predict(X_test))],
-         "angle_w_b": [net.weight_feedback_angles()[0] if name != "bp" else np.nan], "angle_delta": [np.nan]}
+    c = {
+        "examples": [0],
+        "test_nse": [metrics.nse(Y_test, net.predict(X_test))],
+        "angle_w_b": [net.weight_feedback_angles()[0] if name != "bp" else np.nan],
+        "angle_delta": [np.nan],
+    }
     for lo in range(0, n, every):
         X, Y = task.sample(data, min(every, n - lo))
         _, angles = net.train(X, Y, angles=True)
@@ -61,11 +82,19 @@ def run(cfg: dict, out, data_dir=None) -> dict:
     for name, c in curves.items():
         results[name] = {"test_nse": float(c["test_nse"][-1])}
         if name != "bp":
-            results[name].update(angle_deg_w_vs_b_initial=float(c["angle_w_b"][0]),
-                                 angle_deg_w_vs_b_final=float(c["angle_w_b"][-1]),
-                                 angle_deg_final=float(c["angle_delta"][-1]))
-    out.write_csv("metrics.csv", [{"algorithm": a, **{k: float(v[i]) for k, v in c.items()}}
-                                  for a, c in curves.items() for i in range(len(c["examples"]))])
+            results[name].update(
+                angle_deg_w_vs_b_initial=float(c["angle_w_b"][0]),
+                angle_deg_w_vs_b_final=float(c["angle_w_b"][-1]),
+                angle_deg_final=float(c["angle_delta"][-1]),
+            )
+    out.write_csv(
+        "metrics.csv",
+        [
+            {"algorithm": a, **{k: float(v[i]) for k, v in c.items()}}
+            for a, c in curves.items()
+            for i in range(len(c["examples"]))
+        ],
+    )
     out.write_npz("curves.npz", **{f"{a}_{k}": v for a, c in curves.items() for k, v in c.items()})
     _figures(curves, out)
     return {"results": results, "stats": {}}
@@ -80,14 +109,33 @@ def _figures(curves: dict, out) -> None:
         plotting.plot_curve(ax, x, c["test_nse"], colour, linestyle=style)
         ax.lines[-1].set_label(name)
         if name != "bp":
-            bx.plot(x, c["angle_w_b"], color=plotting.COLOURS["fa"], linestyle=style, label=f"{name}: W vs B")
-            bx.plot(x, c["angle_delta"], color="0.4", linestyle=style, label=f"{name}: δ_FA vs δ_BP")
-    ax.set(xscale="log", yscale="log", xlabel="training examples", ylabel="test NSE",
-           title="20-1000-20, quadratic target")
+            bx.plot(
+                x,
+                c["angle_w_b"],
+                color=plotting.COLOURS["fa"],
+                linestyle=style,
+                label=f"{name}: W vs B",
+            )
+            bx.plot(
+                x, c["angle_delta"], color="0.4", linestyle=style, label=f"{name}: δ_FA vs δ_BP"
+            )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="training examples",
+        ylabel="test NSE",
+        title="20-1000-20, quadratic target",
+    )
     ax.legend(frameon=False, fontsize=8)
     bx.axhline(90, color="0.5", linestyle=":", linewidth=0.8)
-    bx.set(xscale="log", ylim=(0, 120), yticks=[0, 30, 60, 90, 120], xlabel="training examples",
-           ylabel="angle (°)", title="Fig. 5a — W aligns with B")
+    bx.set(
+        xscale="log",
+        ylim=(0, 120),
+        yticks=[0, 30, 60, 90, 120],
+        xlabel="training examples",
+        ylabel="angle (°)",
+        title="Fig. 5a — W aligns with B",
+    )
     bx.legend(frameon=False, fontsize=7)
     fig.tight_layout()
     out.savefig(fig, "alignment.png")

@@ -20,11 +20,20 @@ from spikefa.seeds import stream
 
 def validate(cfg: dict) -> None:
     if len(cfg["sizes"]) != 3 or min(cfg["sizes"]) < 1:
-        raise SpikefaError(f"sizes must be three positive layer sizes [in, hidden, out], got {cfg['sizes']}")
+        raise SpikefaError(
+            f"sizes must be three positive layer sizes [in, hidden, out], got {cfg['sizes']}"
+        )
     if not cfg["init_scales"] or min(cfg["init_scales"]) <= 0:
-        raise SpikefaError(f"init_scales must be a list of positive numbers, got {cfg['init_scales']}")
-    positive = {"eta": cfg["eta"], "feedback_scale": cfg["feedback_scale"], "train.examples": cfg["train"]["examples"],
-                "train.eval_every": cfg["train"]["eval_every"], "test.points": cfg["test"]["points"]}
+        raise SpikefaError(
+            f"init_scales must be a list of positive numbers, got {cfg['init_scales']}"
+        )
+    positive = {
+        "eta": cfg["eta"],
+        "feedback_scale": cfg["feedback_scale"],
+        "train.examples": cfg["train"]["examples"],
+        "train.eval_every": cfg["train"]["eval_every"],
+        "test.points": cfg["test"]["points"],
+    }
     config.require_positive(positive)
 
 
@@ -35,14 +44,29 @@ def held_out_angles(net: Network, E: np.ndarray) -> tuple[float, float]:
     d_fa = E @ B.T
     d_bp = E @ W
     d_pbp = E @ np.linalg.pinv(W).T
-    return float(np.nanmean(metrics.row_angles_deg(d_fa, d_bp))), float(np.nanmean(metrics.row_angles_deg(d_fa, d_pbp)))
+    return float(np.nanmean(metrics.row_angles_deg(d_fa, d_bp))), float(
+        np.nanmean(metrics.row_angles_deg(d_fa, d_pbp))
+    )
 
 
 def train(cfg: dict, task: LinearTask, omega: float, X_test, Y_test) -> dict:
-    net = Network(tuple(cfg["sizes"]), "fa", stream(cfg["seed"], "init"),
-                  stream(cfg["seed"], "feedback"), hidden="linear", output="linear", init_scale=omega,
-                  feedback_scale=cfg["feedback_scale"], etas=cfg["eta"], dtype="float64")
-    data, n, every = stream(cfg["seed"], "data"), cfg["train"]["examples"], cfg["train"]["eval_every"]
+    net = Network(
+        tuple(cfg["sizes"]),
+        "fa",
+        stream(cfg["seed"], "init"),
+        stream(cfg["seed"], "feedback"),
+        hidden="linear",
+        output="linear",
+        init_scale=omega,
+        feedback_scale=cfg["feedback_scale"],
+        etas=cfg["eta"],
+        dtype="float64",
+    )
+    data, n, every = (
+        stream(cfg["seed"], "data"),
+        cfg["train"]["examples"],
+        cfg["train"]["eval_every"],
+    )
     c = {"examples": [], "test_nse": [], "angle_bp": [], "angle_pbp": []}
 
     def record(k):
@@ -64,16 +88,31 @@ def run(cfg: dict, out, data_dir=None) -> dict:
     task = LinearTask.draw(stream(cfg["seed"], "task"), cfg["sizes"][0], cfg["sizes"][2])
     X_test, Y_test = task.sample(stream(cfg["seed"], "test"), cfg["test"]["points"])
     curves = {w: train(cfg, task, w, X_test, Y_test) for w in cfg["init_scales"]}
-    last = max(1, len(next(iter(curves.values()))["examples"]) // 10)  # the last tenth of the evaluations
-    results = {f"omega_{w:g}": {"init_scale": w, "test_nse": float(c["test_nse"][-1]),
-                                "angle_deg_to_bp_final": float(np.mean(c["angle_bp"][-last:])),
-                                "angle_deg_to_pseudo_bp_final": float(np.mean(c["angle_pbp"][-last:]))}
-               for w, c in curves.items()}
+    last = max(
+        1, len(next(iter(curves.values()))["examples"]) // 10
+    )  # the last tenth of the evaluations
+    results = {
+        f"omega_{w:g}": {
+            "init_scale": w,
+            "test_nse": float(c["test_nse"][-1]),
+            "angle_deg_to_bp_final": float(np.mean(c["angle_bp"][-last:])),
+            "angle_deg_to_pseudo_bp_final": float(np.mean(c["angle_pbp"][-last:])),
+        }
+        for w, c in curves.items()
+    }
     for r in results.values():
         r["closer_to_pseudo_bp"] = r["angle_deg_to_pseudo_bp_final"] < r["angle_deg_to_bp_final"]
-    out.write_csv("metrics.csv", [{"init_scale": w, **{k: float(v[i]) for k, v in c.items()}}
-                                  for w, c in curves.items() for i in range(len(c["examples"]))])
-    out.write_npz("curves.npz", **{f"omega_{w:g}_{k}": v for w, c in curves.items() for k, v in c.items()})
+    out.write_csv(
+        "metrics.csv",
+        [
+            {"init_scale": w, **{k: float(v[i]) for k, v in c.items()}}
+            for w, c in curves.items()
+            for i in range(len(c["examples"]))
+        ],
+    )
+    out.write_npz(
+        "curves.npz", **{f"omega_{w:g}_{k}": v for w, c in curves.items() for k, v in c.items()}
+    )
     _figure(curves, out)
     return {"results": results, "stats": {}}
 

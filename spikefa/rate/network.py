@@ -96,8 +96,30 @@ def _project(M, scale, d, out, sign_only):
 
 
 @njit(cache=True)
-def step(algo, kinds, W, scales, b, B, masks, x, ystar, etas, bias_etas, decay, mse_output, feedback_scale, xi, sigma2,
-         h, m, delta, m_bp, d_bp, angles):
+def step(
+    algo,
+    kinds,
+    W,
+    scales,
+    b,
+    B,
+    masks,
+    x,
+    ystar,
+    etas,
+    bias_etas,
+    decay,
+    mse_output,
+    feedback_scale,
+    xi,
+    sigma2,
+    h,
+    m,
+    delta,
+    m_bp,
+    d_bp,
+    angles,
+):
     """One online update in place. Lists are indexed by layer 0 … L (entry 0 unused except h[0]);
     the weights of layer l are scales[l]·W[l]; h, m, delta, m_bp, d_bp are work vectors; `xi` holds
     node perturbation's ξ of every hidden unit, bottom layer first; `angles` (length L−1, or empty)
@@ -178,13 +200,58 @@ def _perturbed_deltas(kinds, W, scales, b, x, ystar, xi, sigma2, loss, a, h, del
 
 
 @njit(cache=True)
-def train(algo, kinds, W, scales, b, B, masks, X, Y, etas, bias_etas, decay, mse_output, feedback_scale, XI, sigma2,
-          h, m, delta, m_bp, d_bp, angles, losses):
+def train(
+    algo,
+    kinds,
+    W,
+    scales,
+    b,
+    B,
+    masks,
+    X,
+    Y,
+    etas,
+    bias_etas,
+    decay,
+    mse_output,
+    feedback_scale,
+    XI,
+    sigma2,
+    h,
+    m,
+    delta,
+    m_bp,
+    d_bp,
+    angles,
+    losses,
+):
     """`step` over the rows of X, Y (and of XI, node perturbation's ξ) in order; example i's angles
     go to row i of `angles` (shape n × (L−1), or n × 0 to skip them) and its loss to losses[i]."""
     for i in range(X.shape[0]):
-        losses[i] = step(algo, kinds, W, scales, b, B, masks, X[i], Y[i], etas, bias_etas, decay, mse_output,
-                         feedback_scale, XI[i], sigma2, h, m, delta, m_bp, d_bp, angles[i])
+        losses[i] = step(
+            algo,
+            kinds,
+            W,
+            scales,
+            b,
+            B,
+            masks,
+            X[i],
+            Y[i],
+            etas,
+            bias_etas,
+            decay,
+            mse_output,
+            feedback_scale,
+            XI[i],
+            sigma2,
+            h,
+            m,
+            delta,
+            m_bp,
+            d_bp,
+            angles[i],
+        )
 
 
 def typed(arrays) -> List:
@@ -209,13 +276,32 @@ class Network:
     seed start from the same W.
     """
 
-    def __init__(self, sizes, algorithm, init_rng, feedback_rng, mask_rng=None, hidden="sigmoid",
-                 output="sigmoid", init_scale=0.05, feedback_scale=0.5, sparsity=0.5, etas=1e-3,
-                 weight_decay=0.0, output_delta="e", dtype="float64", sigma=1e-3, perturbation_rng=None, bias=True):
+    def __init__(
+        self,
+        sizes,
+        algorithm,
+        init_rng,
+        feedback_rng,
+        mask_rng=None,
+        hidden="sigmoid",
+        output="sigmoid",
+        init_scale=0.05,
+        feedback_scale=0.5,
+        sparsity=0.5,
+        etas=1e-3,
+        weight_decay=0.0,
+        output_delta="e",
+        dtype="float64",
+        sigma=1e-3,
+        perturbation_rng=None,
+        bias=True,
+    ):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
         if hidden not in ACTIVATIONS or output not in ACTIVATIONS:
-            raise ValueError(f"activations must be among {', '.join(ACTIVATIONS)}, got {hidden!r}, {output!r}")
+            raise ValueError(
+                f"activations must be among {', '.join(ACTIVATIONS)}, got {hidden!r}, {output!r}"
+            )
         if output_delta not in ("e", "mse"):
             raise ValueError(f"output_delta must be 'e' or 'mse', got {output_delta!r}")
         if algorithm == "node_perturbation" and perturbation_rng is None:
@@ -225,28 +311,45 @@ class Network:
         L = self.L = len(sizes) - 1
         omegas = np.broadcast_to(np.asarray(init_scale, float), (L,))
         self.etas = np.concatenate([[0.0], np.broadcast_to(np.asarray(etas, float), (L,))])
-        self.bias_etas = self.etas if bias else np.zeros_like(self.etas)  # bias=False: biases stay at zero
-        self.kinds = np.array([LINEAR] + [ACTIVATIONS.index(hidden)] * (L - 1) + [ACTIVATIONS.index(output)])
+        self.bias_etas = (
+            self.etas if bias else np.zeros_like(self.etas)
+        )  # bias=False: biases stay at zero
+        self.kinds = np.array(
+            [LINEAR] + [ACTIVATIONS.index(hidden)] * (L - 1) + [ACTIVATIONS.index(output)]
+        )
         betas = np.broadcast_to(np.asarray(feedback_scale, float), (max(L - 1, 1),))
         if algorithm == "sign_symmetric" and np.ptp(betas) > 0:
             raise ValueError("sign_symmetric takes one feedback_scale for every layer")
-        self.decay, self.mse_output, self.feedback_scale = float(weight_decay), output_delta == "mse", float(betas[0])
+        self.decay, self.mse_output, self.feedback_scale = (
+            float(weight_decay),
+            output_delta == "mse",
+            float(betas[0]),
+        )
         dt, none = self.dtype, np.zeros((0, 0), self.dtype)
-        self.W = [none] + [init_rng.uniform(-w, w, (sizes[l - 1], sizes[l])).astype(dt)
-                           for l, w in zip(range(1, L + 1), omegas)]
+        self.W = [none] + [
+            init_rng.uniform(-w, w, (sizes[l - 1], sizes[l])).astype(dt)
+            for l, w in zip(range(1, L + 1), omegas)
+        ]
         self.b = [np.zeros(0, dt)] + [np.zeros(n, dt) for n in sizes[1:]]
         self.B = [none] * L
         self.masks = [none] * (L + 1)
         if algorithm in ("fa", "sparse_fa", "dfa"):
             src = (lambda l: sizes[L]) if algorithm == "dfa" else (lambda l: sizes[l + 1])
-            self.B = [none] + [feedback_rng.uniform(-betas[l - 1], betas[l - 1], (sizes[l], src(l))).astype(dt)
-                               for l in range(1, L)]
+            self.B = [none] + [
+                feedback_rng.uniform(-betas[l - 1], betas[l - 1], (sizes[l], src(l))).astype(dt)
+                for l in range(1, L)
+            ]
         if algorithm == "sparse_fa":
-            keep = lambda shape: (mask_rng.random(shape) >= sparsity).astype(dt)
+
+            def keep(shape):
+                return (mask_rng.random(shape) >= sparsity).astype(dt)
+
             self.masks = [none, np.ones_like(self.W[1])] + [keep(w.shape) for w in self.W[2:]]
             self.W = [w * k for w, k in zip(self.W, self.masks)]
             self.B = [none] + [Bl * keep(Bl.shape) for Bl in self.B[1:]]
-        self._work = {k: typed([np.zeros(n, dt) for n in sizes]) for k in ("h", "m", "delta", "m_bp", "d_bp")}
+        self._work = {
+            k: typed([np.zeros(n, dt) for n in sizes]) for k in ("h", "m", "delta", "m_bp", "d_bp")
+        }
 
     def train(self, X, Y, angles: bool = False):
         """One online pass over the rows of X, Y in order. Returns (losses, angles or None), the
@@ -258,20 +361,49 @@ class Network:
         losses = np.zeros(len(X))
         w, scales = self._work, np.ones(self.L + 1)
         hidden = sum(self.sizes[1:-1]) if self.algorithm == "node_perturbation" else 0
-        XI = (self.perturbation_rng.standard_normal((len(X), hidden)) * self.sigma if hidden
-              else np.zeros((len(X), 0))).astype(self.dtype)
-        train(ALGORITHMS.index(self.algorithm), self.kinds, typed(self.W), scales, typed(self.b), typed(self.B),
-              typed(self.masks), X, Y, self.etas, self.bias_etas, self.decay, self.mse_output, self.feedback_scale, XI,
-              self.sigma ** 2, w["h"], w["m"], w["delta"], w["m_bp"], w["d_bp"], out, losses)
+        XI = (
+            self.perturbation_rng.standard_normal((len(X), hidden)) * self.sigma
+            if hidden
+            else np.zeros((len(X), 0))
+        ).astype(self.dtype)
+        train(
+            ALGORITHMS.index(self.algorithm),
+            self.kinds,
+            typed(self.W),
+            scales,
+            typed(self.b),
+            typed(self.B),
+            typed(self.masks),
+            X,
+            Y,
+            self.etas,
+            self.bias_etas,
+            self.decay,
+            self.mse_output,
+            self.feedback_scale,
+            XI,
+            self.sigma**2,
+            w["h"],
+            w["m"],
+            w["delta"],
+            w["m_bp"],
+            w["d_bp"],
+            out,
+            losses,
+        )
         for W, c in zip(self.W[1:], scales[1:]):  # fold the decay back into the weights
             W *= c
         return losses, (out if angles else None)
 
-    def to(self, xp) -> "Network":
+    def to(self, xp) -> Network:
         """Move weights, biases, feedback and masks to the array module `xp` (numpy or cupy); the
         minibatch path and `forward` then run there. Online training needs them on NumPy."""
         for name in ("W", "b", "B", "masks"):
-            setattr(self, name, [xp.asarray(a) if xp is not np else to_numpy(a) for a in getattr(self, name)])
+            setattr(
+                self,
+                name,
+                [xp.asarray(a) if xp is not np else to_numpy(a) for a in getattr(self, name)],
+            )
         return self
 
     @property
@@ -289,8 +421,8 @@ class Network:
         X, Y = xp.asarray(X, self.dtype), xp.asarray(Y, self.dtype)
         algo, L, losses = self.algorithm, self.L, []
         for lo in range(0, len(X), batch):
-            hs = self.forward(X[lo:lo + batch])
-            E = Y[lo:lo + batch] - hs[L]
+            hs = self.forward(X[lo : lo + batch])
+            E = Y[lo : lo + batch] - hs[L]
             losses.append(0.5 * xp.mean(xp.sum(E * E, axis=1)))
             deltas = {L: E * self._slope(L, hs[L]) if self.mse_output else E}
             for l in range(L - 1, 0, -1):
@@ -306,7 +438,9 @@ class Network:
                 eta = self.etas[l]
                 if self.decay:
                     self.W[l] *= 1.0 - eta * self.decay  # masked weights are zero and stay zero
-                step = hs[l - 1].T @ (deltas[l] * self.dtype.type(eta / n))  # scale the small factor
+                step = hs[l - 1].T @ (
+                    deltas[l] * self.dtype.type(eta / n)
+                )  # scale the small factor
                 self.W[l] += step * self.masks[l] if algo == "sparse_fa" else step
                 self.b[l] += self.bias_etas[l] * deltas[l].mean(axis=0)
         return to_numpy(xp.stack(losses)).astype(float) if losses else np.zeros(0)
@@ -340,4 +474,7 @@ class Network:
         stands in for them, for each hidden layer l (fa and sparse_fa; the paper's W vs Bᵀ)."""
         if self.algorithm not in ("fa", "sparse_fa"):
             return []
-        return [angle_deg(to_numpy(self.W[l + 1]), to_numpy(self.B[l]), folded=False) for l in range(1, self.L)]
+        return [
+            angle_deg(to_numpy(self.W[l + 1]), to_numpy(self.B[l]), folded=False)
+            for l in range(1, self.L)
+        ]

@@ -21,8 +21,19 @@ from spikefa.report.verdicts import VERDICTS, Row, judge
 
 CLAIMS = load_claims()
 
-__all__ = ["CLAIMS", "VERDICTS", "Claim", "Row", "Source", "judge", "load_source",
-           "merge_algorithms", "render", "report", "save_records"]
+__all__ = [
+    "CLAIMS",
+    "VERDICTS",
+    "Claim",
+    "Row",
+    "Source",
+    "judge",
+    "load_source",
+    "merge_algorithms",
+    "render",
+    "report",
+    "save_records",
+]
 
 
 def report(paths: list[str], out: str | Path, records: str | Path | None = None) -> Path:
@@ -49,8 +60,9 @@ def report(paths: list[str], out: str | Path, records: str | Path | None = None)
     """
     given = [*map(str, record_paths(records) if records else []), *paths]
     if not given:
-        raise SpikefaError("nothing to report: give results folders, or --records with a store "
-                           "that holds records")
+        raise SpikefaError(
+            "nothing to report: give results folders, or --records with a store that holds records"
+        )
     sources = merge_algorithms([s for p in given for s in load_source(p)])
     rows = [judge(c, sources) for c in CLAIMS]
     out = Path(out)

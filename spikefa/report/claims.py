@@ -17,6 +17,7 @@ from spikefa.report.commands import differences
 @dataclass(frozen=True)
 class Shown:
     """One number of ours a row shows: mean ± SD over networks, and n."""
+
     label: str
     algorithm: str
     metric: str
@@ -26,19 +27,20 @@ class Shown:
 @dataclass
 class Claim:
     """One claim of the paper: what it says, which runs measure it and the rules of its verdict."""
+
     key: str
     figure: str
     claim: str
     paper: str
-    config: str                  # the shipped config (or recipe) whose runs measure it
-    command: str                 # what to run when no results are given
-    rules: list                  # Source → Outcome
-    ours: list = field(default_factory=list)            # of Shown
+    config: str  # the shipped config (or recipe) whose runs measure it
+    command: str  # what to run when no results are given
+    rules: list  # Source → Outcome
+    ours: list = field(default_factory=list)  # of Shown
     paper_conditions: dict = field(default_factory=dict)  # dotted key → {value, meaning}
     paper_n: int = 1
     where: dict = field(default_factory=dict)  # which runs of `config` qualify (see claims.toml)
-    figures: tuple = ()          # figure files to show (from the source folders)
-    arms: bool = False           # compare runs that differ only in algorithm, η or frozen layers
+    figures: tuple = ()  # figure files to show (from the source folders)
+    arms: bool = False  # compare runs that differ only in algorithm, η or frozen layers
 
     @property
     def spiking(self) -> bool:
@@ -72,8 +74,21 @@ def _satisfies(claim: Claim, key: str, want: Any, cfg: dict, flat: dict) -> bool
     raise SpikefaError(f"claim {claim.key}: where.{key} = {want} is not a condition the page knows")
 
 
-FIELDS = {"key", "figure", "claim", "paper", "config", "command", "rules", "ours",
-          "paper_conditions", "paper_n", "where", "figures", "arms"}
+FIELDS = {
+    "key",
+    "figure",
+    "claim",
+    "paper",
+    "config",
+    "command",
+    "rules",
+    "ours",
+    "paper_conditions",
+    "paper_n",
+    "where",
+    "figures",
+    "arms",
+}
 
 
 def parse(data: dict) -> list[Claim]:
@@ -106,8 +121,17 @@ def parse(data: dict) -> list[Claim]:
         paper_n = entry.get("paper_n", 1)
         built = [rules.build(r, data.get("tolerances", {}), paper_n, where) for r in entry["rules"]]
         shown = [Shown(**o) for o in entry.get("ours", [])]
-        out.append(Claim(**{**entry, "rules": built, "ours": shown, "paper_conditions": conditions,
-                            "figures": tuple(entry.get("figures", ()))}))
+        out.append(
+            Claim(
+                **{
+                    **entry,
+                    "rules": built,
+                    "ours": shown,
+                    "paper_conditions": conditions,
+                    "figures": tuple(entry.get("figures", ())),
+                }
+            )
+        )
     return out
 
 

@@ -9,9 +9,21 @@ from spikefa import config
 from spikefa.errors import SpikefaError
 
 # bookkeeping: these keys do not change what is measured
-NOT_SETTINGS = {"seed", "runs", "checkpoint_minutes", "backend", "threads", "device",
-                "chunk_images", "keep_snapshots", "train.eval_every", "angle.window",
-                "angle.final_examples", "test.points", "validation.every_images"}
+NOT_SETTINGS = {
+    "seed",
+    "runs",
+    "checkpoint_minutes",
+    "backend",
+    "threads",
+    "device",
+    "chunk_images",
+    "keep_snapshots",
+    "train.eval_every",
+    "angle.window",
+    "angle.final_examples",
+    "test.points",
+    "validation.every_images",
+}
 
 
 def experiment_of(name: str) -> str | None:
@@ -37,8 +49,9 @@ def differences(base: dict, cfg: dict) -> dict:
         `experiment` left out).
     """
     a, b = config.flat(base), config.flat(cfg)
-    return {k: v for k, v in b.items()
-            if a.get(k) != v and k not in NOT_SETTINGS and k != "experiment"}
+    return {
+        k: v for k, v in b.items() if a.get(k) != v and k not in NOT_SETTINGS and k != "experiment"
+    }
 
 
 def closest_config(cfg: dict) -> tuple[str, dict]:
@@ -72,7 +85,7 @@ def toml_value(v) -> str:
         return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
     if isinstance(v, list) and any(isinstance(x, dict) for x in v):
         return "[" + ", ".join(map(toml_value, v)) + "]"
-    return config.to_toml({"v": v}).strip()[len("v = "):]
+    return config.to_toml({"v": v}).strip()[len("v = ") :]
 
 
 def set_item(key: str, v) -> str:

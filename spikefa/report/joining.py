@@ -11,12 +11,20 @@ from spikefa.report.sources import Source
 
 
 def _joined(group: list[Source], kind: str, name: str, cfg: dict, command: str) -> Source:
-    return Source(Path(" + ".join(str(s.path) for s in group)), kind, group[0].experiment, name,
-                  cfg, {a: v for s in group for a, v in s.values.items()}, command,
-                  [f for s in group for f in s.figures],
-                  origins={f: s.command for s in group for f in s.figures},
-                  draws={a: v for s in group for a, v in s.draws.items()},
-                  progress=group[0].progress, selected_on=group[0].selected_on)
+    return Source(
+        Path(" + ".join(str(s.path) for s in group)),
+        kind,
+        group[0].experiment,
+        name,
+        cfg,
+        {a: v for s in group for a, v in s.values.items()},
+        command,
+        [f for s in group for f in s.figures],
+        origins={f: s.command for s in group for f in s.figures},
+        draws={a: v for s in group for a, v in s.draws.items()},
+        progress=group[0].progress,
+        selected_on=group[0].selected_on,
+    )
 
 
 def merge_algorithms(sources: list[Source]) -> list[Source]:
@@ -49,9 +57,15 @@ def merge_algorithms(sources: list[Source]) -> list[Source]:
         algos.sort(key=lambda a: order.index(a) if a in order else len(order))  # as shipped
         cfg = {**group[0].cfg, "algorithms": algos}
         if isinstance(cfg.get("per_algorithm"), dict):  # each algorithm's settings, from its run
-            cfg["per_algorithm"] = {**cfg["per_algorithm"],
-                                    **{a: s.cfg["per_algorithm"][a] for s in group
-                                       for a in s.cfg["algorithms"] if a in s.cfg["per_algorithm"]}}
+            cfg["per_algorithm"] = {
+                **cfg["per_algorithm"],
+                **{
+                    a: s.cfg["per_algorithm"][a]
+                    for s in group
+                    for a in s.cfg["algorithms"]
+                    if a in s.cfg["per_algorithm"]
+                },
+            }
         merged.append(_joined(group, kind, closest_config(cfg)[0], cfg, command_for(kind, cfg, n)))
     return sources + merged
 
@@ -59,10 +73,14 @@ def merge_algorithms(sources: list[Source]) -> list[Source]:
 def comparison(s: Source) -> str:
     """What the arms of one comparison share: the config without its algorithms, frozen layers and
     learning rates (so every arm is trained for as long, on the same data, from the same seed)."""
-    cfg = {k: v for k, v in s.cfg.items()
-           if k not in ("algorithms", "frozen_layers", "eta", "per_algorithm")}
-    cfg["schedule"] = [{k: v for k, v in p.items() if k != "eta"}
-                       for p in cfg.get("schedule") or []]
+    cfg = {
+        k: v
+        for k, v in s.cfg.items()
+        if k not in ("algorithms", "frozen_layers", "eta", "per_algorithm")
+    }
+    cfg["schedule"] = [
+        {k: v for k, v in p.items() if k != "eta"} for p in cfg.get("schedule") or []
+    ]
     return config.to_toml(cfg)
 
 
@@ -73,5 +91,7 @@ def join_arms(sources: list[Source]) -> list[Source]:
     for s in sources:
         if s.kind == "run":
             groups.setdefault(comparison(s), []).append(s)
-    return [_joined(g, "run", g[0].name, g[0].cfg, "; ".join(dict.fromkeys(s.command for s in g)))
-            for g in groups.values()]
+    return [
+        _joined(g, "run", g[0].name, g[0].cfg, "; ".join(dict.fromkeys(s.command for s in g)))
+        for g in groups.values()
+    ]

@@ -20,6 +20,7 @@ from spikefa.report.commands import experiment_of
 @dataclass(frozen=True)
 class Progress:
     """How far a network's recipe got: epochs trained of those declared."""
+
     trained: float
     declared: float
     finished: bool
@@ -55,8 +56,9 @@ def recipe_config(meta: dict, where) -> dict:
         try:
             cfg = tomllib.loads(recipe)
         except ValueError as exc:
-            raise SpikefaError(f"{where}: the config it records is not valid TOML ({exc})") \
-                from None
+            raise SpikefaError(
+                f"{where}: the config it records is not valid TOML ({exc})"
+            ) from None
     elif isinstance(recipe, str) and recipe and experiment_of(recipe):
         cfg = {**config.resolve(recipe), "recipe": recipe}
     else:
@@ -101,8 +103,13 @@ def status(meta: dict, cfg: dict) -> dict:
     error and, only once its recipe has ended, its test error and spike draws."""
     p = progress(meta, cfg)
     val = meta.get("validation_error", (meta.get("best") or {}).get("validation_error"))
-    out = {"epochs_trained": p.trained, "epochs_declared": p.declared, "finished": p.finished,
-           "selected_on": meta.get("selected_on", "last"), "validation_error": val}
+    out = {
+        "epochs_trained": p.trained,
+        "epochs_declared": p.declared,
+        "finished": p.finished,
+        "selected_on": meta.get("selected_on", "last"),
+        "validation_error": val,
+    }
     if p.finished:
         out.update({k: meta[k] for k in ("test_error", "test_errors") if meta.get(k) is not None})
     return out
@@ -133,8 +140,10 @@ def evaluated(path: Path) -> tuple[dict, dict, dict]:
         cfg = config.resolve(str(recipe)) if recipe.is_file() else {}
         return e, e["network"], cfg
     if "checkpoint" not in e or not {"test_error", "validation_error"} & set(e):
-        raise SpikefaError(f"{path} is not the output of spikefa evaluate --json "
-                           f"(no checkpoint and test_error or validation_error)")
+        raise SpikefaError(
+            f"{path} is not the output of spikefa evaluate --json "
+            f"(no checkpoint and test_error or validation_error)"
+        )
     ckpt = Path(e["checkpoint"])
     ckpt = ckpt if ckpt.is_absolute() or ckpt.exists() else Path(path).parent / ckpt
     meta = checkpoint_meta(ckpt)

@@ -114,5 +114,8 @@ def save_records(paths: list[str], store: str | Path) -> list[Path]:
 def record_paths(store: str | Path) -> list[Path]:
     """The records in a store, in name order (hidden folders of unfinished saves left out)."""
     store = Path(store)
-    return sorted(p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if store.is_dir() else []
+    return (
+        sorted(p for p in store.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if store.is_dir()
+        else []
+    )

@@ -26,7 +26,8 @@ INTRO = (
     f"{CONCLUSIVE_N} networks are marked inconclusive. Repeated spike draws of one spiking "
     "network are its read-out noise, shown apart from n. Everything chosen (learning rates, "
     "scales, schedules, checkpoints) was chosen on validation error; test errors are read once, "
-    "at the end.")
+    "at the end."
+)
 
 
 def cell(text: str) -> str:
@@ -47,15 +48,20 @@ def ours(r: Row) -> str:
     s = r.source
     if r.verdict == "stopped":
         val = [(o.label, s.get(o.algorithm, "validation_error")) for o in r.claim.ours]
-        return "; ".join(f"{label} validation {number(v, '%')} (n = 1; test error not read)"
-                         for label, v in val if v)
+        return "; ".join(
+            f"{label} validation {number(v, '%')} (n = 1; test error not read)"
+            for label, v in val
+            if v
+        )
     shown = [(o.label, s.get(o.algorithm, o.metric), o.unit) for o in r.claim.ours]
     parts = [f"{label} {number(v, unit)} (n = {len(v)})" for label, v, unit in shown if v]
     for o in r.claim.ours:
         draws = s.draws.get(o.algorithm, {}).get(o.metric, [])
         if len(draws) > 1:
-            parts.append(f"read-out noise of one {o.label} network: SD {100 * sd(draws):.2f} "
-                         f"points over {len(draws)} spike draws")
+            parts.append(
+                f"read-out noise of one {o.label} network: SD {100 * sd(draws):.2f} "
+                f"points over {len(draws)} spike draws"
+            )
     return "; ".join(parts)
 
 
@@ -80,16 +86,32 @@ def verdict(r: Row) -> str:
 def table_row(r: Row) -> str:
     c, measured = r.claim, r.source if r.verdict != "not run" else None
     cmd = measured.command if measured else c.command
-    return "| " + " | ".join(cell(x) for x in (
-        f"{c.figure}: {c.claim}", c.paper, ours(r) if measured else "—",
-        conditions(r) if measured else "—", f"`{cmd}`" if cmd.startswith("spikefa ") else cmd,
-        verdict(r))) + " |"
+    return (
+        "| "
+        + " | ".join(
+            cell(x)
+            for x in (
+                f"{c.figure}: {c.claim}",
+                c.paper,
+                ours(r) if measured else "—",
+                conditions(r) if measured else "—",
+                f"`{cmd}`" if cmd.startswith("spikefa ") else cmd,
+                verdict(r),
+            )
+        )
+        + " |"
+    )
 
 
 def figures(rows: list[Row], out: Path) -> list[str]:
     """The figures of the measured rows, copied beside the page, and their Markdown."""
-    found = [(r.claim, r.source, f) for r in rows if r.verdict != "not run" and r.source
-             for f in r.source.figures if f.name in r.claim.figures]
+    found = [
+        (r.claim, r.source, f)
+        for r in rows
+        if r.verdict != "not run" and r.source
+        for f in r.source.figures
+        if f.name in r.claim.figures
+    ]
     if not found:
         return []
     figdir = out.parent / f"{out.stem}_figures"
@@ -101,8 +123,12 @@ def figures(rows: list[Row], out: Path) -> list[str]:
             name = f"{c.key}_{f.parent.parent.name}_{f.name}"
         names.add(name)
         shutil.copyfile(f, figdir / name)
-        lines += [f"**{c.figure}** ({c.key}): `{f.name}` from `{s.origins.get(f, s.command)}`", "",
-                  f"![{c.figure} {f.stem}]({figdir.name}/{name})", ""]
+        lines += [
+            f"**{c.figure}** ({c.key}): `{f.name}` from `{s.origins.get(f, s.command)}`",
+            "",
+            f"![{c.figure} {f.stem}]({figdir.name}/{name})",
+            "",
+        ]
     return lines
 
 
@@ -134,12 +160,20 @@ def render(rows: list[Row], out: Path, title: str = TITLE) -> str:
     str
         The Markdown; the same rows give the same text.
     """
-    lines = [f"# {title}", "", INTRO, "",
-             "| Claim | Paper | Ours (mean ± SD, n) | Conditions | Command | Verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        INTRO,
+        "",
+        "| Claim | Paper | Ours (mean ± SD, n) | Conditions | Command | Verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     lines += [table_row(r) for r in rows]
     lines += figures(rows, out)
     lines += ["", "## Sources", ""]
-    lines += [f"- {r.claim.key}: `{display(r.source.path)}` ({r.source.kind}, "
-              f"config {r.source.name})" for r in rows if r.source and r.verdict != "not run"]
+    lines += [
+        f"- {r.claim.key}: `{display(r.source.path)}` ({r.source.kind}, config {r.source.name})"
+        for r in rows
+        if r.source and r.verdict != "not run"
+    ]
     return "\n".join(lines) + "\n"

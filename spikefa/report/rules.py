@@ -24,6 +24,7 @@ HOLDS, FAILS, WITHIN, BETTER, WORSE = "holds", "fails", "within", "better", "wor
 class Outcome:
     """What a rule found: one of HOLDS, FAILS (qualitative), WITHIN, BETTER, WORSE (against the
     paper's number), or None where the source lacks what the rule reads; and the numbers."""
+
     result: str | None
     note: str
 
@@ -53,8 +54,9 @@ def test_images(s: Source, default: int) -> int:
     return int((s.cfg.get("test") or {}).get("images") or default)
 
 
-def paper_band(paper: float, ours: list, n_paper: int, n_test_paper: int, n_test: int,
-               z: float) -> float:
+def paper_band(
+    paper: float, ours: list, n_paper: int, n_test_paper: int, n_test: int, z: float
+) -> float:
     """Half-width of the band around the paper's error rate within which ours reproduces it.
 
     Parameters
@@ -78,14 +80,19 @@ def paper_band(paper: float, ours: list, n_paper: int, n_test_paper: int, n_test
         in for the paper's own (it reports none).
     """
     p, s = mean(ours), sd(ours)
-    se2 = (paper * (1 - paper) / n_test_paper + p * (1 - p) / n_test
-           + s ** 2 * (1 / len(ours) + 1 / n_paper))
+    se2 = (
+        paper * (1 - paper) / n_test_paper
+        + p * (1 - p) / n_test
+        + s**2 * (1 / len(ours) + 1 / n_paper)
+    )
     return z * math.sqrt(se2)
 
 
-def paper_value(algorithm: str, metric: str, value: float, tolerance: dict, paper_n: int,
-                unit: str = "%") -> Rule:
+def paper_value(
+    algorithm: str, metric: str, value: float, tolerance: dict, paper_n: int, unit: str = "%"
+) -> Rule:
     """Ours against the paper's error rate, two-sided (lower is better)."""
+
     def rule(s: Source) -> Outcome:
         v = s.get(algorithm, metric)
         if not v:
@@ -95,9 +102,13 @@ def paper_value(algorithm: str, metric: str, value: float, tolerance: dict, pape
         gap = mean(v) - value
         result = WITHIN if abs(gap) <= band else BETTER if gap < 0 else WORSE
         where = "within" if result == WITHIN else "outside"
-        return Outcome(result, f"{algorithm} {fmt(mean(v), unit)} − paper {fmt(value, unit)} = "
-                               f"{100 * gap:+.2f} points, {where} ±{100 * band:.2f} "
-                               f"({tolerance['z']:g} SE)")
+        return Outcome(
+            result,
+            f"{algorithm} {fmt(mean(v), unit)} − paper {fmt(value, unit)} = "
+            f"{100 * gap:+.2f} points, {where} ±{100 * band:.2f} "
+            f"({tolerance['z']:g} SE)",
+        )
+
     return rule
 
 
@@ -107,11 +118,13 @@ def _pair(a: str, b: str, metric: str, judge: Callable[[list, list], Outcome]) -
         if not va or not vb:
             return Outcome(None, f"no {a if not va else b} {metric}")
         return judge(va, vb)
+
     return rule
 
 
 def below(a: str, b: str, metric: str, unit: str = "", p: float | None = None) -> Rule:
     """Ordering: mean of `a` below that of `b` (with `p`: a two-sided Student t-test p < p)."""
+
     def judge(va: list, vb: list) -> Outcome:
         ok = mean(va) < mean(vb)
         note = f"{a} {fmt(mean(va), unit)} vs {b} {fmt(mean(vb), unit)}"
@@ -125,27 +138,35 @@ def below(a: str, b: str, metric: str, unit: str = "", p: float | None = None) -
         elif p is not None:
             ok, note = False, note + f" (one network each: no test, and the claim needs p < {p:g})"
         return Outcome(HOLDS if ok else FAILS, note)
+
     return _pair(a, b, metric, judge)
 
 
 def at_most_points_worse(a: str, b: str, metric: str, points: float) -> Rule:
     """Mean `metric` of `a` at most `points` percentage points above that of `b`."""
+
     def judge(va: list, vb: list) -> Outcome:
         gap = 100 * (mean(va) - mean(vb))
         ok = gap <= points
-        return Outcome(HOLDS if ok else FAILS,
-                       f"{a} − {b} = {gap:+.2f} points ({'≤' if ok else '>'} {points:g})")
+        return Outcome(
+            HOLDS if ok else FAILS,
+            f"{a} − {b} = {gap:+.2f} points ({'≤' if ok else '>'} {points:g})",
+        )
+
     return _pair(a, b, metric, judge)
 
 
 def ratio_within(a: str, b: str, metric: str, factor: float) -> Rule:
     """Means of `a` and `b` within a factor `factor` of each other, either way."""
+
     def judge(va: list, vb: list) -> Outcome:
         r = mean(va) / mean(vb) if mean(vb) else math.inf
         ok = 1 / factor <= r <= factor
         where = "within" if ok else "outside"
-        return Outcome(HOLDS if ok else FAILS,
-                       f"{a}/{b} = {r:.2f} ({where} ×{factor:g} either way)")
+        return Outcome(
+            HOLDS if ok else FAILS, f"{a}/{b} = {r:.2f} ({where} ×{factor:g} either way)"
+        )
+
     return _pair(a, b, metric, judge)
 
 
@@ -154,8 +175,11 @@ def _one(algorithm: str, metric: str, judge: Callable[[float], bool], text: str,
         v = s.get(algorithm, metric)
         if not v:
             return Outcome(None, f"no {algorithm} {metric}")
-        return Outcome(HOLDS if judge(mean(v)) else FAILS,
-                       f"{algorithm} {metric} {fmt(mean(v), unit)} (rule: {text})")
+        return Outcome(
+            HOLDS if judge(mean(v)) else FAILS,
+            f"{algorithm} {metric} {fmt(mean(v), unit)} (rule: {text})",
+        )
+
     return rule
 
 
@@ -171,39 +195,59 @@ def at_most(algorithm: str, metric: str, limit: float, unit: str = "") -> Rule:
 
 
 def _omegas(s: Source) -> list[tuple[float, str]]:
-    return sorted((float(k[len("omega_"):]), k) for k in s.values if k.startswith("omega_"))
+    return sorted((float(k[len("omega_") :]), k) for k in s.values if k.startswith("omega_"))
 
 
 def omega_faster() -> Rule:
     """supp_init_scale: the smallest ω ends with a lower NSE than the largest."""
+
     def rule(s: Source) -> Outcome:
         omegas = _omegas(s)
         if len(omegas) < 2:
             return Outcome(None, "no ω sweep")
         lo, hi = (mean(s.get(omegas[i][1], "test_nse")) for i in (0, -1))
-        return Outcome(HOLDS if lo < hi else FAILS,
-                       f"final NSE ω={omegas[0][0]:g}: {lo:.2g}, ω={omegas[-1][0]:g}: {hi:.2g}")
+        return Outcome(
+            HOLDS if lo < hi else FAILS,
+            f"final NSE ω={omegas[0][0]:g}: {lo:.2g}, ω={omegas[-1][0]:g}: {hi:.2g}",
+        )
+
     return rule
 
 
 def omega_pseudo(max_omega: float) -> Rule:
     """supp_init_scale: for every ω ≤ max_omega, δ_FA is closer to pseudo-backprop than to
     backprop."""
+
     def rule(s: Source) -> Outcome:
         omegas = _omegas(s)
         if len(omegas) < 2:
             return Outcome(None, "no ω sweep")
-        small = [(w, mean(s.get(k, "angle_deg_to_pseudo_bp_final")),
-                  mean(s.get(k, "angle_deg_to_bp_final"))) for w, k in omegas if w <= max_omega]
+        small = [
+            (
+                w,
+                mean(s.get(k, "angle_deg_to_pseudo_bp_final")),
+                mean(s.get(k, "angle_deg_to_bp_final")),
+            )
+            for w, k in omegas
+            if w <= max_omega
+        ]
         ok = bool(small) and all(p < b for _, p, b in small)
         note = "; ".join(f"ω={w:g}: {p:.1f}° to W⁺e vs {b:.1f}° to Wᵀe" for w, p, b in small)
         return Outcome(HOLDS if ok else FAILS, note)
+
     return rule
 
 
-KINDS = {"paper_value": paper_value, "below": below, "at_most_points_worse": at_most_points_worse,
-         "ratio_within": ratio_within, "between": between, "at_most": at_most,
-         "omega_faster": omega_faster, "omega_pseudo": omega_pseudo}
+KINDS = {
+    "paper_value": paper_value,
+    "below": below,
+    "at_most_points_worse": at_most_points_worse,
+    "ratio_within": ratio_within,
+    "between": between,
+    "at_most": at_most,
+    "omega_faster": omega_faster,
+    "omega_pseudo": omega_pseudo,
+}
 
 
 def build(spec: dict, tolerances: dict, paper_n: int, where: str) -> Rule:
@@ -227,12 +271,14 @@ def build(spec: dict, tolerances: dict, paper_n: int, where: str) -> Rule:
     """
     args = {k: v for k, v in spec.items() if k != "kind"}
     if spec.get("kind") not in KINDS:
-        raise SpikefaError(f"{where}: unknown rule kind {spec.get('kind')!r}; "
-                           f"kinds: {', '.join(KINDS)}")
+        raise SpikefaError(
+            f"{where}: unknown rule kind {spec.get('kind')!r}; kinds: {', '.join(KINDS)}"
+        )
     if spec["kind"] == "paper_value":
         if args.get("tolerance") not in tolerances:
-            raise SpikefaError(f"{where}: tolerance {args.get('tolerance')!r} is not in "
-                               f"[tolerances]")
+            raise SpikefaError(
+                f"{where}: tolerance {args.get('tolerance')!r} is not in [tolerances]"
+            )
         args.update(tolerance=tolerances[args["tolerance"]], paper_n=paper_n)
     try:
         return KINDS[spec["kind"]](**args)

@@ -16,8 +16,14 @@ from pathlib import Path
 from spikefa import config
 from spikefa.errors import SpikefaError
 
-SETTINGS = (("eta", "η"), ("eta_scale", "η per layer"), ("weight_decay", "weight decay"),
-            ("feedback_scale", "β"), ("steps_per_image", "steps"), ("batch", "streams"))
+SETTINGS = (
+    ("eta", "η"),
+    ("eta_scale", "η per layer"),
+    ("weight_decay", "weight decay"),
+    ("feedback_scale", "β"),
+    ("steps_per_image", "steps"),
+    ("batch", "streams"),
+)
 
 
 def candidates(folders) -> list[dict]:
@@ -30,20 +36,37 @@ def candidates(folders) -> list[dict]:
                 continue
             cfg = config.resolve(str(summary.parent / "config.toml"))
             for mode, r in s["results"].items():
-                runs.append({"folder": summary.parent, "mode": mode, "cfg": cfg, "result": r,
-                             "curve": _curve(summary.parent / "metrics.csv", mode)})
+                runs.append(
+                    {
+                        "folder": summary.parent,
+                        "mode": mode,
+                        "cfg": cfg,
+                        "result": r,
+                        "curve": _curve(summary.parent / "metrics.csv", mode),
+                    }
+                )
     if not runs:
-        raise SpikefaError(f"no spiking runs (summary.json of fig4_spiking) below {', '.join(map(str, folders))}")
-    return sorted(runs, key=lambda c: (c["result"].get("validation_error") is None,
-                                       c["result"].get("validation_error") or 0.0))
+        raise SpikefaError(
+            f"no spiking runs (summary.json of fig4_spiking) below {', '.join(map(str, folders))}"
+        )
+    return sorted(
+        runs,
+        key=lambda c: (
+            c["result"].get("validation_error") is None,
+            c["result"].get("validation_error") or 0.0,
+        ),
+    )
 
 
 def _curve(path: Path, mode: str) -> list[tuple[float, float]]:
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [(float(r["epoch"]), float(r["validation_error"])) for r in csv.DictReader(f)
-                if r.get("algorithm") == mode]
+        return [
+            (float(r["epoch"]), float(r["validation_error"]))
+            for r in csv.DictReader(f)
+            if r.get("algorithm") == mode
+        ]
 
 
 def _setting(cfg: dict, key: str) -> str:
@@ -56,18 +79,32 @@ def _setting(cfg: dict, key: str) -> str:
 def table(folders) -> str:
     """The Markdown table of the candidates below `folders`, best first."""
     runs = candidates(folders)
-    head = ["rank", "rule", *(label for _, label in SETTINGS), "sizes", "epochs",
-            "validation: first → best (epoch)", "weight growth per layer", "saturated per layer"]
+    head = [
+        "rank",
+        "rule",
+        *(label for _, label in SETTINGS),
+        "sizes",
+        "epochs",
+        "validation: first → best (epoch)",
+        "weight growth per layer",
+        "saturated per layer",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, c in enumerate(runs, 1):
         r, curve, health = c["result"], c["curve"], c["result"].get("health") or []
         best = r.get("validation_error")
         first = f"{100 * curve[0][1]:.2f}%" if curve else "–"
         chosen = f"{100 * best:.2f}% ({r.get('selected_epoch', 0):g})" if best is not None else "–"
-        cells = [str(rank), c["mode"], *(_setting(c["cfg"], k) for k, _ in SETTINGS),
-                 "-".join(map(str, c["cfg"]["sizes"])), f"{r.get('epochs_trained', curve[-1][0] if curve else 0):g}",
-                 f"{first} → {chosen}", " / ".join(f"{h['w_rms_growth']:.2f}×" for h in health) or "–",
-                 " / ".join(f"{100 * h['saturated']:.0f}%" for h in health) or "–"]
+        cells = [
+            str(rank),
+            c["mode"],
+            *(_setting(c["cfg"], k) for k, _ in SETTINGS),
+            "-".join(map(str, c["cfg"]["sizes"])),
+            f"{r.get('epochs_trained', curve[-1][0] if curve else 0):g}",
+            f"{first} → {chosen}",
+            " / ".join(f"{h['w_rms_growth']:.2f}×" for h in health) or "–",
+            " / ".join(f"{100 * h['saturated']:.0f}%" for h in health) or "–",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

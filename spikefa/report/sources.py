@@ -25,19 +25,20 @@ from spikefa.report.commands import closest_config, command_for
 @dataclass
 class Source:
     """What one results folder (run or sweep point) or spiking network measured."""
+
     path: Path
-    kind: str                    # run | sweep | network
+    kind: str  # run | sweep | network
     experiment: str
-    name: str                    # the shipped config (or recipe) it ran
-    cfg: dict                    # its resolved config (one run's, for a sweep)
-    values: dict                 # algorithm → metric → one value per trained network
+    name: str  # the shipped config (or recipe) it ran
+    cfg: dict  # its resolved config (one run's, for a sweep)
+    values: dict  # algorithm → metric → one value per trained network
     command: str
     figures: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     origins: dict = field(default_factory=dict)  # figure → the command of the run that drew it
-    draws: dict = field(default_factory=dict)    # algorithm → metric → spike draws of one network
-    progress: networks.Progress | None = None    # a spiking network's recipe: how far it got
-    selected_on: str | None = None               # how a spiking network was selected
+    draws: dict = field(default_factory=dict)  # algorithm → metric → spike draws of one network
+    progress: networks.Progress | None = None  # a spiking network's recipe: how far it got
+    selected_on: str | None = None  # how a spiking network was selected
 
     def get(self, algo: str, metric: str) -> list:
         """The values of one algorithm's metric, one per network (missing ones left out)."""
@@ -97,8 +98,10 @@ def load_source(path: str | Path) -> list[Source]:
         return [checkpoint_source(path)]
     if path.suffix == ".json" and path.is_file():
         return [network_source(path)]
-    raise SpikefaError(f"{path} is not a results folder (summary.json), a sweep folder "
-                       f"(sweep.json), a checkpoint (.npz) or a saved evaluation (.json)")
+    raise SpikefaError(
+        f"{path} is not a results folder (summary.json), a sweep folder "
+        f"(sweep.json), a checkpoint (.npz) or a saved evaluation (.json)"
+    )
 
 
 def _folder_config(path: Path, experiment: str | None) -> dict:
@@ -113,9 +116,17 @@ def run_source(path: Path) -> Source:
     s = networks.read_json(path / "summary.json")
     cfg = _folder_config(path, s.get("experiment"))
     values = {arm(cfg, a): per_network(r) for a, r in s.get("results", {}).items()}
-    src = Source(path, "run", s.get("experiment", "?"), closest_config(cfg)[0], cfg, values,
-                 command_for("run", cfg), sorted((path / "figures").glob("*.png")),
-                 s.get("stats", {}))
+    src = Source(
+        path,
+        "run",
+        s.get("experiment", "?"),
+        closest_config(cfg)[0],
+        cfg,
+        values,
+        command_for("run", cfg),
+        sorted((path / "figures").glob("*.png")),
+        s.get("stats", {}),
+    )
     if cfg.get("experiment") == "fig4_spiking":  # summary.json is written last: the run has ended
         trained = max((r.get("epochs", 0.0) for r in s.get("results", {}).values()), default=0.0)
         declared = networks.declared_epochs(cfg) or trained
@@ -150,14 +161,25 @@ def sweep_sources(path: Path) -> list[Source]:
         cfgs += [path / "runs" / p["name"] / "config.toml"]  # where a record keeps it
         cfgs = [c for c in cfgs if c.is_file()]
         cfg = config.resolve(str(cfgs[0])) if cfgs else {"experiment": s.get("experiment")}
-        values = {a: {m: d["values"] for m, d in ms.items()}
-                  for a, ms in p.get("metrics", {}).items()}
+        values = {
+            a: {m: d["values"] for m, d in ms.items()} for a, ms in p.get("metrics", {}).items()
+        }
         figures = sorted((path / "figures").glob("*.png"))
         if cfgs:
             figures += sorted((cfgs[0].parent / "figures").glob("*.png"))
-        out.append(Source(path, "sweep", s.get("experiment", "?"), closest_config(cfg)[0], cfg,
-                          values, command_for("sweep", cfg, s.get("seeds", len(done))), figures,
-                          p.get("tests", {})))
+        out.append(
+            Source(
+                path,
+                "sweep",
+                s.get("experiment", "?"),
+                closest_config(cfg)[0],
+                cfg,
+                values,
+                command_for("sweep", cfg, s.get("seeds", len(done))),
+                figures,
+                p.get("tests", {}),
+            )
+        )
     return out
 
 
@@ -170,9 +192,18 @@ def _network(path: Path, cfg: dict, state: dict, figures: list) -> Source:
     values = {"validation_error": [state.get("validation_error")]}
     if prog.finished and state.get("test_error") is not None:
         values["test_error"] = [state["test_error"]]
-    src = Source(path, "network", cfg["experiment"], name, cfg, {mode_of(cfg): values},
-                 f"spikefa run {name}" if name else "(its recipe is not recorded)", figures,
-                 progress=prog, selected_on=state.get("selected_on"))
+    src = Source(
+        path,
+        "network",
+        cfg["experiment"],
+        name,
+        cfg,
+        {mode_of(cfg): values},
+        f"spikefa run {name}" if name else "(its recipe is not recorded)",
+        figures,
+        progress=prog,
+        selected_on=state.get("selected_on"),
+    )
     if prog.finished and len(state.get("test_errors") or []) > 1:
         src.draws[mode_of(cfg)] = {"test_error": list(state["test_errors"])}
     return src
@@ -202,9 +233,11 @@ def network_source(path: Path) -> Source:
     src.draws = {}
     add_draws(src, mode_of(cfg), read)
     repeats = len(read.get("test_errors") or read.get("validation_errors") or [0])
-    src.command = (f"spikefa evaluate {Path(e['checkpoint']).as_posix()} "
-                   f"--engine {e.get('engine', 'fast')}"
-                   + (" --split validation" if "validation_error" in read else "")
-                   + (f" --repeats {repeats}" if repeats > 1 else "")
-                   + f"  (trained by: {src.command})")
+    src.command = (
+        f"spikefa evaluate {Path(e['checkpoint']).as_posix()} "
+        f"--engine {e.get('engine', 'fast')}"
+        + (" --split validation" if "validation_error" in read else "")
+        + (f" --repeats {repeats}" if repeats > 1 else "")
+        + f"  (trained by: {src.command})"
+    )
     return src

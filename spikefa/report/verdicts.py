@@ -10,10 +10,21 @@ from spikefa.report.conditions import differences_from_paper
 from spikefa.report.joining import join_arms
 from spikefa.report.sources import Source
 
-VERDICTS = ("reproduced", "better than the paper", "worse than the paper", "not reproduced",
-            "stopped", "not run")
-FROM_RESULT = {rules.HOLDS: "reproduced", rules.WITHIN: "reproduced", rules.FAILS: "not reproduced",
-               rules.BETTER: "better than the paper", rules.WORSE: "worse than the paper"}
+VERDICTS = (
+    "reproduced",
+    "better than the paper",
+    "worse than the paper",
+    "not reproduced",
+    "stopped",
+    "not run",
+)
+FROM_RESULT = {
+    rules.HOLDS: "reproduced",
+    rules.WITHIN: "reproduced",
+    rules.FAILS: "not reproduced",
+    rules.BETTER: "better than the paper",
+    rules.WORSE: "worse than the paper",
+}
 CONCLUSIVE_N = 3  # fewer independently trained networks than this cannot separate seed from effect
 
 
@@ -21,6 +32,7 @@ CONCLUSIVE_N = 3  # fewer independently trained networks than this cannot separa
 class Row:
     """One row of the page. `verdict` is one of VERDICTS (`stopped`: a spiking network whose
     recipe has not ended, judged on validation only); `n` counts the trained networks behind it."""
+
     claim: Claim
     verdict: str
     source: Source | None = None
@@ -83,5 +95,11 @@ def judge(claim: Claim, sources: list[Source]) -> Row:
         if s.progress and not s.progress.finished:
             return Row(claim, "stopped", s, "", tuple(differences_from_paper(claim, s)), 1)
         return Row(claim, "not run", s, out.note)  # the folder lacks what the claim reads
-    return Row(claim, FROM_RESULT[out.result], s, out.note, tuple(differences_from_paper(claim, s)),
-               networks(claim, s))
+    return Row(
+        claim,
+        FROM_RESULT[out.result],
+        s,
+        out.note,
+        tuple(differences_from_paper(claim, s)),
+        networks(claim, s),
+    )

@@ -21,7 +21,9 @@ from spikefa.spiking.spec import SpikingSpec, is_stream_var
 STREAMS = 10
 
 
-def alignment(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
+def alignment(
+    spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.ndarray, seed: int = 0
+) -> dict:
     """`angle_deg_mod{l}`: mean signed angle (degrees) between the modulator of hidden layer l and
     backprop's, over `STREAMS` streams showing `images` in turn from the PSPs of stream 0 of `state`;
     `angle_deg_wb{l}`: the signed angle between B_l and w_{l+1}ᵀ (feedback from the layer above only)."""
@@ -29,8 +31,15 @@ def alignment(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.nda
     m = len(images) // k
     one = {key: (v[0] if is_stream_var(key) and v.ndim == 2 else v) for key, v in state.items()}
     st = fast.batch_state(spec, one, k)
-    _, records = fast.run(spec, st, images[:k * m].reshape(k, m, -1), labels[:k * m].reshape(k, m), learn=False,
-                          rng=np.random.default_rng(seed), record=True)
+    _, records = fast.run(
+        spec,
+        st,
+        images[: k * m].reshape(k, m, -1),
+        labels[: k * m].reshape(k, m),
+        learn=False,
+        rng=np.random.default_rng(seed),
+        record=True,
+    )
     delta = compile_model(spec, "numpy", loops=False).hidden_delta
     L, angles = spec.n_layers, {l: [] for l in range(1, spec.n_layers)}
     for r in records:

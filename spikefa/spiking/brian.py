@@ -40,9 +40,12 @@ STANDALONE = ("cpp_standalone", "cuda_standalone")
 @dataclass
 class Recording:
     """What one `run()` recorded. Times are step indices (multiply by dt = 1 ms for ms)."""
-    y: np.ndarray                 # output rates, steps × n_out
-    error: np.ndarray             # output error e = y* − y, steps × n_out
-    traces: dict = field(default_factory=dict)  # layer → {"neurons", "u", "mod", "delta"} (neurons × steps)
+
+    y: np.ndarray  # output rates, steps × n_out
+    error: np.ndarray  # output error e = y* − y, steps × n_out
+    traces: dict = field(
+        default_factory=dict
+    )  # layer → {"neurons", "u", "mod", "delta"} (neurons × steps)
     spikes: dict = field(default_factory=dict)  # layer → (step, neuron) arrays
 
 
@@ -59,14 +62,25 @@ def _activate(device: str, directory: str | None, threads: int):
             try:
                 import brian2cuda  # noqa: F401
             except ModuleNotFoundError:
-                raise SpikefaError("device cuda_standalone needs brian2cuda (pip install brian2cuda) and a GPU") from None
-            except Exception as exc:  # brian2cuda pins one Brian2 release (1.0a6: 2.7.1, 1.0b1: 2.10.1)
-                raise SpikefaError(f"brian2cuda does not work with brian2 {brian2.__version__} here "
-                                   f"({type(exc).__name__}: {exc}); it needs the Brian2 release it pins") from None
-        if getattr(current, "has_been_run", False) or getattr(current, "build_on_run", None) is False:
+                raise SpikefaError(
+                    "device cuda_standalone needs brian2cuda (pip install brian2cuda) and a GPU"
+                ) from None
+            except (
+                Exception
+            ) as exc:  # brian2cuda pins one Brian2 release (1.0a6: 2.7.1, 1.0b1: 2.10.1)
+                raise SpikefaError(
+                    f"brian2cuda does not work with brian2 {brian2.__version__} here "
+                    f"({type(exc).__name__}: {exc}); it needs the Brian2 release it pins"
+                ) from None
+        if (
+            getattr(current, "has_been_run", False)
+            or getattr(current, "build_on_run", None) is False
+        ):
             current.reinit()
         brian2.set_device(device, directory=directory, build_on_run=False)
-        brian2.prefs.devices.cpp_standalone.openmp_threads = threads if threads > 1 else 0  # 0: no OpenMP
+        brian2.prefs.devices.cpp_standalone.openmp_threads = (
+            threads if threads > 1 else 0
+        )  # 0: no OpenMP
     else:
         if current.__class__.__name__ != "RuntimeDevice":
             current.reinit()
@@ -77,17 +91,40 @@ def _activate(device: str, directory: str | None, threads: int):
 class BrianNetwork:
     """`plasticity`, `feedback` and `plasticity_delay`, when given, replace the spec's own rules and gate."""
 
-    def __init__(self, spec: SpikingSpec, images_per_run: int, device: str = "runtime", *,
-                 noise: bool = False, trace_neurons: dict[int, list[int]] | None = None,
-                 record_spikes: bool = False, plasticity: str | None = None, feedback: str | None = None,
-                 threads: int = 1, directory: str | None = None, profile: bool = False,
-                 plasticity_delay: int | None = None):
+    def __init__(
+        self,
+        spec: SpikingSpec,
+        images_per_run: int,
+        device: str = "runtime",
+        *,
+        noise: bool = False,
+        trace_neurons: dict[int, list[int]] | None = None,
+        record_spikes: bool = False,
+        plasticity: str | None = None,
+        feedback: str | None = None,
+        threads: int = 1,
+        directory: str | None = None,
+        profile: bool = False,
+        plasticity_delay: int | None = None,
+    ):
         if device not in DEVICES:
             raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-        overrides = {k: v for k, v in (("plasticity", plasticity), ("feedback_rule", feedback),
-                                       ("plasticity_delay", plasticity_delay)) if v is not None}
+        overrides = {
+            k: v
+            for k, v in (
+                ("plasticity", plasticity),
+                ("feedback_rule", feedback),
+                ("plasticity_delay", plasticity_delay),
+            )
+            if v is not None
+        }
         spec = dataclasses.replace(spec, **overrides) if overrides else spec
-        self.spec, self.device, self.images_per_run, self.noise = spec, device, int(images_per_run), noise
+        self.spec, self.device, self.images_per_run, self.noise = (
+            spec,
+            device,
+            int(images_per_run),
+            noise,
+        )
         self.steps_per_run = self.images_per_run * spec.steps_per_image
         self.trace_neurons = {int(l): list(map(int, n)) for l, n in (trace_neurons or {}).items()}
         self.record_spikes, self.profile = record_spikes, profile
@@ -110,8 +147,10 @@ class BrianNetwork:
         except Exception as exc:
             if not (self.spec.plasticity or self.spec.feedback_rule):
                 raise
-            raise SpikefaError(f"Brian2 cannot run the rules plasticity={self.spec.plasticity!r} "
-                               f"feedback={self.spec.feedback_rule!r}: {' '.join(str(exc).split())[:300]}") from None
+            raise SpikefaError(
+                f"Brian2 cannot run the rules plasticity={self.spec.plasticity!r} "
+                f"feedback={self.spec.feedback_rule!r}: {' '.join(str(exc).split())[:300]}"
+            ) from None
 
     # ---------------------------------------------------------------- construction
     def _build(self) -> None:
@@ -123,37 +162,73 @@ class BrianNetwork:
         b2.defaultclock.dt = 1 * b2.ms
         if self.device not in STANDALONE and not self.noise:
             b2.seed(spec.seed)
-        ns = {"tau": spec.tau_steps * b2.ms, "decay": spec.decay, "weight_decay": spec.weight_decay,
-              "feedback_scale": spec.feedback_scale}
+        ns = {
+            "tau": spec.tau_steps * b2.ms,
+            "decay": spec.decay,
+            "weight_decay": spec.weight_decay,
+            "feedback_scale": spec.feedback_scale,
+        }
         n_img, sizes = self.images_per_run, spec.sizes
-        self.images = b2.TimedArray(np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images")
-        self.labels = b2.TimedArray(np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels")
+        self.images = b2.TimedArray(
+            np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images"
+        )
+        self.labels = b2.TimedArray(
+            np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels"
+        )
         gate = (np.arange(spec.steps_per_image) >= spec.plasticity_delay).astype(dtype)
-        self.plastic = b2.TimedArray(np.tile(gate, n_img), dt=b2.ms, name="plastic")  # the plasticity_delay gate (equations.py)
+        self.plastic = b2.TimedArray(
+            np.tile(gate, n_img), dt=b2.ms, name="plastic"
+        )  # the plasticity_delay gate (equations.py)
         ns.update(images=self.images, labels=self.labels, plastic=self.plastic)
         self.uniforms = {}
         if self.noise:
             for l in range(L):  # input (0) and hidden layers draw spikes
-                self.uniforms[l] = b2.TimedArray(np.zeros((self.steps_per_run, sizes[l]), dtype), dt=b2.ms,
-                                                 name=f"uniforms_{l}")
+                self.uniforms[l] = b2.TimedArray(
+                    np.zeros((self.steps_per_run, sizes[l]), dtype), dt=b2.ms, name=f"uniforms_{l}"
+                )
                 ns[f"uniforms_{l}"] = self.uniforms[l]
 
         def noise(l):
             return f"uniforms_{l}(t, i)" if self.noise else "rand()"
 
         plasticity = eq.plasticity_rule(spec)
-        self.layers = [b2.NeuronGroup(sizes[0], eq.INPUT, threshold=eq.INPUT_SPIKE.format(noise=noise(0)),
-                                      reset=eq.TRACE_ON_SPIKE, method="exact", namespace=ns, name="input")]
+        self.layers = [
+            b2.NeuronGroup(
+                sizes[0],
+                eq.INPUT,
+                threshold=eq.INPUT_SPIKE.format(noise=noise(0)),
+                reset=eq.TRACE_ON_SPIKE,
+                method="exact",
+                namespace=ns,
+                name="input",
+            )
+        ]
         for l in range(1, L):
-            self.layers.append(b2.NeuronGroup(sizes[l], eq.HIDDEN, threshold=eq.SPIKE.format(noise=noise(l)),
-                                              reset=eq.TRACE_ON_SPIKE, method="exact", namespace=ns,
-                                              name=f"hidden_{l}"))
-        self.layers.append(b2.NeuronGroup(sizes[L], eq.OUTPUT, method="exact", namespace=ns, name="output"))
+            self.layers.append(
+                b2.NeuronGroup(
+                    sizes[l],
+                    eq.HIDDEN,
+                    threshold=eq.SPIKE.format(noise=noise(l)),
+                    reset=eq.TRACE_ON_SPIKE,
+                    method="exact",
+                    namespace=ns,
+                    name=f"hidden_{l}",
+                )
+            )
+        self.layers.append(
+            b2.NeuronGroup(sizes[L], eq.OUTPUT, method="exact", namespace=ns, name="output")
+        )
 
         self.forward, self.plasticity = [None], []
         for l in range(1, L + 1):
-            s = b2.Synapses(self.layers[l - 1], self.layers[l], eq.FORWARD, on_pre=eq.FORWARD_ON_PRE,
-                            namespace=ns, name=f"forward_{l}")
+            s = b2.Synapses(
+                self.layers[l - 1],
+                self.layers[l],
+                eq.FORWARD,
+                on_pre=eq.FORWARD_ON_PRE,
+                namespace=ns,
+                name=f"forward_{l}",
+            )
             s.connect()  # all-to-all: synapse k = i·n_post + j
             self.forward.append(s)
             self.plasticity.append(s.run_regularly(plasticity, name=f"plasticity_{l}"))
@@ -167,22 +242,48 @@ class BrianNetwork:
             if spec.mode.redraw:
                 self.redraws.append(f.run_regularly(eq.FEEDBACK_REDRAW, name=f"redraw_{l}"))
             if mirror:
-                twin_post = layer_variables("output" if l + 1 == L else "hidden")[0]  # the forward twin's post layer
-                self.plasticity.append(f.run_regularly(eq.mirror(plasticity, twin_post), name=f"mirror_{l}"))
-        self.deltas = [None] + [self.layers[l].run_regularly(eq.HIDDEN_DELTA, name=f"delta_{l}") for l in range(1, L)]
+                twin_post = layer_variables("output" if l + 1 == L else "hidden")[
+                    0
+                ]  # the forward twin's post layer
+                self.plasticity.append(
+                    f.run_regularly(eq.mirror(plasticity, twin_post), name=f"mirror_{l}")
+                )
+        self.deltas = [None] + [
+            self.layers[l].run_regularly(eq.HIDDEN_DELTA, name=f"delta_{l}") for l in range(1, L)
+        ]
         self.output_error = self.layers[L].run_regularly(eq.OUTPUT_ERROR, name="output_error")
-        self.plasticity += [self.layers[l].run_regularly(eq.BIAS_PLASTICITY, name=f"bias_plasticity_{l}")
-                            for l in range(1, L + 1)]
+        self.plasticity += [
+            self.layers[l].run_regularly(eq.BIAS_PLASTICITY, name=f"bias_plasticity_{l}")
+            for l in range(1, L + 1)
+        ]
 
-        self.out_monitor = b2.StateMonitor(self.layers[L], ["y", "delta"], record=True, when="end", name="out_monitor")
-        self.trace_monitors = {l: b2.StateMonitor(self.layers[l], ["u", "mod", "delta"], record=n, when="end",
-                                                  name=f"trace_monitor_{l}")
-                               for l, n in self.trace_neurons.items()}
-        self.spike_monitors = ({l: b2.SpikeMonitor(self.layers[l], name=f"spike_monitor_{l}") for l in range(L)}
-                               if self.record_spikes else {})
+        self.out_monitor = b2.StateMonitor(
+            self.layers[L], ["y", "delta"], record=True, when="end", name="out_monitor"
+        )
+        self.trace_monitors = {
+            l: b2.StateMonitor(
+                self.layers[l],
+                ["u", "mod", "delta"],
+                record=n,
+                when="end",
+                name=f"trace_monitor_{l}",
+            )
+            for l, n in self.trace_neurons.items()
+        }
+        self.spike_monitors = (
+            {l: b2.SpikeMonitor(self.layers[l], name=f"spike_monitor_{l}") for l in range(L)}
+            if self.record_spikes
+            else {}
+        )
         self._schedule()
-        self.net = b2.Network(self.layers, self.forward[1:], self.feedback[1:], self.out_monitor,
-                              *self.trace_monitors.values(), *self.spike_monitors.values())
+        self.net = b2.Network(
+            self.layers,
+            self.forward[1:],
+            self.feedback[1:],
+            self.out_monitor,
+            *self.trace_monitors.values(),
+            *self.spike_monitors.values(),
+        )
 
     def _schedule(self) -> None:
         """The order of operations within one step (SCHEDULE), set explicitly on every object."""
@@ -196,7 +297,11 @@ class BrianNetwork:
         place(*(g.state_updater for g in self.layers))
         # 2. forward sweep, bottom-up: layer l−1 spikes, its trace jumps, its spikes enter layer l's PSP
         for l in range(L):
-            place(self.layers[l].thresholder["spike"], self.layers[l].resetter["spike"], self.forward[l + 1].pre)
+            place(
+                self.layers[l].thresholder["spike"],
+                self.layers[l].resetter["spike"],
+                self.forward[l + 1].pre,
+            )
         # 3. output error, then δ travels down the feedback synapses (all within this step)
         place(self.output_error, *self.redraws)
         for l in reversed(range(1, L)):
@@ -237,18 +342,29 @@ class BrianNetwork:
                 b2.get_device().build(run=False, directory=self.directory)
             else:
                 self.net.store("start")
-        self.build_seconds = time.perf_counter() - start  # code generation and compilation (standalone)
+        self.build_seconds = (
+            time.perf_counter() - start
+        )  # code generation and compilation (standalone)
         self._built = True
 
-    def run(self, state: dict, images: np.ndarray, labels: np.ndarray, learn: bool = True,
-            uniforms: dict[int, np.ndarray] | None = None, eta: float | None = None) -> tuple[dict, Recording]:
+    def run(
+        self,
+        state: dict,
+        images: np.ndarray,
+        labels: np.ndarray,
+        learn: bool = True,
+        uniforms: dict[int, np.ndarray] | None = None,
+        eta: float | None = None,
+    ) -> tuple[dict, Recording]:
         """Show `images` (n × n_in, pixels in [0,1]) in order; return the new state and the recording.
         `eta` overrides the spec's learning rate for this run (a schedule)."""
         import brian2 as b2
 
         n = len(images)
         if n != self.images_per_run and (self.device in STANDALONE or n > self.images_per_run):
-            raise SpikefaError(f"this network was built for {self.images_per_run} images per run, got {n}")
+            raise SpikefaError(
+                f"this network was built for {self.images_per_run} images per run, got {n}"
+            )
         if self.noise != (uniforms is not None):
             raise SpikefaError("pass uniforms exactly when the network was built with noise=True")
         if not self._built:
@@ -270,8 +386,12 @@ class BrianNetwork:
             if self.device in STANDALONE:
                 device = b2.get_device()
                 device.run(directory=self.directory, run_args={**values, **timed})
-                self.last_run_seconds = device._last_run_time  # simulation only, as timed by the binary
-                device.delete(code=False, data=False, run_args=True, directory=False)  # this run's input files
+                self.last_run_seconds = (
+                    device._last_run_time
+                )  # simulation only, as timed by the binary
+                device.delete(
+                    code=False, data=False, run_args=True, directory=False
+                )  # this run's input files
             else:
                 self.net.restore("start")
                 for view, v in values.items():
@@ -279,7 +399,9 @@ class BrianNetwork:
                 for ta, v in timed.items():
                     ta.values[:] = v
                 start = time.perf_counter()
-                self.net.run(n * self.spec.steps_per_image * b2.ms, namespace={}, profile=self.profile)
+                self.net.run(
+                    n * self.spec.steps_per_image * b2.ms, namespace={}, profile=self.profile
+                )
                 self.last_run_seconds = time.perf_counter() - start
         return self._read_state(state), self._recording()
 
@@ -287,7 +409,9 @@ class BrianNetwork:
         """Share of the last run's time spent in each Brian2 object (built with profile=True)."""
         info = self.net.profiling_info
         total = sum(float(t) for _, t in info) or 1.0
-        return {name: round(float(t) / total, 4) for name, t in sorted(info, key=lambda x: -float(x[1]))}
+        return {
+            name: round(float(t) / total, 4) for name, t in sorted(info, key=lambda x: -float(x[1]))
+        }
 
     def _read_state(self, old: dict) -> dict:
         # np.array copies: the runtime devices hand out views of arrays that the next run overwrites
@@ -309,8 +433,12 @@ class BrianNetwork:
     def _recording(self) -> Recording:
         rec = Recording(np.array(self.out_monitor.y[:]).T, np.array(self.out_monitor.delta[:]).T)
         for l, m in self.trace_monitors.items():
-            rec.traces[l] = {"neurons": np.array(self.trace_neurons[l]), "u": np.array(m.u[:]),
-                             "mod": np.array(m.mod[:]), "delta": np.array(m.delta[:])}
+            rec.traces[l] = {
+                "neurons": np.array(self.trace_neurons[l]),
+                "u": np.array(m.u[:]),
+                "mod": np.array(m.mod[:]),
+                "delta": np.array(m.delta[:]),
+            }
         for l, m in self.spike_monitors.items():
             rec.spikes[l] = (np.rint(np.array(m.t_[:]) * 1e3).astype(np.int64), np.array(m.i[:]))
         return rec

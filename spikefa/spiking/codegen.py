@@ -27,7 +27,7 @@ from spikefa.errors import SpikefaError
 from spikefa.spiking import equations as eq
 from spikefa.spiking.spec import SpikingSpec
 
-NOISE = "noise"    # this step's uniform of each unit: the engine's `rand()`
+NOISE = "noise"  # this step's uniform of each unit: the engine's `rand()`
 SPIKES = "spikes"  # the units that crossed their threshold this step (0/1)
 # The Brian2 model reads three names from TimedArrays; the batched engine supplies them each step
 # (`fast.namespaces`): rate = images(t, i), the pixels; ystar = int(labels(t) == i), the one-hot
@@ -45,7 +45,9 @@ def _sympy(text: str, where: str):
     try:
         return str_to_sympy(text)
     except Exception as exc:  # SyntaxError, SympifyError, TypeError: all one line for the user
-        raise RuleError(f"{where}: cannot parse {text!r} ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+        raise RuleError(
+            f"{where}: cannot parse {text!r} ({' '.join(str(exc).split()) or type(exc).__name__})"
+        ) from None
 
 
 def _statements(text: str, where: str) -> list[tuple[str, str, object]]:
@@ -65,7 +67,7 @@ def _statements(text: str, where: str) -> list[tuple[str, str, object]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def layer_variables(kind: str) -> tuple[frozenset, frozenset]:
     """(every variable, the shared ones) of a layer kind, read from its Brian2 equations."""
     from brian2 import Equations
@@ -76,7 +78,12 @@ def layer_variables(kind: str) -> tuple[frozenset, frozenset]:
 
 def constants(spec: SpikingSpec) -> dict[str, float]:
     """The namespace constants of the Brian2 model, with time in steps (dt = 1)."""
-    return {"tau": spec.tau_steps, "decay": spec.decay, "weight_decay": spec.weight_decay, "dt": 1.0}
+    return {
+        "tau": spec.tau_steps,
+        "decay": spec.decay,
+        "weight_decay": spec.weight_decay,
+        "dt": 1.0,
+    }
 
 
 def _substitute(expr, consts: dict):
@@ -103,14 +110,22 @@ def _print(expr) -> str:
 def _functions(source: str, xp) -> dict:
     """The array functions a generated source calls, from `xp` (numpy or cupy)."""
     names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
-    special = {"int_": lambda a: a, "float_": lambda a: a}  # booleans take part in arithmetic as 0/1
-    return {n: special[n] if n in special else getattr(xp, n) for n in names
-            if n in special or (hasattr(xp, n) and not n.startswith("_"))}
+    special = {
+        "int_": lambda a: a,
+        "float_": lambda a: a,
+    }  # booleans take part in arithmetic as 0/1
+    return {
+        n: special[n] if n in special else getattr(xp, n)
+        for n in names
+        if n in special or (hasattr(xp, n) and not n.startswith("_"))
+    }
 
 
 def _function(name: str, args: list[str], body: list[str], xp):
     """Compile `def name(args): body` with the array functions it uses."""
-    source = f"def {name}({', '.join(args)}):\n" + "".join(f"    {line}\n" for line in body or ["pass"])
+    source = f"def {name}({', '.join(args)}):\n" + "".join(
+        f"    {line}\n" for line in body or ["pass"]
+    )
     namespace = _functions(source, xp)
     exec(compile(source, f"<spikefa {name}>", "exec"), namespace)
     fn = namespace[name]
@@ -129,8 +144,19 @@ class Block:
     step while its inputs stay unchanged (σ(u) of the threshold serves δ). Without `loops`, plain
     array code (NumPy or CuPy)."""
 
-    def __init__(self, statements, names: frozenset, shared: frozenset, per_neuron: frozenset, consts: dict,
-                 where: str, xp, threshold=None, resets=(), loops: bool = False):
+    def __init__(
+        self,
+        statements,
+        names: frozenset,
+        shared: frozenset,
+        per_neuron: frozenset,
+        consts: dict,
+        where: str,
+        xp,
+        threshold=None,
+        resets=(),
+        loops: bool = False,
+    ):
         self.where, self.loops = where, loops
         ops, written, local = [], set(), set()
 
@@ -143,15 +169,20 @@ class Block:
                     raise RuleError(f"{where}: unknown name {sym.name!r} in {_print(expr)}")
             return expr
 
-        for kind, items in (("set", statements), ("threshold", [(SPIKES, "=", threshold)] if threshold is not None else []),
-                            ("reset", resets)):
+        for kind, items in (
+            ("set", statements),
+            ("threshold", [(SPIKES, "=", threshold)] if threshold is not None else []),
+            ("reset", resets),
+        ):
             for var, op, expr in items:
                 expr = check(expr)
                 if kind == "threshold":
                     target = "spikes"
                 elif var in per_neuron:
                     if op not in ("+=", "-="):
-                        raise RuleError(f"{where}: {var} is shared by all streams; only '{var} += …' can change it")
+                        raise RuleError(
+                            f"{where}: {var} is shared by all streams; only '{var} += …' can change it"
+                        )
                     target = "shared"
                 elif var in names:
                     if var in shared:
@@ -166,9 +197,14 @@ class Block:
                 if target != "local":
                     written.add(var)
         self.writes = written
-        self.scalars = sorted(n for n in shared if any(n in {x.name for x in e.free_symbols} for *_, e in ops))
-        self.per_neuron = sorted(n for n in per_neuron if n in written or
-                                 any(n in {x.name for x in e.free_symbols} for *_, e in ops))
+        self.scalars = sorted(
+            n for n in shared if any(n in {x.name for x in e.free_symbols} for *_, e in ops)
+        )
+        self.per_neuron = sorted(
+            n
+            for n in per_neuron
+            if n in written or any(n in {x.name for x in e.free_symbols} for *_, e in ops)
+        )
         self._arrays_code(ops, local, xp) if not loops else self._loop_code(ops, local, xp)
 
     # ---- plain array code (NumPy or CuPy)
@@ -184,8 +220,11 @@ class Block:
             elif target == "shared":
                 body.append(f"{var} {op} _over_streams({code})")
             elif target == "reset":
-                body.append(f"{var} += {SPIKES} * ({code})" if op == "+=" else
-                            f"{var}[...] = where({SPIKES} != 0, {_print(_apply(var, op, expr))}, {var})")
+                body.append(
+                    f"{var} += {SPIKES} * ({code})"
+                    if op == "+="
+                    else f"{var}[...] = where({SPIKES} != 0, {_print(_apply(var, op, expr))}, {var})"
+                )
             else:
                 body.append(f"{var}[...] = {code}" if op == "=" else f"{var} {op} {code}")
             reads |= {var} if target != "local" else set()
@@ -199,10 +238,15 @@ class Block:
         def hoist(expr):
             if isinstance(expr, sympy.Symbol) or expr.is_Number:
                 return expr
-            if _transcendental(expr) and not ({x.name for x in expr.free_symbols} & (written | local)):
+            if _transcendental(expr) and not (
+                {x.name for x in expr.free_symbols} & (written | local)
+            ):
                 code = _print(expr)
                 if code not in hoisted:
-                    hoisted[code] = (sympy.Symbol(f"_h{len(hoisted)}", real=True), {x.name for x in expr.free_symbols})
+                    hoisted[code] = (
+                        sympy.Symbol(f"_h{len(hoisted)}", real=True),
+                        {x.name for x in expr.free_symbols},
+                    )
                 return hoisted[code][0]
             return expr.func(*[hoist(a) for a in expr.args]) if expr.args else expr
 
@@ -212,8 +256,15 @@ class Block:
             if target != "local":
                 written.add(var)
         self.hoisted = [(code, sym.name, reads) for code, (sym, reads) in hoisted.items()]
-        self.hoist_fns = {code: _function("hoist", ["ns", "out"], [
-            *(f"{n} = ns[{n!r}]" for n in sorted(reads)), *_ufunc_into(code)], xp) for code, _, reads in self.hoisted}
+        self.hoist_fns = {
+            code: _function(
+                "hoist",
+                ["ns", "out"],
+                [*(f"{n} = ns[{n!r}]" for n in sorted(reads)), *_ufunc_into(code)],
+                xp,
+            )
+            for code, _, reads in self.hoisted
+        }
         # numbers become arguments, so that one compiled loop serves every spec of the same shape
         params: dict = {}
 
@@ -229,16 +280,25 @@ class Block:
         reads -= {f"_c{k}" for k in range(len(params))}
         scalars = [n for n in self.scalars]
         neuron = [n for n in self.per_neuron]
-        stream = sorted((reads | {v for t, v, _, _ in lowered if t in ("array", "reset")}
-                         | ({SPIKES} if any(t == "spikes" for t, *_ in lowered) else set()))
-                        - set(scalars) - set(neuron) - {h for _, h, _ in self.hoisted})
+        stream = sorted(
+            (
+                reads
+                | {v for t, v, _, _ in lowered if t in ("array", "reset")}
+                | ({SPIKES} if any(t == "spikes" for t, *_ in lowered) else set())
+            )
+            - set(scalars)
+            - set(neuron)
+            - {h for _, h, _ in self.hoisted}
+        )
         stream_all = stream + [h for _, h, _ in self.hoisted]
         self.args = (stream, neuron, scalars)
         if not stream_all:
             raise RuleError(f"{self.where}: a block must read or write a per-stream variable")
         from sympy.printing.pycode import PythonCodePrinter
 
-        p = PythonCodePrinter({"fully_qualified_modules": True, "allow_unknown_functions": True})  # math.exp, clip, int_
+        p = PythonCodePrinter(
+            {"fully_qualified_modules": True, "allow_unknown_functions": True}
+        )  # math.exp, clip, int_
         # per-stream arrays arrive transposed (neurons × streams): column-major batches then run along
         # memory in the inner loop, which Numba vectorises
         lines = [f"n, nb = a_{stream_all[0]}.shape", "for i in range(n):"]
@@ -246,26 +306,46 @@ class Block:
         accs = [k for k, (t, *_) in enumerate(lowered) if t == "shared"]
         lines += [f"    acc{k} = 0.0" for k in accs]
         lines += ["    for b in range(nb):"]
-        lines += [f"        {n} = a_{n}[i, b]" for n in stream_all if n in reads or n in
-                  {v for t, v, op, _ in lowered if t in ("array", "reset") and op != "="}]
+        lines += [
+            f"        {n} = a_{n}[i, b]"
+            for n in stream_all
+            if n in reads
+            or n in {v for t, v, op, _ in lowered if t in ("array", "reset") and op != "="}
+        ]
         for k, (target, var, op, expr) in enumerate(lowered):
             code = p.doprint(expr)
             if target == "spikes":
                 lines += [f"        {SPIKES} = 1.0 if {code} else 0.0"]
             elif target == "shared":
-                lines += [f"        acc{k} += {code}" if op == "+=" else f"        acc{k} -= {code}"]
+                lines += [
+                    f"        acc{k} += {code}" if op == "+=" else f"        acc{k} -= {code}"
+                ]
             elif target == "reset":
-                lines += [f"        if {SPIKES} != 0.0:", f"            {var} = {p.doprint(_apply(var, op, expr))}"]
+                lines += [
+                    f"        if {SPIKES} != 0.0:",
+                    f"            {var} = {p.doprint(_apply(var, op, expr))}",
+                ]
             else:
-                lines += [f"        {var} = {p.doprint(_apply(var, op, expr)) if target == 'array' else code}"]
+                lines += [
+                    f"        {var} = {p.doprint(_apply(var, op, expr)) if target == 'array' else code}"
+                ]
         # Values below the smallest normal number are stored as 0 (NaN stays NaN) (flush to zero, as GPUs and fast-math CPUs
         # do): a silent unit's trace decays through the subnormal range, and subnormal operands run
         # matrix products on the CPU's slow path, which doubled the time of a training step.
-        lines += [f"        a_{v}[i, b] = {v}" if v == SPIKES else f"        a_{v}[i, b] = 0.0 if abs({v}) < _tiny else {v}"
-                  for v in sorted({v for t, v, *_ in lowered if t in ("array", "reset", "spikes")})]
+        lines += [
+            f"        a_{v}[i, b] = {v}"
+            if v == SPIKES
+            else f"        a_{v}[i, b] = 0.0 if abs({v}) < _tiny else {v}"
+            for v in sorted({v for t, v, *_ in lowered if t in ("array", "reset", "spikes")})
+        ]
         lines += [f"    a_{lowered[k][1]}[i] += acc{k}" for k in accs]
-        argnames = ([f"a_{n}" for n in stream_all] + [f"a_{n}" for n in neuron] + scalars
-                    + [f"_c{k}" for k in range(len(params))] + ["_tiny"])
+        argnames = (
+            [f"a_{n}" for n in stream_all]
+            + [f"a_{n}" for n in neuron]
+            + scalars
+            + [f"_c{k}" for k in range(len(params))]
+            + ["_tiny"]
+        )
         self.kernel = _njit_kernel(argnames, lines)
 
     def __call__(self, ns: dict) -> None:
@@ -285,8 +365,14 @@ class Block:
             buffers.append(cache[code][0])
         stream, neuron, scalars = self.args
         first = ns[stream[0]] if stream else buffers[0]
-        self.kernel(*(ns[n].T for n in stream), *(a.T for a in buffers), *(ns[n] for n in neuron),
-                    *(ns[n] for n in scalars), *self.params, np.finfo(first.dtype).tiny)
+        self.kernel(
+            *(ns[n].T for n in stream),
+            *(a.T for a in buffers),
+            *(ns[n] for n in neuron),
+            *(ns[n] for n in scalars),
+            *self.params,
+            np.finfo(first.dtype).tiny,
+        )
         invalidate(ns, self.writes)
 
 
@@ -298,13 +384,28 @@ def invalidate(ns: dict, written) -> None:
             del cache[code]
 
 
-_TRANSCENDENTAL = {"exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "asinh",
-                   "acosh", "atanh"}
+_TRANSCENDENTAL = {
+    "exp",
+    "log",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "sinh",
+    "cosh",
+    "asin",
+    "acos",
+    "atan",
+    "asinh",
+    "acosh",
+    "atanh",
+}
 
 
 def _transcendental(expr) -> bool:
-    return (isinstance(expr, sympy.Function) and expr.func.__name__ in _TRANSCENDENTAL) or \
-        (expr.is_Pow and not expr.exp.is_Integer)
+    return (isinstance(expr, sympy.Function) and expr.func.__name__ in _TRANSCENDENTAL) or (
+        expr.is_Pow and not expr.exp.is_Integer
+    )
 
 
 def _ufunc_into(code: str) -> list[str]:
@@ -329,12 +430,18 @@ def _njit_kernel(argnames, lines):
     import tempfile
     from pathlib import Path
 
-    source = ("import math\nimport numba\n\n\n@numba.njit\ndef int_(c):\n    return 1.0 if c else 0.0\n\n\n"
-              "@numba.njit\ndef clip(x, lo, hi):\n    return min(max(x, lo), hi)\n\n\n"
-              f"@numba.njit(cache=True, error_model='numpy')\ndef kernel({', '.join(argnames)}):\n" + "".join(f"    {l}\n" for l in lines))
+    source = (
+        "import math\nimport numba\n\n\n@numba.njit\ndef int_(c):\n    return 1.0 if c else 0.0\n\n\n"
+        "@numba.njit\ndef clip(x, lo, hi):\n    return min(max(x, lo), hi)\n\n\n"
+        f"@numba.njit(cache=True, error_model='numpy')\ndef kernel({', '.join(argnames)}):\n"
+        + "".join(f"    {l}\n" for l in lines)
+    )
     if source in _KERNELS:
         return _KERNELS[source]
-    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir()) / f"spikefa-kernels-{os.getuid()}"
+    folder = (
+        Path(os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir())
+        / f"spikefa-kernels-{os.getuid()}"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"k{hashlib.sha1(source.encode()).hexdigest()[:16]}.py"
     if not path.exists():
@@ -383,6 +490,7 @@ def exact_step(var: str, rhs, consts: dict, where: str):
 @dataclass
 class Term:
     """coeff · post(x_post) · pre(x_pre) · syn(w): coeff holds numbers and shared scalars (η)."""
+
     coeff: object
     post: object
     pre: object
@@ -401,12 +509,23 @@ class Synaptic:
         """syn, pre, post or scalar (a shared variable of either side)."""
         if name == self.weight:
             return "syn"
-        base, side = (name[:-4], "pre") if name.endswith("_pre") else (name[:-5], "post") if name.endswith("_post") \
-            else (name, "post")  # Brian2 reads an unsuffixed neuron variable from the postsynaptic group
-        names, shared = (self.pre_names, self.pre_shared) if side == "pre" else (self.post_names, self.post_shared)
+        base, side = (
+            (name[:-4], "pre")
+            if name.endswith("_pre")
+            else (name[:-5], "post")
+            if name.endswith("_post")
+            else (name, "post")
+        )  # Brian2 reads an unsuffixed neuron variable from the postsynaptic group
+        names, shared = (
+            (self.pre_names, self.pre_shared)
+            if side == "pre"
+            else (self.post_names, self.post_shared)
+        )
         if base not in names:
-            raise RuleError(f"{where}: unknown name {name!r} (synapse: {self.weight}; {side}synaptic: "
-                            f"{', '.join(sorted(n + '_' + side for n in names))})")
+            raise RuleError(
+                f"{where}: unknown name {name!r} (synapse: {self.weight}; {side}synaptic: "
+                f"{', '.join(sorted(n + '_' + side for n in names))})"
+            )
         return "scalar" if base in shared else side
 
     def kinds(self, expr, where) -> set:
@@ -416,7 +535,10 @@ class Synaptic:
         expr = _substitute(expr, self.consts)
         if any(str(f.func) == "rand" for f in expr.atoms(sympy.Function)):
             raise RuleError(f"{where} {text!r}: rand() has no counterpart in the batched engine")
-        return [self._split(t, where, text) for t in self._additive(sympy.expand(expr, deep=False), where, text, 0)]
+        return [
+            self._split(t, where, text)
+            for t in self._additive(sympy.expand(expr, deep=False), where, text, 0)
+        ]
 
     def _additive(self, expr, where, text, depth) -> list:
         """Additive terms of expr whose every factor depends on one kind of variable at most."""
@@ -429,14 +551,27 @@ class Synaptic:
                 continue
             f = mixed[0]
             rest = sympy.Mul(*[g for g in factors if g is not f])
-            opened = sympy.expand(f, deep=False, mul=True, power_base=True, power_exp=True, multinomial=True,
-                                  log=False, basic=False)
+            opened = sympy.expand(
+                f,
+                deep=False,
+                mul=True,
+                power_base=True,
+                power_exp=True,
+                multinomial=True,
+                log=False,
+                basic=False,
+            )
             if depth > 8 or opened == f:
-                labels = [{"syn": self.weight, "pre": "presynaptic", "post": "postsynaptic"}[k]
-                          for k in ("syn", "pre", "post") if k in self.kinds(f, where)]
+                labels = [
+                    {"syn": self.weight, "pre": "presynaptic", "post": "postsynaptic"}[k]
+                    for k in ("syn", "pre", "post")
+                    if k in self.kinds(f, where)
+                ]
                 mixed_kinds = ", ".join(labels[:-1]) + " and " + labels[-1]
-                raise RuleError(f"{where} {text!r} does not factorise into (postsynaptic) × (presynaptic) × "
-                                f"f({self.weight}): {_print(f)} mixes {mixed_kinds} variables (engine=brian2 runs any rule)")
+                raise RuleError(
+                    f"{where} {text!r} does not factorise into (postsynaptic) × (presynaptic) × "
+                    f"f({self.weight}): {_print(f)} mixes {mixed_kinds} variables (engine=brian2 runs any rule)"
+                )
             out += self._additive(sympy.expand(rest * opened, deep=False), where, text, depth + 1)
         return out
 
@@ -450,8 +585,13 @@ class Synaptic:
     def strip(self, expr, side: str):
         """expr over the names of one layer: x_pre → x (or x_post → x, unsuffixed post names unchanged)."""
         suffix = "_" + side
-        return expr.subs({s: sympy.Symbol(s.name[:-len(suffix)], real=True) for s in expr.free_symbols
-                          if s.name.endswith(suffix)})
+        return expr.subs(
+            {
+                s: sympy.Symbol(s.name[: -len(suffix)], real=True)
+                for s in expr.free_symbols
+                if s.name.endswith(suffix)
+            }
+        )
 
 
 class Operand:
@@ -461,9 +601,22 @@ class Operand:
     def __init__(self, expr, xp):
         self.one = expr == 1
         self.name = expr.name if isinstance(expr, sympy.Symbol) else None
-        self.fn = None if self.one or self.name else _function("operand", ["ns"], [
-            *(f"{s.name} = ns[{s.name!r}]" for s in sorted(expr.free_symbols, key=lambda s: s.name)),
-            f"return {_print(expr)}"], xp)
+        self.fn = (
+            None
+            if self.one or self.name
+            else _function(
+                "operand",
+                ["ns"],
+                [
+                    *(
+                        f"{s.name} = ns[{s.name!r}]"
+                        for s in sorted(expr.free_symbols, key=lambda s: s.name)
+                    ),
+                    f"return {_print(expr)}",
+                ],
+                xp,
+            )
+        )
 
     def __call__(self, ns: dict, batch: int, n: int, dtype, xp):
         if self.one:
@@ -479,9 +632,22 @@ class Scalar:
 
     def __init__(self, expr, xp):
         self.value = float(expr) if not expr.free_symbols else None
-        self.fn = None if self.value is not None else _function("scalar", ["ns"], [
-            *(f"{s.name} = ns[{s.name!r}]" for s in sorted(expr.free_symbols, key=lambda s: s.name)),
-            f"return {_print(expr)}"], xp)
+        self.fn = (
+            None
+            if self.value is not None
+            else _function(
+                "scalar",
+                ["ns"],
+                [
+                    *(
+                        f"{s.name} = ns[{s.name!r}]"
+                        for s in sorted(expr.free_symbols, key=lambda s: s.name)
+                    ),
+                    f"return {_print(expr)}",
+                ],
+                xp,
+            )
+        )
 
     def __call__(self, ns: dict) -> float:
         return self.value if self.value is not None else float(self.fn(ns))
@@ -495,24 +661,34 @@ class Matrix:
         self.identity = isinstance(expr, sympy.Symbol)
         self.const = None if expr.free_symbols else float(expr)
         self.masked = sparse and not self.identity and _substitute(expr, {weight: 0.0}) != 0
-        self.fn = None if self.identity or self.const is not None else _function(
-            "matrix", [weight], [f"return {_print(expr)}"], xp)
+        self.fn = (
+            None
+            if self.identity or self.const is not None
+            else _function("matrix", [weight], [f"return {_print(expr)}"], xp)
+        )
 
     def __call__(self, W, xp):
         if self.identity:
             return W
-        F = xp.asarray(self.fn(W), W.dtype) if self.fn else xp.full(W.shape, self.const, W.dtype, order="F")
+        F = (
+            xp.asarray(self.fn(W), W.dtype)
+            if self.fn
+            else xp.full(W.shape, self.const, W.dtype, order="F")
+        )
         return F * (W != 0) if self.masked else F
 
 
 @dataclass
 class Product:
     """coeff · post ⊙ (pre-side operand ⊗ f(weight)): one matrix product per distinct (pre, f)."""
+
     coeff: Scalar
     post: Operand
     pre: Operand
     syn: Matrix
-    scalar_sides: bool  # neither side depends on a per-stream variable: the product is coeff · batch
+    scalar_sides: (
+        bool  # neither side depends on a per-stream variable: the product is coeff · batch
+    )
 
 
 def products(syn: Synaptic, terms: list[Term], xp, sparse: bool) -> list[Product]:
@@ -522,12 +698,22 @@ def products(syn: Synaptic, terms: list[Term], xp, sparse: bool) -> list[Product
         groups.setdefault((t.pre, t.syn), []).append(t)
     out = []
     for (pre, f), ts in groups.items():
-        coeff, post = (ts[0].coeff, ts[0].post) if len(ts) == 1 else (sympy.Integer(1), sympy.Add(*[t.coeff * t.post for t in ts]))
+        coeff, post = (
+            (ts[0].coeff, ts[0].post)
+            if len(ts) == 1
+            else (sympy.Integer(1), sympy.Add(*[t.coeff * t.post for t in ts]))
+        )
         if not syn.kinds(post, ""):  # numbers and shared scalars only: part of the coefficient
             coeff, post = coeff * post, sympy.Integer(1)
-        out.append(Product(Scalar(coeff, xp), Operand(syn.strip(post, "post"), xp),
-                           Operand(syn.strip(pre, "pre"), xp), Matrix(f, syn.weight, xp, sparse),
-                           scalar_sides=post == 1 and pre == 1))
+        out.append(
+            Product(
+                Scalar(coeff, xp),
+                Operand(syn.strip(post, "post"), xp),
+                Operand(syn.strip(pre, "pre"), xp),
+                Matrix(f, syn.weight, xp, sparse),
+                scalar_sides=post == 1 and pre == 1,
+            )
+        )
     return out
 
 
@@ -551,13 +737,17 @@ class CompiledModel:
             stmts = []
             for var, e in Equations(text).items():
                 if e.type == "differential equation":
-                    beta, drive = exact_step(var, _sympy(str(e.expr), f"{kind} d{var}/dt"), consts, f"{kind} layer")
+                    beta, drive = exact_step(
+                        var, _sympy(str(e.expr), f"{kind} d{var}/dt"), consts, f"{kind} layer"
+                    )
                     if var == "u":  # β rides on the forward product; the rest is this step's drive
                         self.beta[l] = beta
                         if drive != 0:
                             stmts.append((var, "+=", drive))
                     else:
-                        stmts.append((var, "=", sympy.Float(beta) * sympy.Symbol(var, real=True) + drive))
+                        stmts.append(
+                            (var, "=", sympy.Float(beta) * sympy.Symbol(var, real=True) + drive)
+                        )
             spike_blocks.append(stmts)
         per_neuron = frozenset({"bias"})
         # per layer: the state update, then (layers 0 … L−1) spikes and their resets — one block where
@@ -571,52 +761,127 @@ class CompiledModel:
                 self.update.append(Block(update, *args, f"{kind} layer", xp, loops=loops))
                 self.spike.append(None)
                 continue
-            cond = _sympy((eq.INPUT_SPIKE if kind == "input" else eq.SPIKE).format(noise=NOISE), f"{kind} threshold")
+            cond = _sympy(
+                (eq.INPUT_SPIKE if kind == "input" else eq.SPIKE).format(noise=NOISE),
+                f"{kind} threshold",
+            )
             resets = _statements(eq.TRACE_ON_SPIKE, f"{kind} reset")
             written = {v for v, _, _ in update}
-            split = any(_transcendental(e) and {x.name for x in e.free_symbols} & written
-                        for top in (cond, *[r for *_, r in resets]) for e in sympy.preorder_traversal(top))
+            split = any(
+                _transcendental(e) and {x.name for x in e.free_symbols} & written
+                for top in (cond, *[r for *_, r in resets])
+                for e in sympy.preorder_traversal(top)
+            )
             if split:
                 self.update.append(Block(update, *args, f"{kind} layer", xp, loops=loops))
-                self.spike.append(Block([], *args, f"{kind} threshold", xp, threshold=cond, resets=resets, loops=loops))
+                self.spike.append(
+                    Block(
+                        [],
+                        *args,
+                        f"{kind} threshold",
+                        xp,
+                        threshold=cond,
+                        resets=resets,
+                        loops=loops,
+                    )
+                )
             else:
                 self.update.append(None)
-                self.spike.append(Block(update, *args, f"{kind} layer", xp, threshold=cond, resets=resets, loops=loops))
+                self.spike.append(
+                    Block(
+                        update,
+                        *args,
+                        f"{kind} layer",
+                        xp,
+                        threshold=cond,
+                        resets=resets,
+                        loops=loops,
+                    )
+                )
         hidden_names, hidden_shared = layer_variables("hidden")
         out_names, out_shared = layer_variables("output")
-        self.output_error = Block(_statements(eq.OUTPUT_ERROR, "output error"), out_names, out_shared, per_neuron,
-                                  consts, "output error", xp, loops=loops)
-        self.hidden_delta = Block(_statements(eq.HIDDEN_DELTA, "δ"), hidden_names, hidden_shared, per_neuron,
-                                  consts, "δ", xp, loops=loops)
-        self.bias_plasticity = {kind: Block(_statements(eq.BIAS_PLASTICITY, "bias plasticity"), *layer_variables(kind),
-                                            per_neuron, consts, "bias plasticity", xp, loops=loops)
-                                for kind in ("hidden", "output")}
+        self.output_error = Block(
+            _statements(eq.OUTPUT_ERROR, "output error"),
+            out_names,
+            out_shared,
+            per_neuron,
+            consts,
+            "output error",
+            xp,
+            loops=loops,
+        )
+        self.hidden_delta = Block(
+            _statements(eq.HIDDEN_DELTA, "δ"),
+            hidden_names,
+            hidden_shared,
+            per_neuron,
+            consts,
+            "δ",
+            xp,
+            loops=loops,
+        )
+        self.bias_plasticity = {
+            kind: Block(
+                _statements(eq.BIAS_PLASTICITY, "bias plasticity"),
+                *layer_variables(kind),
+                per_neuron,
+                consts,
+                "bias plasticity",
+                xp,
+                loops=loops,
+            )
+            for kind in ("hidden", "output")
+        }
         # synapses: the forward on_pre, the summed feedback, the plasticity of w
         self.alpha = {}
         for l in range(1, L + 1):
             syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], consts)
             ((var, op, expr),) = _statements(eq.FORWARD_ON_PRE, "forward on_pre")
             (t,) = syn.terms(expr, "forward on_pre", eq.FORWARD_ON_PRE)
-            if var != "u_post" or op != "+=" or t.post != 1 or t.pre != 1 or str(t.syn) != "w" or t.coeff.free_symbols:
-                raise RuleError(f"forward on_pre {eq.FORWARD_ON_PRE!r} must add a constant times w to u_post")
+            if (
+                var != "u_post"
+                or op != "+="
+                or t.post != 1
+                or t.pre != 1
+                or str(t.syn) != "w"
+                or t.coeff.free_symbols
+            ):
+                raise RuleError(
+                    f"forward on_pre {eq.FORWARD_ON_PRE!r} must add a constant times w to u_post"
+                )
             self.alpha[l] = float(t.coeff)
         self.plasticity_text = eq.plasticity_rule(spec)
         self.plasticity = {}
         for l in range(1, L + 1):
             syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], consts)
-            self.plasticity[l] = products(syn, syn.terms(_increment(self.plasticity_text, "w", "plasticity"),
-                                                         "plasticity", self.plasticity_text), xp, sparse=False)
+            self.plasticity[l] = products(
+                syn,
+                syn.terms(
+                    _increment(self.plasticity_text, "w", "plasticity"),
+                    "plasticity",
+                    self.plasticity_text,
+                ),
+                xp,
+                sparse=False,
+            )
         # a rule that vanishes with η is skipped while η = 0 (evaluation, the plasticity gate)
-        self.plasticity_needs_eta = _vanishes_without_eta(_increment(self.plasticity_text, "w", "plasticity"), consts)
-        self.bias_needs_eta = all(_vanishes_without_eta(e, consts) for _, _, e in _statements(eq.BIAS_PLASTICITY, "bias"))
+        self.plasticity_needs_eta = _vanishes_without_eta(
+            _increment(self.plasticity_text, "w", "plasticity"), consts
+        )
+        self.bias_needs_eta = all(
+            _vanishes_without_eta(e, consts) for _, _, e in _statements(eq.BIAS_PLASTICITY, "bias")
+        )
         self.feedback_text = eq.feedback_rule(spec)
         self.feedback = {}
         for l in range(1, L):
             syn = Synaptic("B", self.kinds[spec.feedback_source(l)], self.kinds[l], consts)
-            self.feedback[l] = products(syn, _summed(self.feedback_text, syn), xp, sparse=spec.mode.sparse)
+            self.feedback[l] = products(
+                syn, _summed(self.feedback_text, syn), xp, sparse=spec.mode.sparse
+            )
         # f(B) is computed once per run, unless B changes (it follows w, or is drawn afresh) and f is not B itself
-        self.feedback_fixed = not (spec.mode.transport or spec.mode.redraw) or \
-            all(p.syn.fn is None for ps in self.feedback.values() for p in ps)
+        self.feedback_fixed = not (spec.mode.transport or spec.mode.redraw) or all(
+            p.syn.fn is None for ps in self.feedback.values() for p in ps
+        )
 
 
 def _vanishes_without_eta(expr, consts) -> bool:
@@ -627,8 +892,10 @@ def _increment(text: str, weight: str, where: str):
     """The increment of `weight` in a one-statement rule ('w += …', 'w = …', 'w *= …')."""
     statements = _statements(text, where)
     if len(statements) != 1 or statements[0][0] != weight:
-        raise RuleError(f"{where} {text!r}: the batched engine runs one statement that changes {weight} "
-                        f"(e.g. '{weight} += eta_post * delta_post * p_pre')")
+        raise RuleError(
+            f"{where} {text!r}: the batched engine runs one statement that changes {weight} "
+            f"(e.g. '{weight} += eta_post * delta_post * p_pre')"
+        )
     _, op, expr = statements[0]
     if op == "+=":
         return expr
@@ -643,21 +910,34 @@ def _summed(text: str, syn: Synaptic) -> list[Term]:
     try:
         eqs = Equations(text)
     except Exception as exc:
-        raise RuleError(f"{where}: cannot read {text!r} as Brian2 equations ({' '.join(str(exc).split())})") from None
+        raise RuleError(
+            f"{where}: cannot read {text!r} as Brian2 equations ({' '.join(str(exc).split())})"
+        ) from None
     summed = [(n, e) for n, e in eqs.items() if "summed" in e.flags]
     if len(eqs) != 1 or not summed or summed[0][0] != "mod_post":
-        raise RuleError(f"{where} {text!r}: the batched engine runs one summed variable, "
-                        "'mod_post = <expr> : 1 (summed)'")
+        raise RuleError(
+            f"{where} {text!r}: the batched engine runs one summed variable, "
+            "'mod_post = <expr> : 1 (summed)'"
+        )
     return syn.terms(_sympy(str(summed[0][1].expr), where), where, text)
 
 
-def compile_model(spec: SpikingSpec, xp_name: str = "numpy", loops: bool | None = None) -> CompiledModel:
+def compile_model(
+    spec: SpikingSpec, xp_name: str = "numpy", loops: bool | None = None
+) -> CompiledModel:
     """The compiled model of a spec on numpy or cupy; `loops` (default: on numpy) fuses element-wise
     work into Numba loops. Cached: a model compiles once per process."""
     loops = xp_name == "numpy" if loops is None else loops
     # only these fields shape the compiled code
-    key = (spec.n_layers, spec.reading, spec.time_constant, spec.weight_decay, spec.feedback, spec.plasticity,
-           spec.feedback_rule)
+    key = (
+        spec.n_layers,
+        spec.reading,
+        spec.time_constant,
+        spec.weight_decay,
+        spec.feedback,
+        spec.plasticity,
+        spec.feedback_rule,
+    )
     return _compile(key, xp_name, loops)
 
 
@@ -666,8 +946,15 @@ def _compile(key, xp_name: str, loops: bool) -> CompiledModel:
     import importlib
 
     L, reading, time_constant, weight_decay, feedback, plasticity, feedback_rule = key
-    spec = SpikingSpec(sizes=(1,) * (L + 1), reading=reading, time_constant=time_constant, weight_decay=weight_decay,
-                       feedback=feedback, plasticity=plasticity, feedback_rule=feedback_rule)
+    spec = SpikingSpec(
+        sizes=(1,) * (L + 1),
+        reading=reading,
+        time_constant=time_constant,
+        weight_decay=weight_decay,
+        feedback=feedback,
+        plasticity=plasticity,
+        feedback_rule=feedback_rule,
+    )
     return CompiledModel(spec, importlib.import_module(xp_name), loops)
 
 

@@ -73,7 +73,9 @@ BIAS_PLASTICITY = "bias += eta * delta"
 # Forward synapses: spikes drive the PSP (event-driven, exact); weights learn every step.
 FORWARD = "w : 1"
 FORWARD_ON_PRE = "u_post += (1 - decay) * w"
-PLASTICITY = "w += eta_post * (delta_post * p_pre - weight_decay * w)"   # η is the postsynaptic group's
+PLASTICITY = (
+    "w += eta_post * (delta_post * p_pre - weight_decay * w)"  # η is the postsynaptic group's
+)
 
 # Feedback synapses (separate groups, pre = the layer the error comes from): fixed weights B.
 FEEDBACK = "mod_post = B * delta_pre : 1 (summed)"
@@ -97,6 +99,7 @@ def mirror(rule: str, post_names) -> str:
     """bp mode (weight transport): B learns exactly as its forward twin, so B stays equal to wᵀ. The
     feedback synapse runs the forward rule with pre and post swapped and B for w (an unsuffixed name,
     which Brian2 reads from the postsynaptic group, becomes a presynaptic one)."""
+
     def swap(m):
         name = m.group(0)
         if name == "w":
@@ -106,4 +109,5 @@ def mirror(rule: str, post_names) -> str:
         if name.endswith("_post"):
             return name[:-5] + "_pre"
         return name + "_pre" if name in post_names else name
+
     return re.sub(r"\b[A-Za-z_]\w*\b", swap, rule)

@@ -66,7 +66,9 @@ class CpuOps(ArrayOps):
             rng.fill(out)
             return
         out_c = out.T if out.flags.f_contiguous and not out.flags.c_contiguous else out
-        rng.random(out=out_c, dtype=out.dtype) if out_c.flags.c_contiguous else super().uniforms(rng, out)
+        rng.random(out=out_c, dtype=out.dtype) if out_c.flags.c_contiguous else super().uniforms(
+            rng, out
+        )
 
 
 # ------------------------------------------------------------------------------------ the step
@@ -77,6 +79,7 @@ STREAM_ORDER = "F"  # per-stream arrays (batch × n) are column-major: see `batc
 class Workspace:
     """Per-step buffers of a batch: spikes s_l and uniforms r_l (layers 0 … L−1), modulators and δs
     (layers 1 … L), the output rates y and the one-hot targets."""
+
     s: list
     r: list
     mod: list
@@ -92,20 +95,34 @@ class Workspace:
         def zeros(n):
             return xp.zeros((batch, n), dt, order=STREAM_ORDER)
 
-        return cls(s=[zeros(n) for n in sizes[:-1]], r=[zeros(n) for n in sizes[:-1]],
-                   mod=[None] + [zeros(sizes[l]) for l in range(1, L + 1)],
-                   delta=[None] + [zeros(sizes[l]) for l in range(1, L + 1)], y=zeros(sizes[-1]), target=zeros(sizes[-1]),
-                   pool=[{} for _ in sizes])
+        return cls(
+            s=[zeros(n) for n in sizes[:-1]],
+            r=[zeros(n) for n in sizes[:-1]],
+            mod=[None] + [zeros(sizes[l]) for l in range(1, L + 1)],
+            delta=[None] + [zeros(sizes[l]) for l in range(1, L + 1)],
+            y=zeros(sizes[-1]),
+            target=zeros(sizes[-1]),
+            pool=[{} for _ in sizes],
+        )
 
 
-def namespaces(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, eta_max: float) -> list[dict]:
+def namespaces(
+    spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, eta_max: float
+) -> list[dict]:
     """Each layer's variables under their Brian2 names, with the pixels as `rate`, the one-hot labels
     as `ystar` and this step's learning rate as `eta` (the Brian2 model reads those from TimedArrays)."""
     L = spec.n_layers
     out = [{"p": state["p0"], "rate": x, NOISE: ws.r[0], SPIKES: ws.s[0], "_pool": ws.pool[0]}]
     for l in range(1, L + 1):
-        ns = {"u": state[f"u{l}"], "bias": state[f"bias{l}"], "mod": ws.mod[l], "delta": ws.delta[l],
-              "eta": spec.layer_eta(eta, l), "eta_max": spec.layer_eta(eta_max, l), "_pool": ws.pool[l]}
+        ns = {
+            "u": state[f"u{l}"],
+            "bias": state[f"bias{l}"],
+            "mod": ws.mod[l],
+            "delta": ws.delta[l],
+            "eta": spec.layer_eta(eta, l),
+            "eta_max": spec.layer_eta(eta_max, l),
+            "_pool": ws.pool[l],
+        }
         if l < L:
             ns.update(p=state[f"p{l}"], **{NOISE: ws.r[l], SPIKES: ws.s[l]})
         else:
@@ -121,7 +138,11 @@ def _scalars(pre: dict, post: dict) -> dict:
     return out | {k: v for k, v in post.items() if isinstance(v, _SCALARS)}
 
 
-_SCALARS = (float, int, np.generic)  # np.isscalar's answer for a namespace's values, at a fraction of its cost
+_SCALARS = (
+    float,
+    int,
+    np.generic,
+)  # np.isscalar's answer for a namespace's values, at a fraction of its cost
 
 
 def feedback_matrices(model: CompiledModel, state: dict, xp) -> dict:
@@ -129,8 +150,18 @@ def feedback_matrices(model: CompiledModel, state: dict, xp) -> dict:
     return {l: [p.syn(state[f"B{l}"], xp) for p in ps] for l, ps in model.feedback.items()}
 
 
-def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: ArrayOps, eta_max: float | None = None,
-         model: CompiledModel | None = None, fb: dict | None = None, feedback: bool = True) -> None:
+def step(
+    spec: SpikingSpec,
+    state: dict,
+    x,
+    ws: Workspace,
+    eta: float,
+    ops: ArrayOps,
+    eta_max: float | None = None,
+    model: CompiledModel | None = None,
+    fb: dict | None = None,
+    feedback: bool = True,
+) -> None:
     """Advance every stream by one step, in place. x: batch × n_in pixels; ws.r holds this step's
     uniforms and ws.target the one-hot labels; the step leaves its spikes, δs and rates in `ws`.
     `eta` is this step's learning rate (0 while the plasticity gate is shut), `eta_max` the ungated one.
@@ -145,7 +176,13 @@ def step(spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, ops: Arra
         if model.update[l]:
             model.update[l](ns[l])
         model.spike[l](ns[l])
-        ops.gemm(ws.s[l], state[f"w{l + 1}"], state[f"u{l + 1}"], alpha=model.alpha[l + 1], beta=model.beta[l + 1])
+        ops.gemm(
+            ws.s[l],
+            state[f"w{l + 1}"],
+            state[f"u{l + 1}"],
+            alpha=model.alpha[l + 1],
+            beta=model.beta[l + 1],
+        )
     model.update[L](ns[L])
     model.output_error(ns[L])
     if not feedback:
@@ -230,8 +267,12 @@ def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
     weights: ~0.8 of the step rate; row-major streams: ~0.98; scripts/weight_layout_bench.py).
     Per-stream arrays get this order whatever their source, so that a resumed run takes the same BLAS
     paths, bit for bit, as an uninterrupted one."""
-    out = {k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True, order=STREAM_ORDER) if is_stream_var(k)
-           else xp.array(v, copy=True, order="F" if v.ndim == 2 else "K") for k, v in state.items()}
+    out = {
+        k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True, order=STREAM_ORDER)
+        if is_stream_var(k)
+        else xp.array(v, copy=True, order="F" if v.ndim == 2 else "K")
+        for k, v in state.items()
+    }
     if spec.mode.transport:
         for l in range(1, spec.n_layers):
             out[f"B{l}"] = out[f"w{l + 1}"].T
@@ -242,6 +283,7 @@ def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
 class StepRecord:
     """One step of a recorded run: output rates, modulators, δs and PSPs by layer (index 0 unused;
     mod for hidden layers only), spikes of layers 0 … L−1."""
+
     y: np.ndarray
     mod: list
     delta: list
@@ -249,9 +291,21 @@ class StepRecord:
     u: list
 
 
-def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, uniforms: list | None = None,
-        rng=None, record: bool = False, ops: ArrayOps | None = None, ws: Workspace | None = None,
-        eta: float | None = None, plasticity_delay: int | None = None, parts=NO_PARTS):
+def run(
+    spec: SpikingSpec,
+    state: dict,
+    images,
+    labels,
+    learn: bool = True,
+    uniforms: list | None = None,
+    rng=None,
+    record: bool = False,
+    ops: ArrayOps | None = None,
+    ws: Workspace | None = None,
+    eta: float | None = None,
+    plasticity_delay: int | None = None,
+    parts=NO_PARTS,
+):
     """Show images[k] (batch × n_img × n_in) to stream k in order. Returns (y, records): y has shape
     steps × batch × n_out; records holds a StepRecord per step when `record` is set. Uniforms come
     from `uniforms[l]` (batch × steps × n_l) when given, else from `rng`. `eta` overrides spec.eta,
@@ -282,14 +336,32 @@ def run(spec: SpikingSpec, state: dict, images, labels, learn: bool = True, unif
                     ws.r[l][...] = uniforms[l][:, k]
             if spec.mode.redraw and (learn or record):
                 redraw_feedback(spec, state, ops, rng)
-        with np.errstate(over="ignore"):  # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
-            step(spec, state, x, ws, eta if k % T >= delay else 0.0, ops, eta_max=eta, model=model, fb=fb,
-                 feedback=learn or record)
+        with np.errstate(
+            over="ignore"
+        ):  # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
+            step(
+                spec,
+                state,
+                x,
+                ws,
+                eta if k % T >= delay else 0.0,
+                ops,
+                eta_max=eta,
+                model=model,
+                fb=fb,
+                feedback=learn or record,
+            )
         ys[k] = ws.y
         if record:
-            records.append(StepRecord(ws.y.copy(), [None] + [m.copy() for m in ws.mod[1:-1]],
-                                      [dl if dl is None else dl.copy() for dl in ws.delta], [s.copy() for s in ws.s],
-                                      [None] + [state[f"u{l}"].copy() for l in range(1, spec.n_layers + 1)]))
+            records.append(
+                StepRecord(
+                    ws.y.copy(),
+                    [None] + [m.copy() for m in ws.mod[1:-1]],
+                    [dl if dl is None else dl.copy() for dl in ws.delta],
+                    [s.copy() for s in ws.s],
+                    [None] + [state[f"u{l}"].copy() for l in range(1, spec.n_layers + 1)],
+                )
+            )
     return ys, records
 
 
@@ -304,4 +376,3 @@ def redraw_feedback(spec: SpikingSpec, state: dict, ops: ArrayOps, rng) -> None:
 
 def default_ops(array) -> ArrayOps:
     return CpuOps() if isinstance(array, np.ndarray) else ArrayOps(array_module(array))
-

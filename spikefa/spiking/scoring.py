@@ -12,14 +12,30 @@ from spikefa.spiking.spec import SpikingSpec
 def check_fits(spec: SpikingSpec, data, path) -> None:
     """Raise SpikefaError unless the network at `path` has the inputs and outputs of `data`."""
     if spec.sizes[0] != data.n_inputs or spec.sizes[-1] != data.n_classes:
-        raise SpikefaError(f"checkpoint {path} is a {'-'.join(map(str, spec.sizes))} network; these images need "
-                           f"{data.n_inputs} inputs and {data.n_classes} outputs")
+        raise SpikefaError(
+            f"checkpoint {path} is a {'-'.join(map(str, spec.sizes))} network; these images need "
+            f"{data.n_inputs} inputs and {data.n_classes} outputs"
+        )
 
 
-def score(spec: SpikingSpec, state: dict, meta: dict, checkpoint, split: str = "test", n: int | None = None,
-          repeats: int = 1, engine: str = "fast", data: str | None = None, dataset: str | None = None,
-          steps_per_image: int | None = None, batch: int = 100, backend: str = "numpy",
-          device: str = "cpp_standalone", threads: int = 1, progress: bool = True) -> dict:
+def score(
+    spec: SpikingSpec,
+    state: dict,
+    meta: dict,
+    checkpoint,
+    split: str = "test",
+    n: int | None = None,
+    repeats: int = 1,
+    engine: str = "fast",
+    data: str | None = None,
+    dataset: str | None = None,
+    steps_per_image: int | None = None,
+    batch: int = 100,
+    backend: str = "numpy",
+    device: str = "cpp_standalone",
+    threads: int = 1,
+    progress: bool = True,
+) -> dict:
     """The error of a network (spec, state, meta of `checkpoint`) on the first `n` images (None or
     0: all) of `split` ("test", or "validation": the images its run held out), as the JSON object
     of `spikefa evaluate --json`. `repeats` > 1 (fast engine) averages fresh spike draws;
@@ -32,33 +48,58 @@ def score(spec: SpikingSpec, state: dict, meta: dict, checkpoint, split: str = "
     if engine not in ("fast", "brian2"):
         raise SpikefaError(f"engine must be fast or brian2, got {engine!r}")
     if repeats < 1 or (repeats > 1 and engine != "fast"):
-        raise SpikefaError(f"--repeats must be at least 1, and above 1 only with --engine fast, got {repeats}")
+        raise SpikefaError(
+            f"--repeats must be at least 1, and above 1 only with --engine fast, got {repeats}"
+        )
     if n is not None and n < 0:
         raise SpikefaError(f"the number of images must be at least 0 (0: all), got {n}")
     if steps_per_image is not None:
-        spec = dataclasses.replace(spec, steps_per_image=steps_per_image)  # the spec checks the value
+        spec = dataclasses.replace(
+            spec, steps_per_image=steps_per_image
+        )  # the spec checks the value
     images = load_images(dataset or meta.get("dataset", "mnist"), data)
     check_fits(spec, images, checkpoint)
     x, y = images.test_x, images.test_y
     if split == "validation":
         held = holdout_size(meta)
         if not held:
-            raise SpikefaError(f"{checkpoint} records no validation images held out of its training set")
+            raise SpikefaError(
+                f"{checkpoint} records no validation images held out of its training set"
+            )
         images = images.holdout(held)
         x, y = images.val_x, images.val_y
     n = min(n or len(x), len(x))
     x, y = x[:n].astype(spec.dtype), y[:n]
     if engine == "brian2":
-        chunk = max(d for d in range(1, min(n, 1000) + 1) if n % d == 0)  # standalone runs have a fixed length
+        chunk = max(
+            d for d in range(1, min(n, 1000) + 1) if n % d == 0
+        )  # standalone runs have a fixed length
         runner = BrianRunner(spec, chunk, device, threads=threads)
     else:
         runner = FastRunner(spec, min(n, 1000), batch=batch, backend=backend)
     # each repeat draws fresh spike noise (the runner's generator runs on): the network is stochastic
-    errors = [evaluate(runner, state, x, y, progress=progress and f"{split} ({engine})"
-                       + (f", draw {i + 1} of {repeats}" if repeats > 1 else "")) for i in range(repeats)]
+    errors = [
+        evaluate(
+            runner,
+            state,
+            x,
+            y,
+            progress=progress
+            and f"{split} ({engine})" + (f", draw {i + 1} of {repeats}" if repeats > 1 else ""),
+        )
+        for i in range(repeats)
+    ]
     err, key = sum(errors) / len(errors), f"{split}_error"
-    result = {key: err, f"n_{split}": n, "split": split, "engine": engine, "reading": spec.reading,
-              "steps_per_image": spec.steps_per_image, "feedback": spec.feedback, "checkpoint": str(checkpoint)}
+    result = {
+        key: err,
+        f"n_{split}": n,
+        "split": split,
+        "engine": engine,
+        "reading": spec.reading,
+        "steps_per_image": spec.steps_per_image,
+        "feedback": spec.feedback,
+        "checkpoint": str(checkpoint),
+    }
     if len(errors) > 1:
         result.update({f"{key}s": errors, f"{key}_sd": statistics.stdev(errors)})
     if engine == "brian2":
@@ -70,8 +111,12 @@ def describe(result: dict, spec: SpikingSpec) -> str:
     """`score`'s result as the line `spikefa evaluate` prints."""
     split, n = result["split"], result[f"n_{result['split']}"]
     err, errors = result[f"{split}_error"], result.get(f"{split}_errors", [])
-    spread = (f" (mean of {len(errors)} spike draws, sd {100 * result[f'{split}_error_sd']:.2f}: "
-              f"{', '.join(f'{100 * e:.2f}' for e in errors)})" if errors else "")
+    spread = (
+        f" (mean of {len(errors)} spike draws, sd {100 * result[f'{split}_error_sd']:.2f}: "
+        f"{', '.join(f'{100 * e:.2f}' for e in errors)})"
+        if errors
+        else ""
+    )
     spec = dataclasses.replace(spec, steps_per_image=result["steps_per_image"])
     return f"{split} error {100 * err:.2f}%{spread} on {n} images ({spec.describe()}, engine {result['engine']})"
 

@@ -46,6 +46,7 @@ class FeedbackMode:
     `transport`: B_l is w_{l+1}ᵀ and follows it as it learns (backprop), instead of a random draw;
     `sparse`: a fraction `feedback_sparsity` of the drawn synapses is removed; `redraw`: B is drawn
     afresh at every step, so the modulator carries no consistent credit (a control)."""
+
     name: str
     source: str = "above"
     transport: bool = False
@@ -54,72 +55,113 @@ class FeedbackMode:
     about: str = ""
 
 
-MODES = {m.name: m for m in (
-    FeedbackMode("fa", about="feedback alignment: fixed random B from the layer above"),
-    FeedbackMode("sparse_fa", sparse=True, about="feedback alignment with a fraction of B removed"),
-    FeedbackMode("dfa", source="output", about="direct feedback alignment: every hidden layer gets the output error"),
-    FeedbackMode("bp", transport=True, about="backprop: B = wᵀ of the layer above (weight transport)"),
-    FeedbackMode("shuffled", redraw=True, about="a control: B drawn afresh at every step, no consistent credit"),
-)}
+MODES = {
+    m.name: m
+    for m in (
+        FeedbackMode("fa", about="feedback alignment: fixed random B from the layer above"),
+        FeedbackMode(
+            "sparse_fa", sparse=True, about="feedback alignment with a fraction of B removed"
+        ),
+        FeedbackMode(
+            "dfa",
+            source="output",
+            about="direct feedback alignment: every hidden layer gets the output error",
+        ),
+        FeedbackMode(
+            "bp", transport=True, about="backprop: B = wᵀ of the layer above (weight transport)"
+        ),
+        FeedbackMode(
+            "shuffled",
+            redraw=True,
+            about="a control: B drawn afresh at every step, no consistent credit",
+        ),
+    )
+}
 FEEDBACK_MODES = tuple(MODES)
 
 
 @dataclass(frozen=True)
 class SpikingSpec:
     sizes: tuple[int, ...] = (784, 1500, 1500, 1500, 10)
-    reading: str = "decay"          # "decay": ×0.9 per step; "tau": τ = 0.9 steps
+    reading: str = "decay"  # "decay": ×0.9 per step; "tau": τ = 0.9 steps
     time_constant: float = 0.9
-    steps_per_image: int = 100      # images follow each other with no pause and no reset
-    readout_fraction: float = 0.5   # read-out: mean output rate over this last part of each image
-    eta: float = 1e-3               # learning rate per step (weights and biases)
-    eta_scale: tuple[float, ...] = ()  # per weight layer 1..L: η_l = η·eta_scale[l−1] (empty: all 1)
-    weight_decay: float = 0.0       # w += η(δ p − α w) when α > 0
-    init_scale: float = 4.0         # w ~ init_scale · U[−1, 1] / √fan_in (Glorot scale for σ units)
-    feedback_scale: float = 0.5     # B ~ U[−β, β]
-    feedback: str = "fa"            # a feedback mode: fa | sparse_fa | dfa | bp | shuffled (MODES)
+    steps_per_image: int = 100  # images follow each other with no pause and no reset
+    readout_fraction: float = 0.5  # read-out: mean output rate over this last part of each image
+    eta: float = 1e-3  # learning rate per step (weights and biases)
+    eta_scale: tuple[
+        float, ...
+    ] = ()  # per weight layer 1..L: η_l = η·eta_scale[l−1] (empty: all 1)
+    weight_decay: float = 0.0  # w += η(δ p − α w) when α > 0
+    init_scale: float = 4.0  # w ~ init_scale · U[−1, 1] / √fan_in (Glorot scale for σ units)
+    feedback_scale: float = 0.5  # B ~ U[−β, β]
+    feedback: str = "fa"  # a feedback mode: fa | sparse_fa | dfa | bp | shuffled (MODES)
     feedback_sparsity: float = 0.5  # sparse_fa: fraction of feedback synapses removed
     seed: int = 0
     dtype: str = "float32"
-    plasticity_delay: int = 0       # the plasticity gate, an ablation: no learning in the first N steps of each image
-    plasticity: str = ""            # a user rule for w in Brian2 syntax (empty: equations.PLASTICITY)
-    feedback_rule: str = ""         # a user summed modulator in Brian2 syntax (empty: equations.FEEDBACK)
+    plasticity_delay: int = (
+        0  # the plasticity gate, an ablation: no learning in the first N steps of each image
+    )
+    plasticity: str = ""  # a user rule for w in Brian2 syntax (empty: equations.PLASTICITY)
+    feedback_rule: str = ""  # a user summed modulator in Brian2 syntax (empty: equations.FEEDBACK)
 
     def __post_init__(self):
         try:
             object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
             object.__setattr__(self, "eta_scale", tuple(float(a) for a in self.eta_scale))
         except (TypeError, ValueError, OverflowError):
-            raise SpikefaError(f"sizes and eta_scale must be lists of numbers, got {self.sizes!r} and "
-                               f"{self.eta_scale!r}") from None
-        for f in fields(self):  # a checkpoint's JSON may hold anything: numbers are checked before they are used
+            raise SpikefaError(
+                f"sizes and eta_scale must be lists of numbers, got {self.sizes!r} and "
+                f"{self.eta_scale!r}"
+            ) from None
+        for f in fields(
+            self
+        ):  # a checkpoint's JSON may hold anything: numbers are checked before they are used
             integer, v = isinstance(f.default, int), getattr(self, f.name)
             if isinstance(f.default, (int, float)) and not _number(v, integer):
-                raise SpikefaError(f"spec field {f.name} must be {'an int64 integer' if integer else 'a finite number'}"
-                                   f", got {v!r}")
+                raise SpikefaError(
+                    f"spec field {f.name} must be {'an int64 integer' if integer else 'a finite number'}"
+                    f", got {v!r}"
+                )
         problems = []
-        if self.eta_scale and (len(self.eta_scale) != len(self.sizes) - 1
-                               or not all(0 <= a < math.inf for a in self.eta_scale)):
-            problems.append(f"eta_scale needs one factor ≥ 0 per weight layer ({len(self.sizes) - 1}), "
-                            f"got {list(self.eta_scale)}")
+        if self.eta_scale and (
+            len(self.eta_scale) != len(self.sizes) - 1
+            or not all(0 <= a < math.inf for a in self.eta_scale)
+        ):
+            problems.append(
+                f"eta_scale needs one factor ≥ 0 per weight layer ({len(self.sizes) - 1}), "
+                f"got {list(self.eta_scale)}"
+            )
         if len(self.sizes) < 3 or min(self.sizes) < 1:
-            problems.append(f"sizes needs input, ≥1 hidden and output layers of positive size, got {list(self.sizes)}")
+            problems.append(
+                f"sizes needs input, ≥1 hidden and output layers of positive size, got {list(self.sizes)}"
+            )
         if self.reading not in READINGS:
             problems.append(f"reading must be one of {', '.join(READINGS)}, got {self.reading!r}")
         if self.feedback not in FEEDBACK_MODES:
-            problems.append(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {self.feedback!r}")
+            problems.append(
+                f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {self.feedback!r}"
+            )
         if not 0 < self.time_constant or not 0 < self.decay < 1:  # e^(−1/τ) may round to 0 or 1
-            problems.append(f"time_constant {self.time_constant} is impossible for reading {self.reading!r}")
+            problems.append(
+                f"time_constant {self.time_constant} is impossible for reading {self.reading!r}"
+            )
         if self.steps_per_image < 1 or not 0 < self.readout_fraction <= 1:
             problems.append("steps_per_image must be ≥ 1 and readout_fraction in (0, 1]")
         if not 0 <= self.plasticity_delay < self.steps_per_image:
-            problems.append(f"plasticity_delay must be in 0..steps_per_image − 1, got {self.plasticity_delay}")
+            problems.append(
+                f"plasticity_delay must be in 0..steps_per_image − 1, got {self.plasticity_delay}"
+            )
         if not isinstance(self.plasticity, str) or not isinstance(self.feedback_rule, str):
             problems.append("plasticity and feedback_rule must be strings (Brian2 syntax)")
         if not 0 <= self.feedback_sparsity < 1:
             problems.append(f"feedback_sparsity must be in [0, 1), got {self.feedback_sparsity}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be float32 or float64, got {self.dtype!r}")
-        negative = [k for k in ("eta", "weight_decay", "init_scale", "feedback_scale", "seed") if getattr(self, k) < 0]
+        negative = [
+            k
+            for k in ("eta", "weight_decay", "init_scale", "feedback_scale", "seed")
+            if getattr(self, k) < 0
+        ]
         if negative:
             problems.append(f"{', '.join(negative)} must be at least 0")
         if problems:
@@ -128,7 +170,9 @@ class SpikingSpec:
     @property
     def decay(self) -> float:
         """PSP and trace decay factor per step."""
-        return self.time_constant if self.reading == "decay" else math.exp(-1.0 / self.time_constant)
+        return (
+            self.time_constant if self.reading == "decay" else math.exp(-1.0 / self.time_constant)
+        )
 
     @property
     def tau_steps(self) -> float:
@@ -153,11 +197,16 @@ class SpikingSpec:
         return self.n_layers if self.mode.source == "output" else l + 1
 
     def describe(self) -> str:
-        rules = "".join(f", {k} {getattr(self, k)!r}" for k in ("plasticity", "feedback_rule", "plasticity_delay")
-                        if getattr(self, k))
-        return (f"{'-'.join(map(str, self.sizes))}, reading {self.reading!r} (decay {self.decay:.4g}/step, "
-                f"τ = {self.tau_steps:.3g} steps), {self.steps_per_image} steps per image, feedback {self.feedback}"
-                + rules)
+        rules = "".join(
+            f", {k} {getattr(self, k)!r}"
+            for k in ("plasticity", "feedback_rule", "plasticity_delay")
+            if getattr(self, k)
+        )
+        return (
+            f"{'-'.join(map(str, self.sizes))}, reading {self.reading!r} (decay {self.decay:.4g}/step, "
+            f"τ = {self.tau_steps:.3g} steps), {self.steps_per_image} steps per image, feedback {self.feedback}"
+            + rules
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -166,7 +215,7 @@ class SpikingSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SpikingSpec":
+    def from_dict(cls, d: dict) -> SpikingSpec:
         """The spec of a dict such as a checkpoint's; fields it lacks (older checkpoints) take their defaults."""
         if not isinstance(d, dict):
             raise SpikefaError(f"a spec is a JSON object of its fields, got {type(d).__name__}")
@@ -181,7 +230,7 @@ def _number(v, integer: bool) -> bool:
     """A number (not a boolean) that fits a float64, or an int64 where `integer` (JSON numbers have any size)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real):
         return False
-    return abs(v) < 2 ** 63 if integer else abs(v) <= sys.float_info.max
+    return abs(v) < 2**63 if integer else abs(v) <= sys.float_info.max
 
 
 def is_stream_var(key: str) -> bool:
@@ -202,7 +251,9 @@ def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
     state = {}
     for l in range(1, L + 1):
         n_pre, n_post = sizes[l - 1], sizes[l]
-        state[f"w{l}"] = (spec.init_scale * init.uniform(-1, 1, (n_pre, n_post)) / math.sqrt(n_pre)).astype(dt)
+        state[f"w{l}"] = (
+            spec.init_scale * init.uniform(-1, 1, (n_pre, n_post)) / math.sqrt(n_pre)
+        ).astype(dt)
         state[f"bias{l}"] = np.zeros(n_post, dt)
         state[f"u{l}"] = np.zeros(n_post, dt)
         state[f"p{l - 1}"] = np.zeros(n_pre, dt)
@@ -214,7 +265,9 @@ def feedback_weights(spec: SpikingSpec, state: dict) -> dict[str, np.ndarray]:
     and "masks"), or in bp mode the transposes of the forward weights above."""
     if spec.mode.transport:  # kept equal to the forward weights
         return {f"B{l}": state[f"w{l + 1}"].T.copy() for l in range(1, spec.n_layers)}
-    shapes = tuple((spec.sizes[spec.feedback_source(l)], spec.sizes[l]) for l in range(1, spec.n_layers))
+    shapes = tuple(
+        (spec.sizes[spec.feedback_source(l)], spec.sizes[l]) for l in range(1, spec.n_layers)
+    )
     sparsity = spec.feedback_sparsity if spec.mode.sparse else None
     drawn = _drawn_feedback(shapes, spec.seed, spec.feedback_scale, sparsity, spec.dtype)
     return {k: v.copy() for k, v in drawn.items()}
@@ -239,8 +292,14 @@ def _digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict | None = None,
-                    store_dtype: str | None = None, compress: bool = True) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    spec: SpikingSpec,
+    state: dict,
+    meta: dict | None = None,
+    store_dtype: str | None = None,
+    compress: bool = True,
+) -> Path:
     """Write `state` and the spec (as JSON) to an `.npz`, atomically. Feedback weights that the spec
     redraws (fixed B from the seed, or bp's wᵀ) are left out: the file records where they come from
     and, for drawn ones, their SHA-256, which loading checks. `store_dtype` (e.g. "float16", for
@@ -251,14 +310,19 @@ def save_checkpoint(path: str | Path, spec: SpikingSpec, state: dict, meta: dict
     source = "wT" if spec.mode.transport else "seed"
     if B and set(B) == set(again) and all(np.array_equal(B[k], again[k]) for k in B):
         state = {k: v for k, v in state.items() if k not in B}
-        extra = {"feedback": json.dumps({"source": source, "sha256": _digest(B) if source == "seed" else None})}
+        extra = {
+            "feedback": json.dumps(
+                {"source": source, "sha256": _digest(B) if source == "seed" else None}
+            )
+        }
     else:
         extra = {}  # weights the spec cannot redraw (changed by hand, or trained) are kept as they are
     if store_dtype:
         state = {k: v.astype(store_dtype) for k, v in state.items()}
     buf = io.BytesIO()
-    (np.savez_compressed if compress else np.savez)(buf, spec=json.dumps(spec.to_dict()), meta=json.dumps(meta or {}),
-                                                    **extra, **state)
+    (np.savez_compressed if compress else np.savez)(
+        buf, spec=json.dumps(spec.to_dict()), meta=json.dumps(meta or {}), **extra, **state
+    )
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path
@@ -275,25 +339,37 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
         feedback = json.loads(str(arrays.pop("feedback", "null")))
         state = {k: v.astype(spec.dtype, copy=False) for k, v in arrays.items()}
     except (KeyError, TypeError, ValueError) as exc:
-        raise SpikefaError(f"{path} is not a spikefa checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+        raise SpikefaError(
+            f"{path} is not a spikefa checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from None
     if feedback is not None:
         B = feedback_weights(spec, state)
         if feedback["source"] == "seed" and _digest(B) != feedback["sha256"]:
-            raise SpikefaError(f"{path}: the feedback weights drawn again from seed {spec.seed} differ from the "
-                               f"ones it was trained with (another NumPy's random numbers?); they cannot be restored")
+            raise SpikefaError(
+                f"{path}: the feedback weights drawn again from seed {spec.seed} differ from the "
+                f"ones it was trained with (another NumPy's random numbers?); they cannot be restored"
+            )
         state |= B
-    elif not spec.mode.transport and all(v.dtype == np.float16 for k, v in arrays.items() if k[0] == "B"):
+    elif not spec.mode.transport and all(
+        v.dtype == np.float16 for k, v in arrays.items() if k[0] == "B"
+    ):
         # an older file that stored B rounded to float16: the draw it rounds is the B it trained with
         B = feedback_weights(spec, state)
-        if all(k in arrays and np.array_equal(arrays[k], v.astype(np.float16)) for k, v in B.items()):
+        if all(
+            k in arrays and np.array_equal(arrays[k], v.astype(np.float16)) for k, v in B.items()
+        ):
             state |= B
     shapes = state_shapes(spec)
     if set(state) != set(shapes):
-        raise SpikefaError(f"checkpoint {path} does not match its spec: missing {sorted(set(shapes) - set(state))}, "
-                           f"unexpected {sorted(set(state) - set(shapes))}")
+        raise SpikefaError(
+            f"checkpoint {path} does not match its spec: missing {sorted(set(shapes) - set(state))}, "
+            f"unexpected {sorted(set(state) - set(shapes))}"
+        )
     for k, shape in shapes.items():
         v = state[k]  # PSPs and traces: one stream, or one row per stream
-        if v.shape != shape and not (is_stream_var(k) and v.ndim == 2 and len(v) >= 1 and v.shape[1:] == shape):
+        if v.shape != shape and not (
+            is_stream_var(k) and v.ndim == 2 and len(v) >= 1 and v.shape[1:] == shape
+        ):
             raise SpikefaError(f"checkpoint {path}: {k} has shape {v.shape}, spec says {shape}")
     return spec, state, meta
 
@@ -318,7 +394,13 @@ def eta_in_force(spec: SpikingSpec, meta: dict, at_start: bool = False) -> float
     images_per_epoch = meta["images_seen"] / meta["epoch"] if meta.get("epoch") else 0.0
     images = entry["images_seen"] if at_start else meta.get("images_seen", 0)
     epoch = images / images_per_epoch if images_per_epoch else 0.0
-    return eta_at({"eta": entry["eta"], "train": {"eta_halving_epochs": entry.get("eta_halving_epochs") or 0.0}}, epoch)
+    return eta_at(
+        {
+            "eta": entry["eta"],
+            "train": {"eta_halving_epochs": entry.get("eta_halving_epochs") or 0.0},
+        },
+        epoch,
+    )
 
 
 def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
@@ -326,8 +408,12 @@ def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
     sizes, L = spec.sizes, spec.n_layers
     shapes = {}
     for l in range(1, L + 1):
-        shapes |= {f"w{l}": (sizes[l - 1], sizes[l]), f"bias{l}": (sizes[l],), f"u{l}": (sizes[l],),
-                   f"p{l - 1}": (sizes[l - 1],)}
+        shapes |= {
+            f"w{l}": (sizes[l - 1], sizes[l]),
+            f"bias{l}": (sizes[l],),
+            f"u{l}": (sizes[l],),
+            f"p{l - 1}": (sizes[l - 1],),
+        }
     for l in range(1, L):
         shapes[f"B{l}"] = (sizes[spec.feedback_source(l)], sizes[l])
     return shapes

@@ -18,28 +18,55 @@ from spikefa.spiking.spec import SpikingSpec
 from spikefa.spiking.training import single_stream
 
 
-def record_traces(spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.ndarray,
-                  neurons: list[int], device: str = "cpp_standalone", learn: bool = False,
-                  eta: float | None = None) -> dict:
+def record_traces(
+    spec: SpikingSpec,
+    state: dict,
+    images: np.ndarray,
+    labels: np.ndarray,
+    neurons: list[int],
+    device: str = "cpp_standalone",
+    learn: bool = False,
+    eta: float | None = None,
+) -> dict:
     """Arrays for `traces.npz`: t and image_onsets in ms, psp / modulator / delta as
     recorded neurons × steps; `neurons` holds (layer, index) pairs, one row per recorded neuron.
     With `learn`, plasticity runs at `eta` (default spec.eta; see `spec.eta_in_force`)."""
     L = spec.n_layers
     bad = [n for n in neurons if not 0 <= n < min(spec.sizes[1:L])]
     if bad:
-        raise SpikefaError(f"neurons {bad} do not exist in every hidden layer (sizes {list(spec.sizes)})")
-    net = BrianNetwork(spec, len(images), device, trace_neurons={l: neurons for l in range(1, L)}, record_spikes=True)
+        raise SpikefaError(
+            f"neurons {bad} do not exist in every hidden layer (sizes {list(spec.sizes)})"
+        )
+    net = BrianNetwork(
+        spec,
+        len(images),
+        device,
+        trace_neurons={l: neurons for l in range(1, L)},
+        record_spikes=True,
+    )
     _, rec = net.run(single_stream(state), images, labels, learn=learn, eta=eta)
     steps = len(images) * spec.steps_per_image
     pairs = np.array([(l, n) for l in range(1, L) for n in neurons], dtype=np.int64)
-    stack = {k: np.concatenate([rec.traces[l][k] for l in range(1, L)]) for k in ("u", "mod", "delta")}
+    stack = {
+        k: np.concatenate([rec.traces[l][k] for l in range(1, L)]) for k in ("u", "mod", "delta")
+    }
     spike_steps = np.concatenate([rec.spikes[l][0] for l in range(L)])
     spike_layer = np.concatenate([np.full(len(rec.spikes[l][0]), l) for l in range(L)])
     spike_index = np.concatenate([rec.spikes[l][1] for l in range(L)])
-    return {"t": np.arange(steps, dtype=float), "psp": stack["u"], "modulator": stack["mod"], "delta": stack["delta"],
-            "neurons": pairs, "image_onsets": np.arange(len(images)) * float(spec.steps_per_image),
-            "labels": np.asarray(labels), "y": rec.y, "error": rec.error,
-            "spike_t": spike_steps.astype(float), "spike_layer": spike_layer, "spike_index": spike_index}
+    return {
+        "t": np.arange(steps, dtype=float),
+        "psp": stack["u"],
+        "modulator": stack["mod"],
+        "delta": stack["delta"],
+        "neurons": pairs,
+        "image_onsets": np.arange(len(images)) * float(spec.steps_per_image),
+        "labels": np.asarray(labels),
+        "y": rec.y,
+        "error": rec.error,
+        "spike_t": spike_steps.astype(float),
+        "spike_layer": spike_layer,
+        "spike_index": spike_index,
+    }
 
 
 def plot_traces(tr: dict, title: str = "", max_neurons: int = 4):
@@ -81,7 +108,11 @@ def raster_units(tr: dict, layer: int, n: int = 40) -> np.ndarray:
     outside the digit never do); all of them in a layer with fewer units."""
     pick = tr["spike_layer"] == layer
     active = np.unique(tr["spike_index"][pick])
-    return active[np.linspace(0, len(active) - 1, n).round().astype(int)] if len(active) > n else active
+    return (
+        active[np.linspace(0, len(active) - 1, n).round().astype(int)]
+        if len(active) > n
+        else active
+    )
 
 
 def draw_raster(ax, tr: dict, n: int = 25):
@@ -113,8 +144,15 @@ def draw_outputs(ax, tr: dict, legend: bool = True):
     for onset, lab in zip(tr["image_onsets"], tr["labels"]):
         ax.text(onset + 0.5, 1.04, f"label {lab}", fontsize=7, color=colours[int(lab)], va="bottom")
     if legend:
-        ax.legend(title="class", fontsize=6, title_fontsize=7, ncol=2, frameon=False, loc="upper left",
-                  bbox_to_anchor=(1.0, 1.0))
+        ax.legend(
+            title="class",
+            fontsize=6,
+            title_fontsize=7,
+            ncol=2,
+            frameon=False,
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+        )
     return ax
 
 
@@ -124,8 +162,15 @@ def class_colours(n: int) -> list:
     return [plt.get_cmap("tab10" if n <= 10 else "tab20")(i % 20) for i in range(n)]
 
 
-def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray, labels: np.ndarray,
-                neuron: int = 0, device: str = "cpp_standalone"):
+def fig4_figure(
+    spec: SpikingSpec,
+    trained: dict,
+    meta: dict,
+    images: np.ndarray,
+    labels: np.ndarray,
+    neuron: int = 0,
+    device: str = "cpp_standalone",
+):
     """PSP and modulator of first-layer unit `neuron` early in training (the seed's initial weights)
     and late (`trained`), recorded with plasticity on, above spike rasters (60 units of each layer)
     and output rates, beside the validation-error curve stored in the checkpoint's `meta`. Each stage
@@ -134,8 +179,13 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
 
     from spikefa.spiking.spec import eta_in_force, initial_state
 
-    stages = {"early (initial weights)": (initial_state(spec), eta_in_force(spec, meta, at_start=True)),
-              f"late ({meta.get('images_seen', 0):,} training images)": (trained, eta_in_force(spec, meta))}
+    stages = {
+        "early (initial weights)": (initial_state(spec), eta_in_force(spec, meta, at_start=True)),
+        f"late ({meta.get('images_seen', 0):,} training images)": (
+            trained,
+            eta_in_force(spec, meta),
+        ),
+    }
     fig, axes = plt.subplots(3, 3, figsize=(12, 7), gridspec_kw={"width_ratios": [1, 1, 0.8]})
     for col, (title, (state, eta)) in enumerate(stages.items()):
         tr = record_traces(spec, state, images, labels, [neuron], device, learn=True, eta=eta)
@@ -158,7 +208,13 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
     err = fig.add_subplot(gs[:, 2])
     if len(curve):  # the run's measurements on its held-out validation images
         per_epoch = (meta.get("split") or {}).get("train_images", 60000)
-        err.plot(curve[:, 0] / per_epoch, 100 * curve[:, 1], "o-", color=plotting.COLOURS["fa"], markersize=3)
+        err.plot(
+            curve[:, 0] / per_epoch,
+            100 * curve[:, 1],
+            "o-",
+            color=plotting.COLOURS["fa"],
+            markersize=3,
+        )
     err.set(yscale="log", xlabel="epochs", ylabel="validation error (%)", title="validation error")
     fig.suptitle(f"Fig. 4 — {spec.describe()}", fontsize=9)
     fig.tight_layout()
@@ -166,9 +222,20 @@ def fig4_figure(spec: SpikingSpec, trained: dict, meta: dict, images: np.ndarray
     return fig
 
 
-def write_traces(spec: SpikingSpec, state: dict, meta: dict, checkpoint, out=None, steps: int = 0,
-                 neurons=(0, 1, 2, 3), first_image: int = 0, device: str = "cpp_standalone",
-                 learn: bool = False, data: str | None = None, progress: bool = True):
+def write_traces(
+    spec: SpikingSpec,
+    state: dict,
+    meta: dict,
+    checkpoint,
+    out=None,
+    steps: int = 0,
+    neurons=(0, 1, 2, 3),
+    first_image: int = 0,
+    device: str = "cpp_standalone",
+    learn: bool = False,
+    data: str | None = None,
+    progress: bool = True,
+):
     """What `spikefa traces` does: record `steps` steps (0: five images) of the network of
     `checkpoint` on test images from `first_image` on, and write `traces.npz` and `traces.png`
     into `out` (default results/traces-<timestamp>/). Returns the folder's path; `progress`
@@ -193,14 +260,28 @@ def write_traces(spec: SpikingSpec, state: dict, meta: dict, checkpoint, out=Non
     lo = first_image
     if not 0 <= lo <= len(data.test_x) - n_img:
         raise SpikefaError(f"--first-image must be in 0..{len(data.test_x) - n_img}")
-    images, labels = data.test_x[lo:lo + n_img].astype(spec.dtype), data.test_y[lo:lo + n_img]
+    images, labels = data.test_x[lo : lo + n_img].astype(spec.dtype), data.test_y[lo : lo + n_img]
     out = ResultsDir(out or Path("results") / f"traces-{time.strftime('%Y%m%d-%H%M%S')}")
     start = time.perf_counter()
-    say(f"recording {n_img * spec.steps_per_image:,} steps ({n_img} test images) in Brian2 on {device}"
-        + (" (code generation and compilation come first: about a minute)" if device != "runtime" else ""))
+    say(
+        f"recording {n_img * spec.steps_per_image:,} steps ({n_img} test images) in Brian2 on {device}"
+        + (
+            " (code generation and compilation come first: about a minute)"
+            if device != "runtime"
+            else ""
+        )
+    )
     try:
-        tr = record_traces(spec, state, images, labels, list(neurons), device, learn=learn,
-                           eta=eta_in_force(spec, meta))
+        tr = record_traces(
+            spec,
+            state,
+            images,
+            labels,
+            list(neurons),
+            device,
+            learn=learn,
+            eta=eta_in_force(spec, meta),
+        )
     except SpikefaError:
         out.discard(keep_if_more_than=())
         raise

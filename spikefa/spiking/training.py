@@ -26,7 +26,7 @@ def readout(y: np.ndarray, spec: SpikingSpec) -> np.ndarray:
     """y: steps × n_out for consecutive images → n_images × n_out mean rate over each read-out window."""
     T = spec.steps_per_image
     window = max(1, int(round(spec.readout_fraction * T)))
-    return y.reshape(-1, T, y.shape[-1])[:, T - window:].mean(axis=1)
+    return y.reshape(-1, T, y.shape[-1])[:, T - window :].mean(axis=1)
 
 
 def single_stream(state: dict) -> dict:
@@ -35,7 +35,9 @@ def single_stream(state: dict) -> dict:
 
 
 class BrianRunner:
-    def __init__(self, spec: SpikingSpec, chunk: int, device: str = "cpp_standalone", threads: int = 1, **kw):
+    def __init__(
+        self, spec: SpikingSpec, chunk: int, device: str = "cpp_standalone", threads: int = 1, **kw
+    ):
         from spikefa.spiking.brian import BrianNetwork
 
         self.spec, self.chunk = spec, chunk
@@ -68,10 +70,25 @@ class FastRunner:
     `plasticity_delay`, when given, replace the spec's own rules and gate (as in `BrianNetwork`); a
     rule the batched engine cannot factorise is a SpikefaError at once."""
 
-    def __init__(self, spec: SpikingSpec, chunk: int, batch: int = 1, backend: str = "numpy",
-                 plasticity_delay: int | None = None, plasticity: str | None = None, feedback: str | None = None):
-        overrides = {k: v for k, v in (("plasticity", plasticity), ("feedback_rule", feedback),
-                                       ("plasticity_delay", plasticity_delay)) if v is not None}
+    def __init__(
+        self,
+        spec: SpikingSpec,
+        chunk: int,
+        batch: int = 1,
+        backend: str = "numpy",
+        plasticity_delay: int | None = None,
+        plasticity: str | None = None,
+        feedback: str | None = None,
+    ):
+        overrides = {
+            k: v
+            for k, v in (
+                ("plasticity", plasticity),
+                ("feedback_rule", feedback),
+                ("plasticity_delay", plasticity_delay),
+            )
+            if v is not None
+        }
         spec = dataclasses.replace(spec, **overrides) if overrides else spec
         self.spec, self.chunk, self.batch = spec, chunk, batch
         if backend == "cupy":
@@ -81,15 +98,21 @@ class FastRunner:
         else:
             self.xp, self.ops = np, fast.CpuOps()
             self.rng = CounterNoise(spec.seed)
-        compile_model(spec, self.xp.__name__)  # refuses a rule that does not factorise, before any work
+        compile_model(
+            spec, self.xp.__name__
+        )  # refuses a rule that does not factorise, before any work
         self.ws = {}  # workspaces by number of streams
         self.steps = 0
         self.parts = NO_PARTS  # a `spikefa.timing.Parts` to time the spike noise apart
 
     def prepare(self, state: dict) -> dict:
         """The state for this runner's streams; a checkpoint of the same batch size keeps every stream."""
-        same_batch = all(v.shape[0] == self.batch for k, v in state.items() if is_stream_var(k) and v.ndim == 2)
-        return fast.batch_state(self.spec, state if same_batch else single_stream(state), self.batch, self.xp)
+        same_batch = all(
+            v.shape[0] == self.batch for k, v in state.items() if is_stream_var(k) and v.ndim == 2
+        )
+        return fast.batch_state(
+            self.spec, state if same_batch else single_stream(state), self.batch, self.xp
+        )
 
     def export(self, state: dict) -> dict:
         return {k: np.ascontiguousarray(to_numpy(v)) for k, v in state.items()}
@@ -105,8 +128,11 @@ class FastRunner:
 
     def run(self, state, images, labels, learn=True, eta=None):
         head = len(images) - len(images) % self.batch  # a remainder runs on the first streams alone
-        parts = [self._run_streams(state, images[lo:hi], labels[lo:hi], learn, k, eta)
-                 for lo, hi, k in ((0, head, self.batch), (head, len(images), len(images) - head)) if hi > lo]
+        parts = [
+            self._run_streams(state, images[lo:hi], labels[lo:hi], learn, k, eta)
+            for lo, hi, k in ((0, head, self.batch), (head, len(images), len(images) - head))
+            if hi > lo
+        ]
         return state, np.concatenate(parts)
 
     def _run_streams(self, state, images, labels, learn, k, eta=None):
@@ -115,9 +141,18 @@ class FastRunner:
         if k not in self.ws:
             self.ws[k] = fast.Workspace.allocate(self.spec, k, self.xp)
         xp = self.xp
-        y, _ = fast.run(self.spec, sub, xp.asarray(images.reshape(k, -1, images.shape[-1])),
-                        xp.asarray(labels.reshape(k, -1)), learn, rng=self.rng, ops=self.ops, ws=self.ws[k], eta=eta,
-                        parts=self.parts)
+        y, _ = fast.run(
+            self.spec,
+            sub,
+            xp.asarray(images.reshape(k, -1, images.shape[-1])),
+            xp.asarray(labels.reshape(k, -1)),
+            learn,
+            rng=self.rng,
+            ops=self.ops,
+            ws=self.ws[k],
+            eta=eta,
+            parts=self.parts,
+        )
         y = to_numpy(y)
         self.steps += len(images) * self.spec.steps_per_image
         # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
@@ -128,7 +163,9 @@ def error_rate(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(scores, axis=1) != labels))
 
 
-def evaluate(runner, state: dict, images: np.ndarray, labels: np.ndarray, progress: str | None = None) -> float:
+def evaluate(
+    runner, state: dict, images: np.ndarray, labels: np.ndarray, progress: str | None = None
+) -> float:
     """Error rate with learning off. `state` is a checkpoint's (`load_checkpoint`) or one that
     `runner.prepare` made; it is not changed (PSPs run on a prepared copy). `progress`: the label of
     a progress bar on stderr (none by default)."""
