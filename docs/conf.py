@@ -40,6 +40,7 @@ root_doc = "index"
 exclude_patterns = [
     "_build",
     "_generated/results_toctree.md",
+    "tables/*",  # generated tables, included in the pages that discuss them
     "**/.ipynb_checkpoints",
     "Thumbs.db",
     ".DS_Store",

@@ -42,7 +42,7 @@ def files_in(folder: Path) -> dict:
 
 # ------------------------------------------------------------------------------- `run --set`
 CONFIGS = config.shipped_configs()
-SCHEMAS = {name: config._flat(tomllib.loads(config.locate(name).read_text())) for name in CONFIGS}
+SCHEMAS = {name: config.flat(tomllib.loads(config.locate(name).read_text())) for name in CONFIGS}
 WORDS = sorted(
     {
         w
