@@ -40,7 +40,7 @@ def test_every_algorithm_learns_and_reports(small_run):
     assert "angle_deg_w_vs_b_final" in res["fa"]
     assert "angle_deg_final" not in res["bp"] and "angle_deg_final" not in res["shallow"]
     assert 0 <= summary["stats"]["bp_best_epoch"] <= 2
-    for f in ("test_error.png", "angle.png", "receptive_fields.png"):
+    for f in ("validation_error.png", "angle.png", "receptive_fields.png"):
         assert (out / "figures" / f).stat().st_size > 1000
 
 
@@ -48,11 +48,11 @@ def test_runs_share_initial_weights_across_algorithms(small_run):
     out, _ = small_run
     curves = np.load(out / "curves.npz")
     # run 0 of every algorithm starts from the same W (sparse FA removes half of the output
-    # weights): the same test error before any update
+    # weights): the same validation error before any update
     first = {
         k: curves[k][0]
         for k in curves.files
-        if k.endswith("_run0_test_error") and "sparse" not in k
+        if k.endswith("_run0_validation_error") and "sparse" not in k
     }
     assert len(set(first.values())) == 1, first
 
@@ -60,7 +60,7 @@ def test_runs_share_initial_weights_across_algorithms(small_run):
 def test_metrics_csv_has_a_row_per_evaluation(small_run):
     out, _ = small_run
     lines = (out / "metrics.csv").read_text().strip().splitlines()
-    assert lines[0] == "algorithm,run,epoch,examples,test_error,validation_error"
+    assert lines[0] == "algorithm,run,epoch,examples,validation_error"  # test: read once, at the end
     assert len(lines) - 1 == 6 * 2 * 3  # 6 algorithms × 2 runs × (start + one evaluation per epoch)
 
 
@@ -286,5 +286,5 @@ def test_eta_halving_slows_learning_to_a_stop(tmp_path, data_folder):
     ]
     runner.run("fig3_mnist", sets, tmp_path / "r", data=str(data_folder))
     with np.load(tmp_path / "r" / "curves.npz") as z:
-        errors = z["fa_run0_test_error"]
+        errors = z["fa_run0_validation_error"]
     assert errors[1] < errors[0] and np.all(errors[2:] == errors[1])

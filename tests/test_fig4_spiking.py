@@ -608,7 +608,7 @@ def test_a_declared_stopping_rule_ends_the_recipe_and_the_test_set_is_read_once(
     """With patience_epochs = 1, a run whose second validation is no better than its first stops there:
     it has finished, its checkpoints say so, and the test set is read once, by the selected network;
     resuming the finished run reads it no more."""
-    from spikefa.experiments import fig4_spiking
+    from spikefa.spiking import loop
 
     tiny = [
         "sizes=[784,12,10]",
@@ -623,9 +623,9 @@ def test_a_declared_stopping_rule_ends_the_recipe_and_the_test_set_is_read_once(
         "eta=0",
     ]  # nothing learns: no measurement is much better than another
     tests = []
-    real = fig4_spiking.evaluate
+    real = loop.evaluate
     monkeypatch.setattr(
-        fig4_spiking,
+        loop,
         "evaluate",
         lambda r, s, x, y, **kw: (
             (tests.append(len(x)) if kw.get("progress") else None) or real(r, s, x, y, **kw)

@@ -239,7 +239,6 @@ def train_run(
     if c is None:
         c = {
             "examples": [0],
-            "test_error": [error_rate(net, X_test, y_test)],
             "validation_error": [error_rate(net, X_val, y_val)],
             "angles": [],
             "seconds": 0.0,
@@ -275,7 +274,6 @@ def train_run(
                 c["angles"].append(angles[:k].reshape(-1, window, angles.shape[1]))
             seen += len(idx)
             c["examples"].append(seen)
-            c["test_error"].append(error_rate(net, X_test, y_test))
             c["validation_error"].append(error_rate(net, X_val, y_val))
             c["seconds"] = time.perf_counter() - start
             if bar is not None:
@@ -286,7 +284,7 @@ def train_run(
     aw = np.concatenate(c["angles"]) if c["angles"] else np.zeros((0, window, max(net.L - 1, 1)))
     return {
         "examples": np.array(c["examples"]),
-        "test_error": np.array(c["test_error"]),
+        "test_error": error_rate(net, X_test, y_test),  # read once, when training has ended
         "validation_error": np.array(c["validation_error"]),
         "seconds": c["seconds"],
         "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
@@ -361,7 +359,6 @@ class Progress:
         angles = z["angles"]
         return {
             "examples": z["examples"].tolist(),
-            "test_error": z["test_error"].tolist(),
             "validation_error": z["validation_error"].tolist(),
             "angles": [angles] if len(angles) else [],
             "seconds": float(z["seconds"]),
@@ -387,7 +384,6 @@ class Progress:
         return {
             **arrays,
             "examples": np.array(c["examples"]),
-            "test_error": np.array(c["test_error"]),
             "validation_error": np.array(c["validation_error"]),
             "angles": angles,
             "seconds": np.array(c["seconds"]),
@@ -471,12 +467,11 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
             "run": r,
             "epoch": k / n_train,
             "examples": int(k),
-            "test_error": float(e),
             "validation_error": float(v),
         }
         for a, cs in curves.items()
         for r, c in enumerate(cs)
-        for k, e, v in zip(c["examples"], c["test_error"], c["validation_error"])
+        for k, v in zip(c["examples"], c["validation_error"])
     ]
     out.write_csv("metrics.csv", rows)
     out.write_npz(
@@ -501,7 +496,7 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
 
 
 def summarise(cfg: dict, cs: list, n_train: int) -> dict:
-    final = np.array([c["test_error"][-1] for c in cs])
+    final = np.array([float(np.ravel(c["test_error"])[-1]) for c in cs])  # older runs kept a curve
     val = np.array([c["validation_error"][-1] for c in cs])
     seconds = np.array([c["seconds"] for c in cs])
     out = {
@@ -532,29 +527,22 @@ def summarise(cfg: dict, cs: list, n_train: int) -> dict:
 
 
 def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out, shape: tuple) -> None:
-    fig, ax = plotting.new_axes()
-    for a, cs in curves.items():
-        x = cs[0]["examples"] / n_train
-        plotting.plot_curve(ax, x, 100 * np.mean([c["test_error"] for c in cs], axis=0), a)
-        if np.isfinite(cs[0]["validation_error"]).all():
-            ax.plot(
-                x,
-                100 * np.mean([c["validation_error"] for c in cs], axis=0),
-                linestyle=":",
-                linewidth=1,
-                color=ax.lines[-1].get_color(),
-                label="validation" if a == list(curves)[0] else None,
-            )
-    ax.axhline(100 * (1 - 1 / cfg["sizes"][-1]), color="0.5", linestyle="--", linewidth=0.8)
-    ax.set(
-        yscale="log",
-        xlabel="epochs",
-        ylabel="test error (%; dotted: validation)",
-        title=f"Fig. 3a — {'-'.join(map(str, cfg['sizes']))}",
-    )
-    ax.legend(frameon=False, fontsize=8)
-    out.savefig(fig, "test_error.png")
-    plotting.close(fig)
+    if all(np.isfinite(cs[0]["validation_error"]).all() for cs in curves.values()):
+        # the error over training, on held-out images: the test set is read once, at the end
+        fig, ax = plotting.new_axes()
+        for a, cs in curves.items():
+            x = cs[0]["examples"] / n_train
+            plotting.plot_curve(ax, x, 100 * np.mean([c["validation_error"] for c in cs], axis=0), a)
+        ax.axhline(100 * (1 - 1 / cfg["sizes"][-1]), color="0.5", linestyle="--", linewidth=0.8)
+        ax.set(
+            yscale="log",
+            xlabel="epochs",
+            ylabel="validation error (%)",
+            title=f"Fig. 3a — {'-'.join(map(str, cfg['sizes']))}",
+        )
+        ax.legend(frameon=False, fontsize=8)
+        out.savefig(fig, "validation_error.png")
+        plotting.close(fig)
 
     banded = [a for a, cs in curves.items() if len(cs[0]["angle_mean"])]
     if banded:
