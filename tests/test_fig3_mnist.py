@@ -60,7 +60,9 @@ def test_runs_share_initial_weights_across_algorithms(small_run):
 def test_metrics_csv_has_a_row_per_evaluation(small_run):
     out, _ = small_run
     lines = (out / "metrics.csv").read_text().strip().splitlines()
-    assert lines[0] == "algorithm,run,epoch,examples,validation_error"  # test: read once, at the end
+    assert (
+        lines[0] == "algorithm,run,epoch,examples,validation_error"
+    )  # test: read once, at the end
     assert len(lines) - 1 == 6 * 2 * 3  # 6 algorithms × 2 runs × (start + one evaluation per epoch)
 
 

@@ -532,7 +532,9 @@ def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out, shape: tu
         fig, ax = plotting.new_axes()
         for a, cs in curves.items():
             x = cs[0]["examples"] / n_train
-            plotting.plot_curve(ax, x, 100 * np.mean([c["validation_error"] for c in cs], axis=0), a)
+            plotting.plot_curve(
+                ax, x, 100 * np.mean([c["validation_error"] for c in cs], axis=0), a
+            )
         ax.axhline(100 * (1 - 1 / cfg["sizes"][-1]), color="0.5", linestyle="--", linewidth=0.8)
         ax.set(
             yscale="log",
