@@ -30,7 +30,7 @@ def copy(run: Path, figure: str, name: str) -> None:
 
 
 def mnist_curves(runs: list[Path]):
-    """Mean test error over the runs of each rule, from the metrics.csv of one or more fig3_mnist runs."""
+    """Mean validation error over the runs of each rule, from the metrics.csv of fig3_mnist runs."""
     fig, ax = plotting.new_axes()
     for run in runs:
         rows = list(csv.DictReader(open(run / "metrics.csv")))
@@ -38,7 +38,7 @@ def mnist_curves(runs: list[Path]):
             by_epoch = {}
             for r in rows:
                 if r["algorithm"] == algo:
-                    by_epoch.setdefault(float(r["epoch"]), []).append(100 * float(r["test_error"]))
+                    by_epoch.setdefault(float(r["epoch"]), []).append(100 * float(r["validation_error"]))
             epochs = sorted(e for e in by_epoch if e > 0)
             plotting.plot_curve(
                 ax, epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], algo
@@ -46,7 +46,7 @@ def mnist_curves(runs: list[Path]):
     ax.set(
         yscale="log",
         xlabel="epoch",
-        ylabel="test error (%)",
+        ylabel="validation error (%)",
         title="MNIST, 784-1000-10 (mean of runs)",
     )
     ax.legend(frameon=False, fontsize=8)
