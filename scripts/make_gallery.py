@@ -38,7 +38,9 @@ def mnist_curves(runs: list[Path]):
             by_epoch = {}
             for r in rows:
                 if r["algorithm"] == algo:
-                    by_epoch.setdefault(float(r["epoch"]), []).append(100 * float(r["validation_error"]))
+                    by_epoch.setdefault(float(r["epoch"]), []).append(
+                        100 * float(r["validation_error"])
+                    )
             epochs = sorted(e for e in by_epoch if e > 0)
             plotting.plot_curve(
                 ax, epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], algo
