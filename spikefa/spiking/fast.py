@@ -138,11 +138,8 @@ def _scalars(pre: dict, post: dict) -> dict:
     return out | {k: v for k, v in post.items() if isinstance(v, _SCALARS)}
 
 
-_SCALARS = (
-    float,
-    int,
-    np.generic,
-)  # np.isscalar's answer for a namespace's values, at a fraction of its cost
+# np.isscalar's answer for a namespace's values, at a fraction of its cost
+_SCALARS = (float, int, np.generic)
 
 
 def feedback_matrices(model: CompiledModel, state: dict, xp) -> dict:
@@ -336,9 +333,8 @@ def run(
                     ws.r[l][...] = uniforms[l][:, k]
             if spec.mode.redraw and (learn or record):
                 redraw_feedback(spec, state, ops, rng)
-        with np.errstate(
-            over="ignore"
-        ):  # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
+        # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
+        with np.errstate(over="ignore"):
             step(
                 spec,
                 state,

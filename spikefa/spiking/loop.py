@@ -134,9 +134,8 @@ class TrainingLoop:
         k = self.plan.at(self.seen)
         self.runner, self.state = self.plan.enter(k, self.state)
         epoch, lo = divmod(self.seen, self.n)
-        perm = stream(self.cfg["seed"], "order", epoch).permutation(
-            self.n
-        )  # the same order after a resume
+        # the order of an epoch follows from the seed: the same after a resume
+        perm = stream(self.cfg["seed"], "order", epoch).permutation(self.n)
         idx = perm[lo : lo + min(self.chunk, self.plan.ends[k] - self.seen)]
         X, Y = self.sets["train"]
         with self.parts("steps"):
@@ -243,9 +242,8 @@ class TrainingLoop:
         if len(
             self.sets["validation"][0]
         ):  # saturation and weight growth of the network that ships
-            res["health"] = health(*load_checkpoint(selected)[:2], *self.sets["validation"])[
-                "layers"
-            ]
+            spec_state = load_checkpoint(selected)[:2]
+            res["health"] = health(*spec_state, *self.sets["validation"])["layers"]
         if self.curve:
             res.update(
                 {

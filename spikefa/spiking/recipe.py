@@ -108,9 +108,8 @@ def phase_spec(cfg: dict, mode: str, phase: dict) -> SpikingSpec:
 
 def recipe(cfg: dict, mode: str) -> dict:
     """Everything that defines how a network is trained; a resumed run must have the same."""
-    defaults = (
-        SpikingSpec().to_dict()
-    )  # fields at their defaults are left out: a later field does not break a resume
+    # fields at their defaults are left out: a later field does not break a resume
+    defaults = SpikingSpec().to_dict()
     spec = {k: v for k, v in spec_for(cfg, mode).to_dict().items() if v != defaults[k]}
     out = {
         "schedule": schedule(cfg),
