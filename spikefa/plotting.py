@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")  # no screen needed; notebooks switch to their inline backend themselves
+if "matplotlib.pyplot" not in sys.modules:
+    # no screen needed; a notebook (or script) that has chosen its backend keeps it, even when
+    # spikefa draws its first figure after `%matplotlib inline`
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402

@@ -154,8 +154,8 @@ def test_fig3a_numbers_verdicts_and_differences(tmp_path):
     angle = row(md, "fig3b")  # one angle, not one per network
     assert verdict(angle) == "reproduced" and "inconclusive (n = 1)" in angle[5]
     assert cells["fig3a_bp"][4] == "`spikefa run fig3_mnist --set train.epochs=2.0 --set runs=3`"
-    assert (tmp_path / "docs" / "results_figures" / "fig3a_bp_test_error.png").is_file()
-    assert "results_figures/fig3a_bp_test_error.png" in md
+    assert (tmp_path / "docs" / "results_figures" / "fig3a_bp_validation_error.png").is_file()
+    assert "results_figures/fig3a_bp_validation_error.png" in md
 
 
 @pytest.mark.parametrize(
