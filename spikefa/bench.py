@@ -24,7 +24,7 @@ FULL = (784, 1500, 1500, 1500, 10)
 
 def gemm_peak_gflops(n: int = 2048, repeats: int = 5, xp=np) -> float:
     a = xp.asarray(np.random.default_rng(0).random((n, n), dtype=np.float32))
-    b = a.copy()
+    b = xp.copy(a)
     a @ b
     best = min(_timed(lambda: a @ b, xp) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
@@ -32,7 +32,11 @@ def gemm_peak_gflops(n: int = 2048, repeats: int = 5, xp=np) -> float:
 
 def _timed(f, xp=np) -> float:
     """Seconds for f(); on a GPU, until the device has finished the work f queued."""
-    sync = xp.cuda.Device().synchronize if xp is not np else (lambda: None)
+    sync = (
+        (lambda: None)
+        if xp is np
+        else getattr(xp, "synchronize", None) or xp.cuda.Device().synchronize
+    )
     sync()
     t = time.perf_counter()
     f()
@@ -40,12 +44,18 @@ def _timed(f, xp=np) -> float:
     return time.perf_counter() - t
 
 
-def array_backend(name: str):
-    """(array module, fast-engine ops) of the backend `name` (numpy or cupy)."""
+def array_backend(name: str, compile: bool = False):
+    """(array module, fast-engine ops) of the backend `name` (numpy, cupy or torch; `compile`: the
+    torch backend's compiled step)."""
     from spikefa.spiking import fast
 
     if name == "numpy":
         return np, fast.CpuOps()
+    if name == "torch":
+        from spikefa.spiking.torch_backend import TorchOps
+
+        ops = TorchOps(compile=compile)
+        return ops.xp, ops
     from spikefa.arrays import import_cupy
 
     cupy = import_cupy()
@@ -85,18 +95,20 @@ def fast_stream_steps_per_s(
     images_per_stream: int = 2,
     backend: str = "numpy",
     repeats: int = 1,
+    compile: bool = False,
 ) -> float:
-    """Stream-steps per second of the batched engine, learning on; the best of `repeats` timings."""
+    """Stream-steps per second of the batched engine, learning on; the best of `repeats` timings
+    (`compile`: the torch backend's compiled step)."""
     from spikefa.spiking import fast
 
-    xp, ops = array_backend(backend)
+    xp, ops = array_backend(backend, compile)
     state = fast.batch_state(spec, initial_state(spec), batch, xp)
     x, y = _images(spec, batch * images_per_stream)
     images, labels = (
         xp.asarray(x.reshape(batch, images_per_stream, -1)),
         xp.asarray(y.reshape(batch, -1)),
     )
-    rng = CounterNoise(0) if xp is np else xp.random.default_rng(0)  # the generators training uses
+    rng = noise_source(backend, 0)
     fast.run(
         spec, state, images[:, :1], labels[:, :1], rng=rng, ops=ops
     )  # warm-up (and GPU kernel builds)
@@ -105,6 +117,28 @@ def fast_stream_steps_per_s(
         for _ in range(repeats)
     )
     return batch * images_per_stream * spec.steps_per_image / seconds
+
+
+def device_name() -> str:
+    """The name of the device the torch backend runs on."""
+    import torch
+
+    from spikefa.spiking.torch_arrays import DEVICE
+
+    return torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "CPU"
+
+
+def noise_source(backend: str, seed: int):
+    """The spike-noise generator training uses on `backend`."""
+    if backend == "torch":
+        from spikefa.spiking.torch_backend import TorchNoise
+
+        return TorchNoise(seed)
+    return (
+        CounterNoise(seed)
+        if backend == "numpy"
+        else array_backend(backend)[0].random.default_rng(seed)
+    )
 
 
 def bench_spiking(
@@ -121,8 +155,10 @@ def bench_spiking(
         "backend": backend,
         "gemm_peak_gflops": round(gemm_peak_gflops(4096 if xp is not np else 2048, xp=xp), 1),
     }
-    if xp is not np:
+    if backend == "cupy":
         out["gpu"] = xp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    elif backend == "torch":
+        out["device"] = device_name()
     if "runtime" in devices:
         r = brian2_ms_per_step(spec, "runtime", images=1)
         out.update(

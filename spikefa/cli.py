@@ -324,7 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=1, help="OpenMP threads of cpp_standalone")
     e.add_argument("--batch", type=int, default=100, help="streams of the fast engine")
     e.add_argument(
-        "--backend", choices=("numpy", "cupy"), default="numpy", help="arrays of the fast engine"
+        "--backend",
+        choices=("numpy", "cupy", "torch"),
+        default="numpy",
+        help="arrays of the fast engine",
     )
     e.add_argument(
         "--split",
@@ -416,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--backend",
-        choices=("numpy", "cupy"),
+        choices=("numpy", "cupy", "torch"),
         default="numpy",
         help="spiking: the fast engine's arrays",
     )

@@ -624,7 +624,10 @@ class Operand:
         a = ns[self.name] if self.name else self.fn(ns)
         if getattr(a, "ndim", 0) != 2:
             a = xp.broadcast_to(xp.asarray(a, dtype), (batch, n))
-        return a if a.flags.f_contiguous or a.flags.c_contiguous else xp.asfortranarray(a)
+        flags = getattr(a, "flags", None)  # NumPy and CuPy; torch's products take any strides
+        return (
+            a if flags is None or flags.f_contiguous or flags.c_contiguous else xp.asfortranarray(a)
+        )
 
 
 class Scalar:
