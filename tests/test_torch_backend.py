@@ -138,7 +138,7 @@ def test_conformance_torch_compiled_step_equals_eager():
     """The step captured by torch.compile runs the same arithmetic as the plain step. The compiler
     'aot_eager' captures and functionalises the graph as inductor does, without generating C++ (on
     this CPU inductor took ~50 s for this network; the GPU run compiles it for real)."""
-    ops = torch_backend.TorchOps(compile=True, backend="aot_eager")
+    ops = torch_backend.TorchOps(compile="aot_eager")
     assert_same(*both(spec_(), n_img=3, ops=ops), F64)
 
 
@@ -218,3 +218,21 @@ def test_conformance_torch_is_a_config_backend():
     fig4_spiking.validate(config.resolve("fig4_spiking", ['backend="torch"']))
     spec = dataclasses.replace(spec_(), dtype="float32")
     assert FastRunner(spec, 4, batch=2, backend="torch").xp.__name__.endswith("torch_arrays")
+
+
+def test_conformance_torch_bench_gpu_dry_run(tmp_path, data_folder, capsys):
+    """`spikefa bench gpu --dry-run`: every stage of the prepared GPU run once, on a tiny network."""
+    import json
+
+    from spikefa.cli import main
+
+    assert (
+        main(["bench", "gpu", "--dry-run", "--out", str(tmp_path), "--data", str(data_folder)]) == 0
+    )
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    assert result["conformance"]["all_ok"]
+    assert {"float32", "tf32", "tf32_compiled"} <= set(result["stream_steps_per_s"])
+    assert all("error" not in row for row in result["stream_steps_per_s"].values())
+    assert result["training"]["images"] > 0
+    assert (tmp_path / result["training"]["checkpoint"]).stat().st_size < 16e6
+    assert (tmp_path / "gpu.png").stat().st_size > 0

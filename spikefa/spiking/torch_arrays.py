@@ -69,6 +69,8 @@ def asarray(a, dtype=None, order=None) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         return a.to(DEVICE, None if dtype is None else as_dtype(dtype))
     a = np.asarray(a)  # NumPy arrays and Python numbers
+    if dtype is None and a.dtype.kind == "u":
+        dtype = "int64"  # labels index rows; torch would read a uint8 index as a boolean mask
     return torch.as_tensor(np.ascontiguousarray(a), device=DEVICE).to(
         as_dtype(a.dtype if dtype is None else dtype)
     )

@@ -49,13 +49,15 @@ class TorchNoise:
 class TorchOps(fast.ArrayOps):
     """Matrix products and spike noise for tensors of `torch_arrays` (the device it chose).
 
-    `compile=True` runs each step through `torch.compile` (`mode`: default "reduce-overhead" on
-    CUDA, which replays the step as a CUDA graph; `backend`: the compiler, "inductor" by default).
-    Compiling takes a while and on the CPU needs a C++ compiler, so it is off by default."""
+    `compile=True` runs each step through `torch.compile` with inductor (`mode`: by default
+    "reduce-overhead" on CUDA, which replays the step as a CUDA graph); a string names another
+    compiler of `torch.compile` ("aot_eager" captures the graph as inductor does, without generating
+    code). Compiling takes a while and on the CPU needs a C++ compiler, so it is off by default."""
 
-    def __init__(self, compile: bool = False, mode: str | None = None, backend: str = "inductor"):
+    def __init__(self, compile: bool | str = False, mode: str | None = None):
         super().__init__(torch_arrays)
         if compile:
+            backend = compile if isinstance(compile, str) else "inductor"
             cuda = torch_arrays.DEVICE.type == "cuda"
             mode = mode or ("reduce-overhead" if cuda else None)
             self.step = _resident(torch.compile(fast.step, mode=mode, backend=backend), cuda)

@@ -83,7 +83,7 @@ class FastRunner:
         plasticity_delay: int | None = None,
         plasticity: str | None = None,
         feedback: str | None = None,
-        compile: bool = False,
+        compile: bool | str = False,
     ):
         overrides = {
             k: v
