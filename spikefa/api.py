@@ -226,8 +226,9 @@ class Network:
             Show each image this many steps (default: the checkpoint's).
         batch : int
             Fast engine: image streams run side by side.
-        backend : {"numpy", "cupy"}
-            Fast engine: the arrays (``"cupy"`` needs a GPU).
+        backend : {"numpy", "cupy", "torch"}
+            Fast engine: the arrays (``"cupy"`` needs a GPU; ``"torch"`` uses one where PyTorch
+            finds it, else the CPU).
         device : str
             Brian2 engine: ``"runtime"``, ``"numpy"`` or ``"cpp_standalone"``.
         threads : int

@@ -38,8 +38,12 @@ def import_cupy():
 
 
 def to_numpy(a) -> np.ndarray:
-    """A NumPy array of `a`, copied from the GPU when it lives there."""
-    return a if isinstance(a, np.ndarray) else a.get() if hasattr(a, "get") else np.asarray(a)
+    """A NumPy array of `a` (NumPy, CuPy or PyTorch), copied from the GPU when it lives there."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "get"):  # CuPy
+        return a.get()
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)  # torch
 
 
 def gemm(a, b, out, alpha=1.0, beta=0.0, trans_a=False):

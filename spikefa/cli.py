@@ -224,7 +224,9 @@ def _cmd_bench(args) -> int:
     from spikefa import bench
     from spikefa.arrays import blas_threads
 
-    if args.what == "spiking" and args.epoch:
+    if args.what == "gpu":
+        result = bench.bench_gpu(args.out, args.dry_run, args.minutes, args.data)
+    elif args.what == "spiking" and args.epoch:
         with blas_threads(args.threads):
             result = bench.bench_epoch(data_dir=args.data)
     elif args.what == "spiking":
@@ -324,7 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=1, help="OpenMP threads of cpp_standalone")
     e.add_argument("--batch", type=int, default=100, help="streams of the fast engine")
     e.add_argument(
-        "--backend", choices=("numpy", "cupy"), default="numpy", help="arrays of the fast engine"
+        "--backend",
+        choices=("numpy", "cupy", "torch"),
+        default="numpy",
+        help="arrays of the fast engine",
     )
     e.add_argument(
         "--split",
@@ -410,13 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=_cmd_export)
 
     b = sub.add_parser("bench", help="side-by-side throughput, measured in one run")
-    b.add_argument("what", choices=("rate", "spiking"))
+    b.add_argument("what", choices=("rate", "spiking", "gpu"))
     b.add_argument(
         "--batch", type=int, default=50, help="spiking: streams of the batched fast engine"
     )
     b.add_argument(
         "--backend",
-        choices=("numpy", "cupy"),
+        choices=("numpy", "cupy", "torch"),
         default="numpy",
         help="spiking: the fast engine's arrays",
     )
@@ -437,7 +442,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--threads", type=int, help="spiking --epoch: BLAS threads (default: every core given)"
     )
-    b.add_argument("--data", help="MNIST's data folder (rate, and spiking --epoch)")
+    b.add_argument("--data", help="MNIST's data folder (rate, gpu, and spiking --epoch)")
+    b.add_argument(
+        "--out", default="results/gpu", help="gpu: the folder of gpu.json, gpu.png and checkpoints"
+    )
+    b.add_argument(
+        "--minutes",
+        type=float,
+        default=12.0,
+        help="gpu: the whole run's budget; training takes what the measurements leave",
+    )
+    b.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="gpu: a tiny network, every stage once, on whichever device PyTorch finds",
+    )
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_cmd_bench)
 

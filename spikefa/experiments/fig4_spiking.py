@@ -20,6 +20,7 @@ from spikefa.spiking.brian import DEVICES, STANDALONE
 from spikefa.spiking.loop import TrainingLoop
 from spikefa.spiking.recipe import phase_spec, schedule, spec_for
 from spikefa.spiking.spec import FEEDBACK_MODES
+from spikefa.spiking.training import BACKENDS
 from spikefa.timing import NO_PARTS
 
 __all__ = ["chunk_size", "phase_spec", "run", "schedule", "spec_for", "validate"]
@@ -33,8 +34,8 @@ def validate(cfg: dict) -> None:
         )
     if cfg["engine"] not in ("brian2", "fast"):
         raise SpikefaError(f"engine must be brian2 or fast, got {cfg['engine']!r}")
-    if cfg["backend"] not in ("numpy", "cupy"):
-        raise SpikefaError(f"backend must be numpy or cupy, got {cfg['backend']!r}")
+    if cfg["backend"] not in BACKENDS:
+        raise SpikefaError(f"backend must be numpy, cupy or torch, got {cfg['backend']!r}")
     if cfg["device"] not in DEVICES:
         raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {cfg['device']!r}")
     own = is_own_dataset(cfg["dataset"])  # its sizes are checked against the file once it is loaded

@@ -108,7 +108,7 @@ def _print(expr) -> str:
 
 
 def _functions(source: str, xp) -> dict:
-    """The array functions a generated source calls, from `xp` (numpy or cupy)."""
+    """The array functions a generated source calls, from `xp` (numpy, cupy or torch_arrays)."""
     names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
     special = {
         "int_": lambda a: a,
@@ -624,7 +624,10 @@ class Operand:
         a = ns[self.name] if self.name else self.fn(ns)
         if getattr(a, "ndim", 0) != 2:
             a = xp.broadcast_to(xp.asarray(a, dtype), (batch, n))
-        return a if a.flags.f_contiguous or a.flags.c_contiguous else xp.asfortranarray(a)
+        flags = getattr(a, "flags", None)  # NumPy and CuPy; torch's products take any strides
+        return (
+            a if flags is None or flags.f_contiguous or flags.c_contiguous else xp.asfortranarray(a)
+        )
 
 
 class Scalar:
@@ -925,8 +928,9 @@ def _summed(text: str, syn: Synaptic) -> list[Term]:
 def compile_model(
     spec: SpikingSpec, xp_name: str = "numpy", loops: bool | None = None
 ) -> CompiledModel:
-    """The compiled model of a spec on numpy or cupy; `loops` (default: on numpy) fuses element-wise
-    work into Numba loops. Cached: a model compiles once per process."""
+    """The compiled model of a spec on an array module (`xp_name`: numpy, cupy or
+    spikefa.spiking.torch_arrays); `loops` (default: on numpy) fuses element-wise work into Numba
+    loops. Cached: a model compiles once per process."""
     loops = xp_name == "numpy" if loops is None else loops
     # only these fields shape the compiled code
     key = (

@@ -19,7 +19,8 @@ The sums in u are those of the Brian2 model taken in another order (equal to rou
 
 `step` works on the state record in place. Matrix products go through a backend: `ArrayOps` uses
 only NumPy's array interface, so it runs on NumPy or CuPy unchanged; `CpuOps` calls float32/float64
-BLAS in place (no temporaries; the decay rides on β).
+BLAS in place (no temporaries; the decay rides on β); `torch_backend.TorchOps` runs the same code on
+PyTorch tensors through the array namespace `torch_arrays`.
 """
 
 from __future__ import annotations
@@ -318,6 +319,7 @@ def run(
     ws = ws if ws is not None and ws.y.shape[0] == batch else Workspace.allocate(spec, batch, xp)
     T, eta = spec.steps_per_image, (spec.eta if eta is None else eta) if learn else 0.0
     eye = xp.eye(spec.sizes[-1], dtype=ws.y.dtype)
+    step_ = getattr(ops, "step", step)  # a backend may supply a compiled step
     ys = xp.zeros((n_img * T, batch, spec.sizes[-1]), ws.y.dtype)
     records = []
     for k in range(n_img * T):
@@ -335,7 +337,7 @@ def run(
                 redraw_feedback(spec, state, ops, rng)
         # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
         with np.errstate(over="ignore"):
-            step(
+            step_(
                 spec,
                 state,
                 x,
@@ -351,11 +353,11 @@ def run(
         if record:
             records.append(
                 StepRecord(
-                    ws.y.copy(),
-                    [None] + [m.copy() for m in ws.mod[1:-1]],
-                    [dl if dl is None else dl.copy() for dl in ws.delta],
-                    [s.copy() for s in ws.s],
-                    [None] + [state[f"u{l}"].copy() for l in range(1, spec.n_layers + 1)],
+                    xp.copy(ws.y),
+                    [None] + [xp.copy(m) for m in ws.mod[1:-1]],
+                    [dl if dl is None else xp.copy(dl) for dl in ws.delta],
+                    [xp.copy(s) for s in ws.s],
+                    [None] + [xp.copy(state[f"u{l}"]) for l in range(1, spec.n_layers + 1)],
                 )
             )
     return ys, records

@@ -15,11 +15,13 @@ import numpy as np
 from tqdm import tqdm
 
 from spikefa.arrays import import_cupy, to_numpy
-from spikefa.spiking import fast, noise
+from spikefa.spiking import fast
 from spikefa.spiking.codegen import compile_model
 from spikefa.spiking.noise import CounterNoise
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 from spikefa.timing import NO_PARTS
+
+BACKENDS = ("numpy", "cupy", "torch")  # the arrays of FastRunner
 
 
 def readout(y: np.ndarray, spec: SpikingSpec) -> np.ndarray:
@@ -65,8 +67,10 @@ class BrianRunner:
 
 class FastRunner:
     """`backend="numpy"`: the CPU backend (BLAS in place); `backend="cupy"`: the same step through
-    NumPy's array interface on a GPU (needs the `gpu` extra). CuPy's random state is not saved, so
-    a resumed CuPy run continues with fresh spike noise. `plasticity`, `feedback` and
+    NumPy's array interface on a GPU (needs the `gpu` extra); `backend="torch"`: PyTorch on CUDA
+    where it finds a GPU, else on the CPU (`torch_backend`; `compile` runs the step through
+    `torch.compile`). CuPy's random state is not saved, so a resumed CuPy run continues with fresh
+    spike noise. `plasticity`, `feedback` and
     `plasticity_delay`, when given, replace the spec's own rules and gate (as in `BrianNetwork`); a
     rule the batched engine cannot factorise is a SpikefaError at once."""
 
@@ -79,6 +83,7 @@ class FastRunner:
         plasticity_delay: int | None = None,
         plasticity: str | None = None,
         feedback: str | None = None,
+        compile: bool | str = False,
     ):
         overrides = {
             k: v
@@ -90,11 +95,16 @@ class FastRunner:
             if v is not None
         }
         spec = dataclasses.replace(spec, **overrides) if overrides else spec
-        self.spec, self.chunk, self.batch = spec, chunk, batch
+        self.spec, self.chunk, self.batch, self.backend = spec, chunk, batch, backend
         if backend == "cupy":
             cupy = import_cupy()
             self.xp, self.ops = cupy, fast.ArrayOps(cupy)
             self.rng = cupy.random.default_rng(spec.seed)
+        elif backend == "torch":
+            from spikefa.spiking import torch_backend
+
+            self.ops = torch_backend.TorchOps(compile=compile)
+            self.xp, self.rng = self.ops.xp, torch_backend.TorchNoise(spec.seed)
         else:
             self.xp, self.ops = np, fast.CpuOps()
             self.rng = CounterNoise(spec.seed)
@@ -118,12 +128,13 @@ class FastRunner:
         return {k: np.ascontiguousarray(to_numpy(v)) for k, v in state.items()}
 
     def random_state(self) -> dict | None:
-        return self.rng.state if self.xp is np else None
+        return getattr(self.rng, "state", None) if self.backend != "cupy" else None
 
     def restore_random_state(self, saved) -> None:
-        # a checkpoint from another generator (NumPy's, of older runs, or CuPy's) continues with this
-        # runner's noise
-        if saved and saved.get("bit_generator") == noise.NAME and self.xp is np:
+        # a checkpoint from another generator (NumPy's, of older runs, CuPy's, or another backend's)
+        # continues with this runner's noise
+        mine = self.random_state()
+        if saved and mine and saved.get("bit_generator") == mine["bit_generator"]:
             self.rng.state = saved
 
     def run(self, state, images, labels, learn=True, eta=None):
