@@ -117,7 +117,7 @@ def test_fig3a_numbers_verdicts_and_differences(tmp_path):
         tmp_path / "r",
         "fig3_mnist",
         ["train.epochs=2.0", "runs=3"],
-        figures=["test_error.png"],
+        figures=["validation_error.png"],
         results={
             "bp": {"test_error": 0.0235, "test_errors": bp, "validation_error": 0.02},
             "fa": {
