@@ -122,9 +122,9 @@ def test_blas_threads_sets_and_restores_the_limit():
 
 
 def test_epoch_profile_scales_each_part_and_its_shares_add_up(data_folder):
-    from spikefa import bench
+    from spikefa import bench, epoch_profile
 
-    r = bench.bench_epoch(images=100, data_dir=data_folder, sizes=(784, 40, 30, 10))
+    r = epoch_profile.bench_epoch(images=100, data_dir=data_folder, sizes=(784, 40, 30, 10))
     assert set(r["shares"]) >= {
         "steps",
         "spike noise",

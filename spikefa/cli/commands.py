@@ -214,14 +214,14 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from spikefa import bench
+    from spikefa import bench, epoch_profile, gpu_run
     from spikefa.arrays import blas_threads
 
     if args.what == "gpu":
-        result = bench.bench_gpu(args.out, args.dry_run, args.minutes, args.data)
+        result = gpu_run.bench_gpu(args.out, args.dry_run, args.minutes, args.data)
     elif args.what == "spiking" and args.epoch:
         with blas_threads(args.threads):
-            result = bench.bench_epoch(data_dir=args.data)
+            result = epoch_profile.bench_epoch(data_dir=args.data)
     elif args.what == "spiking":
         devices = () if args.no_brian2 else ("runtime", "cpp_standalone")
         result = bench.bench_spiking(
