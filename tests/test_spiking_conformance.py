@@ -250,15 +250,13 @@ def test_conformance_one_term_swapped_changes_both_engines(monkeypatch, name, te
     images, labels, uniforms = draws(spec, 4)
     before, _ = fast_by_image(spec, initial_state(spec), images, labels, uniforms)
     monkeypatch.setattr(equations, name, text)
-    codegen._compile.cache_clear()
-    codegen.layer_variables.cache_clear()
+    codegen.clear_caches()
     try:
         assert_conform(spec, n_img=4)
         after, _ = fast_by_image(spec, initial_state(spec), images, labels, uniforms)
     finally:
         monkeypatch.undo()
-        codegen._compile.cache_clear()
-        codegen.layer_variables.cache_clear()
+        codegen.clear_caches()
     assert not np.allclose(after[-1]["w1"], before[-1]["w1"]) or not np.allclose(
         after[-1]["u1"], before[-1]["u1"]
     )

@@ -13,7 +13,7 @@ arriving adds (1 − decay)·w, so that within a step (see `brian.SCHEDULE` for 
     Δw   = η·(δ_post·p_pre − α·w),  Δbias = η·δ            three-factor plasticity (α: weight decay)
 
 Both engines are built from these strings: Brian2 directly, the batched engine by compiling them
-(`codegen.py`). Users may replace `PLASTICITY` (per forward synapse) or `FEEDBACK` (the summed
+(`codegen`). Users may replace `PLASTICITY` (per forward synapse) or `FEEDBACK` (the summed
 modulator) with their own strings — the spec's `plasticity` and `feedback_rule`, the config keys
 `plasticity` and `feedback`. A rule reads any variable of its pre- and postsynaptic layers (`u`,
 `p`, `mod`, `delta`, `bias`, `eta`; the output also has `y`, `ystar`; the input has `rate`, `p`)

@@ -3,7 +3,7 @@
 Each of `batch` independent streams has its own PSPs and traces (arrays batch × n); the weights are
 shared and the weight changes of all streams add up, so a batch of 1 is exactly the single-stream
 model of `brian.py`. Every element-wise statement and every factor of every matrix product is
-compiled from the strings of `equations.py` (and the spec's own rules) by `codegen.py`; this module
+compiled from the strings of `equations.py` (and the spec's own rules) by `codegen`; this module
 only orders them, as `brian.BrianNetwork._schedule` does:
 
   1. bottom-up, l = 0 … L−1: layer l's state update (the exact step of its differential equations;

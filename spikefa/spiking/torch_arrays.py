@@ -1,6 +1,6 @@
 """NumPy's array interface over PyTorch tensors: the part the batched engine calls.
 
-The engine (`fast.py`) and the code `codegen.py` prints from the model's equations address an array
+The engine (`fast.py`) and the code `codegen` prints from the model's equations address an array
 module `xp` by NumPy's names (`xp.zeros`, `exp`, `where`, `less`, …). This module is such an `xp`
 for tensors on one device: CUDA where PyTorch finds a GPU, else the CPU, so that the same code runs
 in tests on a CPU and in training on a GPU. Memory-order arguments are accepted and ignored: the

@@ -1,6 +1,6 @@
 """The batched engine on PyTorch: one code path for a GPU and, in tests, for the CPU.
 
-The engine's element-wise code is printed by `codegen.py` from the model's equations against the
+The engine's element-wise code is printed by `codegen` from the model's equations against the
 array namespace `torch_arrays` (NumPy's names, torch's functions), so nothing of the model is written
 here. This module holds what a backend adds: matrix products into preallocated tensors
 (`addmm_`: α and β ride on the product, no temporary), spike noise drawn on the device, and an
