@@ -259,7 +259,8 @@ def _plasticity(products, W, pre: dict, post: dict, ops) -> None:
 
 def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
     """A copy of `state` for `batch` streams: PSPs and traces get one row per stream (single-stream
-    values are repeated); under weight transport each B_l becomes a view of w_{l+1}ᵀ, so it follows w exactly.
+    values are repeated); under weight transport each B_l becomes a view of w_{l+1}ᵀ, so it follows
+    w exactly.
     Everything is stored column-major, weights and per-stream arrays alike: OpenBLAS multiplies a batch
     of 50 rows by a column-major 1500×1500 matrix, and adds a rank-50 update to one, faster (row-major
     weights: ~0.8 of the step rate; row-major streams: ~0.98).
