@@ -4,6 +4,7 @@ one Numba loop per block; the exact one-step solution of a linear differential e
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 import numpy as np
@@ -293,7 +294,7 @@ class Block:
             *(ns[n] for n in neuron),
             *(ns[n] for n in scalars),
             *self.params,
-            np.finfo(first.dtype).tiny,
+            _smallest_normal(first.dtype),
         )
         invalidate(ns, self.writes)
 
@@ -406,3 +407,9 @@ def exact_step(var: str, rhs, consts: dict, where: str):
     beta = sympy.exp(A_num)
     drive = sympy.simplify(C / A) * (beta - 1)
     return float(beta), sympy.expand(substitute(drive, consts).evalf())
+
+
+@functools.lru_cache(maxsize=8)
+def _smallest_normal(dtype) -> float:
+    """np.finfo(dtype).tiny, which costs tens of microseconds a call: it is read at every block."""
+    return float(np.finfo(dtype).tiny)
