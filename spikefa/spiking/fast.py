@@ -289,6 +289,17 @@ class StepRecord:
     spikes: list
     u: list
 
+    @classmethod
+    def of(cls, spec: SpikingSpec, state: dict, ws: Workspace, xp) -> StepRecord:
+        """Copies of this step's values."""
+        return cls(
+            xp.copy(ws.y),
+            [None] + [xp.copy(m) for m in ws.mod[1:-1]],
+            [dl if dl is None else xp.copy(dl) for dl in ws.delta],
+            [xp.copy(s) for s in ws.s],
+            [None] + [xp.copy(state[f"u{l}"]) for l in range(1, spec.n_layers + 1)],
+        )
+
 
 def run(
     spec: SpikingSpec,
@@ -329,13 +340,7 @@ def run(
             ws.target[...] = eye[labels[:, img]]
             x = xp.asarray(images[:, img], order=STREAM_ORDER)
         with parts("spike noise"):
-            for l in range(spec.n_layers):
-                if uniforms is None:
-                    ops.uniforms(rng, ws.r[l])
-                else:
-                    ws.r[l][...] = uniforms[l][:, k]
-            if spec.mode.redraw and (learn or record):
-                redraw_feedback(spec, state, ops, rng)
+            _draw_noise(spec, state, ws, ops, rng, uniforms, k, redraw=learn or record)
         # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
         with np.errstate(over="ignore"):
             step_(
@@ -352,16 +357,19 @@ def run(
             )
         ys[k] = ws.y
         if record:
-            records.append(
-                StepRecord(
-                    xp.copy(ws.y),
-                    [None] + [xp.copy(m) for m in ws.mod[1:-1]],
-                    [dl if dl is None else xp.copy(dl) for dl in ws.delta],
-                    [xp.copy(s) for s in ws.s],
-                    [None] + [xp.copy(state[f"u{l}"]) for l in range(1, spec.n_layers + 1)],
-                )
-            )
+            records.append(StepRecord.of(spec, state, ws, xp))
     return ys, records
+
+
+def _draw_noise(spec, state, ws, ops, rng, uniforms, k: int, redraw: bool) -> None:
+    """This step's uniforms (given, or from `rng`), and in a redraw mode a new B."""
+    for l in range(spec.n_layers):
+        if uniforms is None:
+            ops.uniforms(rng, ws.r[l])
+        else:
+            ws.r[l][...] = uniforms[l][:, k]
+    if spec.mode.redraw and redraw:
+        redraw_feedback(spec, state, ops, rng)
 
 
 def redraw_feedback(spec: SpikingSpec, state: dict, ops: ArrayOps, rng) -> None:
