@@ -105,6 +105,13 @@ class SpikingSpec:
     feedback_rule: str = ""  # a user summed modulator in Brian2 syntax (empty: equations.FEEDBACK)
 
     def __post_init__(self):
+        self._coerce()
+        problems = self._problems()
+        if problems:
+            raise SpikefaError("; ".join(problems))
+
+    def _coerce(self) -> None:
+        """Lists become tuples; a checkpoint's JSON may hold anything: numbers are checked first."""
         try:
             object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
             object.__setattr__(self, "eta_scale", tuple(float(a) for a in self.eta_scale))
@@ -113,15 +120,16 @@ class SpikingSpec:
                 f"sizes and eta_scale must be lists of numbers, got {self.sizes!r} and "
                 f"{self.eta_scale!r}"
             ) from None
-        for f in fields(
-            self
-        ):  # a checkpoint's JSON may hold anything: numbers are checked before they are used
+        for f in fields(self):
             integer, v = isinstance(f.default, int), getattr(self, f.name)
             if isinstance(f.default, (int, float)) and not _number(v, integer):
                 raise SpikefaError(
                     f"spec field {f.name} must be {'an int64 integer' if integer else 'a finite number'}"
                     f", got {v!r}"
                 )
+
+    def _problems(self) -> list[str]:
+        """Every field that is out of range, in one list."""
         problems = []
         if self.eta_scale and (
             len(self.eta_scale) != len(self.sizes) - 1
@@ -164,8 +172,7 @@ class SpikingSpec:
         ]
         if negative:
             problems.append(f"{', '.join(negative)} must be at least 0")
-        if problems:
-            raise SpikefaError("; ".join(problems))
+        return problems
 
     @property
     def decay(self) -> float:
