@@ -40,55 +40,27 @@ def score(
     0: all) of `split` ("test", or "validation": the images its run held out), as the JSON object
     of `spikefa evaluate --json`. `repeats` > 1 (fast engine) averages fresh spike draws;
     `progress` shows a progress bar on stderr."""
-    from spikefa.data import load_images
     from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
-    if split not in ("test", "validation"):
-        raise SpikefaError(f"split must be test or validation, got {split!r}")
-    if engine not in ("fast", "brian2"):
-        raise SpikefaError(f"engine must be fast or brian2, got {engine!r}")
-    if repeats < 1 or (repeats > 1 and engine != "fast"):
-        raise SpikefaError(
-            f"--repeats must be at least 1, and above 1 only with --engine fast, got {repeats}"
-        )
-    if n is not None and n < 0:
-        raise SpikefaError(f"the number of images must be at least 0 (0: all), got {n}")
-    if steps_per_image is not None:
-        spec = dataclasses.replace(
-            spec, steps_per_image=steps_per_image
-        )  # the spec checks the value
-    images = load_images(dataset or meta.get("dataset", "mnist"), data)
-    check_fits(spec, images, checkpoint)
-    x, y = images.test_x, images.test_y
-    if split == "validation":
-        held = holdout_size(meta)
-        if not held:
-            raise SpikefaError(
-                f"{checkpoint} records no validation images held out of its training set"
-            )
-        images = images.holdout(held)
-        x, y = images.val_x, images.val_y
+    _check_request(split, engine, repeats, n)
+    if steps_per_image is not None:  # the spec checks the value
+        spec = dataclasses.replace(spec, steps_per_image=steps_per_image)
+    x, y = _images(spec, meta, checkpoint, split, dataset, data)
     n = min(n or len(x), len(x))
     x, y = x[:n].astype(spec.dtype), y[:n]
-    if engine == "brian2":
-        chunk = max(
-            d for d in range(1, min(n, 1000) + 1) if n % d == 0
-        )  # standalone runs have a fixed length
+    if engine == "brian2":  # standalone runs have a fixed length: a chunk that divides n
+        chunk = max(d for d in range(1, min(n, 1000) + 1) if n % d == 0)
         runner = BrianRunner(spec, chunk, device, threads=threads)
     else:
         runner = FastRunner(spec, min(n, 1000), batch=batch, backend=backend)
-    # each repeat draws fresh spike noise (the runner's generator runs on): the network is stochastic
-    errors = [
-        evaluate(
-            runner,
-            state,
-            x,
-            y,
-            progress=progress
-            and f"{split} ({engine})" + (f", draw {i + 1} of {repeats}" if repeats > 1 else ""),
+
+    def label(i):
+        return progress and f"{split} ({engine})" + (
+            f", draw {i + 1} of {repeats}" if repeats > 1 else ""
         )
-        for i in range(repeats)
-    ]
+
+    # each repeat draws fresh spike noise (the runner's generator runs on): the network is stochastic
+    errors = [evaluate(runner, state, x, y, progress=label(i)) for i in range(repeats)]
     err, key = sum(errors) / len(errors), f"{split}_error"
     result = {
         key: err,
@@ -105,6 +77,36 @@ def score(
     if engine == "brian2":
         result["device"] = device
     return result
+
+
+def _check_request(split: str, engine: str, repeats: int, n: int | None) -> None:
+    if split not in ("test", "validation"):
+        raise SpikefaError(f"split must be test or validation, got {split!r}")
+    if engine not in ("fast", "brian2"):
+        raise SpikefaError(f"engine must be fast or brian2, got {engine!r}")
+    if repeats < 1 or (repeats > 1 and engine != "fast"):
+        raise SpikefaError(
+            f"--repeats must be at least 1, and above 1 only with --engine fast, got {repeats}"
+        )
+    if n is not None and n < 0:
+        raise SpikefaError(f"the number of images must be at least 0 (0: all), got {n}")
+
+
+def _images(spec: SpikingSpec, meta: dict, checkpoint, split: str, dataset, data):
+    """The images and labels of `split`: the test set, or the images the run held out."""
+    from spikefa.data import load_images
+
+    images = load_images(dataset or meta.get("dataset", "mnist"), data)
+    check_fits(spec, images, checkpoint)
+    if split == "test":
+        return images.test_x, images.test_y
+    held = holdout_size(meta)
+    if not held:
+        raise SpikefaError(
+            f"{checkpoint} records no validation images held out of its training set"
+        )
+    images = images.holdout(held)
+    return images.val_x, images.val_y
 
 
 def describe(result: dict, spec: SpikingSpec) -> str:
