@@ -306,19 +306,9 @@ def weights_digest(net: Network) -> str:
 
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
-    data = (
-        load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
-    )
-    check_sizes(data, cfg["sizes"], cfg["dataset"])
-    data = data.holdout(cfg["train"]["validation"])  # first: the validation images never train
-    n_train = cfg["train"]["images"] or len(data.train_x)
-    n_test = cfg["test"]["images"] or len(data.test_x)
-    dt = cfg["dtype"]
-    X, labels = data.train_x[:n_train].astype(dt), data.train_y[:n_train]
-    Y = np.eye(cfg["sizes"][-1], dtype=dt)[labels]
-    X_test, y_test = data.test_x[:n_test].astype(dt), data.test_y[:n_test]
-    X_val, y_val = data.val_x.astype(dt), data.val_y
-    runs, curves, progress = cfg["runs"], {}, Progress(cfg, out, resume)
+    sets, data_shape = _data(cfg, data_dir)
+    (X, _), _, (X_val, _) = sets
+    n_train, runs, curves, progress = len(X), cfg["runs"], {}, Progress(cfg, out, resume)
     per_run = int(round(cfg["train"]["epochs"] * n_train))
     fields = {
         "initial": make_network(cfg, cfg["algorithms"][0], cfg["seed"]).W[1].copy(),
@@ -332,33 +322,70 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
                     curves[algo].append(progress.done[(algo, r)])
                     bar.update(per_run)
                     continue
-                net = make_network(cfg, algo, cfg["seed"] + r)
-                if cfg["backend"] == "cupy":
-                    net.to(import_cupy())
-                c = train_run(
-                    for_algorithm(cfg, algo),
-                    net,
-                    X,
-                    Y,
-                    X_test,
-                    y_test,
-                    cfg["seed"] + r,
-                    bar,
-                    progress,
-                    (algo, r),
-                    X_val,
-                    y_val,
-                )
-                net.to(np)
-                c["weight_feedback_angles"] = np.array(net.weight_feedback_angles())
-                c["weights_sha256"] = np.array(weights_digest(net))
+                c, W1 = _train_network(cfg, algo, r, sets, bar, progress)
                 if r == 0:
-                    fields[algo] = net.W[1].copy()
+                    fields[algo] = W1
                 curves[algo].append(c)
                 progress.finish((algo, r), c, fields[algo] if r == 0 else None)
     results = {a: summarise(cfg, cs, n_train) for a, cs in curves.items()}
     for a in results:
         results[a]["validation_images"] = len(X_val)
+    _write(curves, fields, n_train, out)
+    _figures(cfg, curves, fields, n_train, out, data_shape)
+    stats = {}
+    if "bp" in curves and len(X_val):  # where BP's mean validation error is lowest
+        mean_bp = np.mean([c["validation_error"] for c in curves["bp"]], axis=0)
+        stats["bp_best_epoch"] = float(
+            curves["bp"][0]["examples"][int(np.argmin(mean_bp))] / n_train
+        )
+    return {"results": results, "stats": stats}
+
+
+def _data(cfg: dict, data_dir):
+    """((X, one-hot Y), (X_test, y_test), (X_val, y_val)) and the images' shape: the validation
+    images held out first, so that they never train."""
+    data = (
+        load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
+    )
+    check_sizes(data, cfg["sizes"], cfg["dataset"])
+    data = data.holdout(cfg["train"]["validation"])
+    n_train = cfg["train"]["images"] or len(data.train_x)
+    n_test = cfg["test"]["images"] or len(data.test_x)
+    dt = cfg["dtype"]
+    X, labels = data.train_x[:n_train].astype(dt), data.train_y[:n_train]
+    Y = np.eye(cfg["sizes"][-1], dtype=dt)[labels]
+    test = data.test_x[:n_test].astype(dt), data.test_y[:n_test]
+    return ((X, Y), test, (data.val_x.astype(dt), data.val_y)), data.shape
+
+
+def _train_network(cfg: dict, algo: str, r: int, sets, bar, progress):
+    """Network r of rule `algo`, trained: its curves and its first weight layer."""
+    (X, Y), (X_test, y_test), (X_val, y_val) = sets
+    net = make_network(cfg, algo, cfg["seed"] + r)
+    if cfg["backend"] == "cupy":
+        net.to(import_cupy())
+    c = train_run(
+        for_algorithm(cfg, algo),
+        net,
+        X,
+        Y,
+        X_test,
+        y_test,
+        cfg["seed"] + r,
+        bar,
+        progress,
+        (algo, r),
+        X_val,
+        y_val,
+    )
+    net.to(np)
+    c["weight_feedback_angles"] = np.array(net.weight_feedback_angles())
+    c["weights_sha256"] = np.array(weights_digest(net))
+    return c, net.W[1].copy()
+
+
+def _write(curves: dict, fields: dict, n_train: int, out) -> None:
+    """metrics.csv (the validation curve of every network) and curves.npz (everything measured)."""
     rows = [
         {
             "algorithm": a,
@@ -383,14 +410,6 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
         },
         **{f"fields_{k}": v for k, v in fields.items()},
     )
-    _figures(cfg, curves, fields, n_train, out, data.shape)
-    stats = {}
-    if "bp" in curves and len(X_val):  # where BP's mean validation error is lowest
-        mean_bp = np.mean([c["validation_error"] for c in curves["bp"]], axis=0)
-        stats["bp_best_epoch"] = float(
-            curves["bp"][0]["examples"][int(np.argmin(mean_bp))] / n_train
-        )
-    return {"results": results, "stats": stats}
 
 
 def summarise(cfg: dict, cs: list, n_train: int) -> dict:
