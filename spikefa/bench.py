@@ -159,6 +159,41 @@ def bench_spiking(
         out["gpu"] = xp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     elif backend == "torch":
         out["device"] = device_name()
+    out.update(_brian2_figures(spec, devices))
+    out["fast_stream_steps_per_s_batch1"] = round(
+        fast_stream_steps_per_s(spec, 1, backend=backend), 1
+    )
+    rate = fast_stream_steps_per_s(spec, batch, backend=backend)
+    gflops = rate * stream_step_flops(spec) / 1e9
+    out.update(
+        fast_stream_steps_per_s_batched=round(rate, 1),
+        fast_batch_size=batch,
+        fast_batched_gflops=round(gflops, 1),
+        fast_batched_fraction_of_gemm_peak=round(gflops / out["gemm_peak_gflops"], 3),
+        fast_epoch_seconds=round(60000 * spec.steps_per_image / rate, 1),
+    )  # 60,000 images, learning on
+    # larger batches: how far from the peak the step is once launches and latency amortise
+    for b in scaling:
+        r = fast_stream_steps_per_s(spec, b, images_per_stream=1, backend=backend)
+        out[f"fast_stream_steps_per_s_batch{b}"] = round(r, 1)
+        out[f"fast_batch{b}_fraction_of_gemm_peak"] = round(
+            r * stream_step_flops(spec) / 1e9 / out["gemm_peak_gflops"], 3
+        )
+    best_brian2 = min(
+        (v for k, v in out.items() if k.startswith("brian2_") and k.endswith("ms_per_step")),
+        default=None,
+    )
+    if best_brian2:
+        out["fast_batched_vs_brian2_best_per_stream_step"] = round(rate * best_brian2 / 1e3, 1)
+        out["fast_batch1_vs_brian2_best"] = round(
+            out["fast_stream_steps_per_s_batch1"] * best_brian2 / 1e3, 2
+        )
+    return out
+
+
+def _brian2_figures(spec: SpikingSpec, devices) -> dict:
+    """Milliseconds per step and build seconds of Brian2 on `devices` (standalone: 1 and 2 threads)."""
+    out = {}
     if "runtime" in devices:
         r = brian2_ms_per_step(spec, "runtime", images=1)
         out.update(
@@ -176,35 +211,6 @@ def bench_spiking(
             min(r["ms_per_step"] for r in per_thread.values()), 2
         )
         out["brian2_standalone_profile"] = per_thread[1]["profile"]
-    out["fast_stream_steps_per_s_batch1"] = round(
-        fast_stream_steps_per_s(spec, 1, backend=backend), 1
-    )
-    rate = fast_stream_steps_per_s(spec, batch, backend=backend)
-    gflops = rate * stream_step_flops(spec) / 1e9
-    out.update(
-        fast_stream_steps_per_s_batched=round(rate, 1),
-        fast_batch_size=batch,
-        fast_batched_gflops=round(gflops, 1),
-        fast_batched_fraction_of_gemm_peak=round(gflops / out["gemm_peak_gflops"], 3),
-        fast_epoch_seconds=round(60000 * spec.steps_per_image / rate, 1),
-    )  # 60,000 images, learning on
-    for b in (
-        scaling
-    ):  # larger batches: how far from the peak the step is once launches and latency amortise
-        r = fast_stream_steps_per_s(spec, b, images_per_stream=1, backend=backend)
-        out[f"fast_stream_steps_per_s_batch{b}"] = round(r, 1)
-        out[f"fast_batch{b}_fraction_of_gemm_peak"] = round(
-            r * stream_step_flops(spec) / 1e9 / out["gemm_peak_gflops"], 3
-        )
-    best_brian2 = min(
-        (v for k, v in out.items() if k.startswith("brian2_") and k.endswith("ms_per_step")),
-        default=None,
-    )
-    if best_brian2:
-        out["fast_batched_vs_brian2_best_per_stream_step"] = round(rate * best_brian2 / 1e3, 1)
-        out["fast_batch1_vs_brian2_best"] = round(
-            out["fast_stream_steps_per_s_batch1"] * best_brian2 / 1e3, 2
-        )
     return out
 
 
