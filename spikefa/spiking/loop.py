@@ -120,7 +120,7 @@ class TrainingLoop:
                 )
                 meta = self.meta(k)
                 if measure and len(self.sets["validation"][0]):
-                    meta = self._measure(k, meta)
+                    meta = self._measure(k)
                     bar.set_postfix(validation_error=f"{self.curve[-1][1]:.4f}")
                 if measure or time.monotonic() - last_save >= 60 * self.cfg["checkpoint_minutes"]:
                     self._save_latest(meta, measure)
@@ -150,7 +150,7 @@ class TrainingLoop:
         )
         return k, len(idx)
 
-    def _measure(self, k: int, meta: dict) -> dict:
+    def _measure(self, k: int) -> dict:
         """Validation error and alignment; the callbacks; the stopping rule; the selected network."""
         Xv, Yv = self.sets["validation"]
         # Judged by held-out images only: while an image is shown, learning pulls the output towards
