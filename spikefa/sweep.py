@@ -183,34 +183,7 @@ def sweep(
     distributed = _distributed() if todo else None  # before anything is written
     folder = ResultsDir(out, resume=True)
     if todo:
-        client = client_for(scheduler, workers)
-        try:
-            client.register_plugin(_import_brian2_plugin(distributed))
-            futures = {
-                client.submit(
-                    run_one,
-                    config_name,
-                    r["run_sets"],
-                    str(r["folder"].resolve()),
-                    data,
-                    key=f"spikefa-{r['point']}-seed{r['seed']}-{time.time_ns()}",
-                    pure=False,
-                ): r
-                for r in todo
-            }
-            for fut in tqdm(
-                distributed.as_completed(futures),
-                total=len(futures),
-                desc=f"sweep {name}",
-                unit="run",
-                disable=not progress,
-            ):
-                futures[fut].update(_outcome(fut))
-        finally:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None and not scheduler:
-                cluster.close()
+        _run_on_dask(distributed, config_name, todo, data, scheduler, workers, progress, name)
     summary = {"folder": str(out), **summarise(name, runs, seeds)}
     folder.write_json("sweep.json", summary)
     _figure(summary, folder)
@@ -229,6 +202,35 @@ def sweep(
         ],
     )
     return summary
+
+
+def _run_on_dask(distributed, config_name, todo, data, scheduler, workers, progress, name) -> None:
+    """Run every run of `todo` on a Dask client, recording each one's outcome in it."""
+    client = client_for(scheduler, workers)
+    try:
+        client.register_plugin(_import_brian2_plugin(distributed))
+        futures = {
+            client.submit(
+                run_one,
+                config_name,
+                r["run_sets"],
+                str(r["folder"].resolve()),
+                data,
+                key=f"spikefa-{r['point']}-seed{r['seed']}-{time.time_ns()}",
+                pure=False,
+            ): r
+            for r in todo
+        }
+        done = distributed.as_completed(futures)
+        for fut in tqdm(
+            done, total=len(futures), desc=f"sweep {name}", unit="run", disable=not progress
+        ):
+            futures[fut].update(_outcome(fut))
+    finally:
+        cluster = client.cluster
+        client.close()
+        if cluster is not None and not scheduler:
+            cluster.close()
 
 
 def _figure(summary: dict, folder: ResultsDir) -> None:
