@@ -253,37 +253,7 @@ class ImageData:
         not fit (`name`: how the message calls the data, e.g. its file)."""
         xs = {"train_x": np.asarray(train_x), "test_x": np.asarray(test_x)}
         ys = {"train_y": np.asarray(train_y), "test_y": np.asarray(test_y)}
-        for key, x in xs.items():
-            if x.ndim < 2 or len(x) == 0 or x.shape[1:] != xs["train_x"].shape[1:]:
-                raise DataError(
-                    f"{name}: {key} must hold at least one image, all of one shape as in train_x "
-                    f"(rows, or n × height × width), got shape {x.shape}"
-                )
-            if np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
-                ok = x.min() >= 0 and x.max() <= 255
-            else:
-                ok = (
-                    np.issubdtype(x.dtype, np.floating)
-                    and np.isfinite(x).all()
-                    and x.min() >= 0
-                    and x.max() <= 1
-                )
-            if not ok:
-                raise DataError(
-                    f"{name}: {key} must hold pixels as floats in [0, 1] or integers 0–255 (uint8), "
-                    f"got {x.dtype} values from {x.min():.4g} to {x.max():.4g}"
-                )
-        for (ykey, y), x in zip(ys.items(), xs.values()):
-            if (
-                y.ndim != 1
-                or len(y) != len(x)
-                or not np.issubdtype(y.dtype, np.integer)
-                or y.min(initial=0) < 0
-            ):
-                raise DataError(
-                    f"{name}: {ykey} must hold one integer label 0…K−1 per image ({len(x)}), "
-                    f"got {y.dtype} of shape {y.shape}"
-                )
+        _check_own(xs, ys, name)
 
         def pixels(x):
             flat = x.reshape(len(x), -1)
@@ -312,6 +282,41 @@ class ImageData:
             np.empty(0, labels),
             tuple(int(n) for n in shape),
         )
+
+
+def _check_own(xs: dict, ys: dict, name: str) -> None:
+    """A DataError naming the first array of one's own images or labels that does not fit."""
+    for key, x in xs.items():
+        if x.ndim < 2 or len(x) == 0 or x.shape[1:] != xs["train_x"].shape[1:]:
+            raise DataError(
+                f"{name}: {key} must hold at least one image, all of one shape as in train_x "
+                f"(rows, or n × height × width), got shape {x.shape}"
+            )
+        if np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
+            ok = x.min() >= 0 and x.max() <= 255
+        else:
+            ok = (
+                np.issubdtype(x.dtype, np.floating)
+                and np.isfinite(x).all()
+                and x.min() >= 0
+                and x.max() <= 1
+            )
+        if not ok:
+            raise DataError(
+                f"{name}: {key} must hold pixels as floats in [0, 1] or integers 0–255 (uint8), "
+                f"got {x.dtype} values from {x.min():.4g} to {x.max():.4g}"
+            )
+    for (ykey, y), x in zip(ys.items(), xs.values()):
+        if (
+            y.ndim != 1
+            or len(y) != len(x)
+            or not np.issubdtype(y.dtype, np.integer)
+            or y.min(initial=0) < 0
+        ):
+            raise DataError(
+                f"{name}: {ykey} must hold one integer label 0…K−1 per image ({len(x)}), "
+                f"got {y.dtype} of shape {y.shape}"
+            )
 
 
 def is_own_dataset(name: str) -> bool:
