@@ -116,10 +116,8 @@ def _validate_settings(cfg: dict, where: str) -> None:
 
 
 def validate(cfg: dict) -> None:
-    algos, known = (
-        cfg["algorithms"],
-        [a for a in ALGORITHMS if a != "node_perturbation"],
-    )  # NP: Fig. 2 only
+    # node perturbation belongs to Fig. 2 only
+    algos, known = cfg["algorithms"], [a for a in ALGORITHMS if a != "node_perturbation"]
     if not algos or len(set(algos)) != len(algos) or any(a not in known for a in algos):
         raise SpikefaError(
             f"algorithms must be distinct names from {', '.join(known)}, got {algos}"
@@ -134,26 +132,7 @@ def validate(cfg: dict) -> None:
             f"sizes must be [{n_in or 'inputs'}, hidden..., {10 if n_in else 'classes'}] for "
             f"{cfg['dataset']} with at least one hidden layer, got {sizes}"
         )
-    if cfg["hidden"] not in ACTIVATIONS or cfg["output"] not in ACTIVATIONS:
-        raise SpikefaError(f"hidden and output must be among {', '.join(ACTIVATIONS)}")
-    if cfg["output_delta"] not in ("e", "mse"):
-        raise SpikefaError(f"output_delta must be e or mse, got {cfg['output_delta']!r}")
-    if cfg["dtype"] not in ("float32", "float64"):
-        raise SpikefaError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
-    positive = {
-        "runs": cfg["runs"],
-        "train.epochs": cfg["train"]["epochs"],
-        "train.eval_every": cfg["train"]["eval_every"],
-        "angle.window": cfg["angle"]["window"],
-    }
-    config.require_positive(positive)
-    at_least_zero = {
-        "train.images": cfg["train"]["images"],
-        "train.validation": cfg["train"]["validation"],
-        "test.images": cfg["test"]["images"],
-        "checkpoint_minutes": cfg["checkpoint_minutes"],
-    }
-    config.require_positive(at_least_zero, allow_zero=True)
+    _validate_numbers(cfg)
     if not isinstance(cfg["per_algorithm"], dict):
         raise SpikefaError("per_algorithm must be a table of tables, one per algorithm")
     for algo in cfg["per_algorithm"]:
@@ -179,6 +158,30 @@ def validate(cfg: dict) -> None:
             f"backend must be numpy, or cupy with batch > 1 (online learning runs on the CPU), "
             f"got {cfg['backend']!r} with batch {cfg['batch']}"
         )
+
+
+def _validate_numbers(cfg: dict) -> None:
+    """The network's functions, its dtype, and the counts and lengths of training."""
+    if cfg["hidden"] not in ACTIVATIONS or cfg["output"] not in ACTIVATIONS:
+        raise SpikefaError(f"hidden and output must be among {', '.join(ACTIVATIONS)}")
+    if cfg["output_delta"] not in ("e", "mse"):
+        raise SpikefaError(f"output_delta must be e or mse, got {cfg['output_delta']!r}")
+    if cfg["dtype"] not in ("float32", "float64"):
+        raise SpikefaError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
+    positive = {
+        "runs": cfg["runs"],
+        "train.epochs": cfg["train"]["epochs"],
+        "train.eval_every": cfg["train"]["eval_every"],
+        "angle.window": cfg["angle"]["window"],
+    }
+    config.require_positive(positive)
+    at_least_zero = {
+        "train.images": cfg["train"]["images"],
+        "train.validation": cfg["train"]["validation"],
+        "test.images": cfg["test"]["images"],
+        "checkpoint_minutes": cfg["checkpoint_minutes"],
+    }
+    config.require_positive(at_least_zero, allow_zero=True)
 
 
 def make_network(cfg: dict, algorithm: str, seed: int) -> Network:
