@@ -261,22 +261,7 @@ def bench_rate(n_online: int = 20000, n_batch: int = 60000, data_dir=None) -> di
     Y = np.eye(10, dtype=np.float32)[data.train_y[:n_batch]]
 
     def spikefa_rate(batch, n):
-        net = Network(
-            (784, 1000, 10),
-            "fa",
-            np.random.default_rng(0),
-            np.random.default_rng(1),
-            etas=1e-3,
-            weight_decay=1e-6,
-            dtype="float32",
-        )
-        train = (
-            (lambda a, b: net.train(a, b))
-            if batch == 1
-            else (lambda a, b: net.train_batch(a, b, batch))
-        )
-        train(X[:200], Y[:200])  # compile / warm up
-        return n / _timed(lambda: train(X[:n], Y[:n]))
+        return _rate_examples_per_s(Network, X, Y, batch, n)
 
     def torch_rate(batch, n):  # PyTorch's best of one and two threads, each reported
         if torch_fa is None:
@@ -314,3 +299,22 @@ def bench_rate(n_online: int = 20000, n_batch: int = 60000, data_dir=None) -> di
         out["spikefa_online_ex_per_s"] * per_example / 1e9, 1
     )
     return out
+
+
+def _rate_examples_per_s(Network, X, Y, batch: int, n: int) -> float:
+    """Examples per second of FA on the 784-1000-10 rate network, online (batch 1) or in batches."""
+    net = Network(
+        (784, 1000, 10),
+        "fa",
+        np.random.default_rng(0),
+        np.random.default_rng(1),
+        etas=1e-3,
+        weight_decay=1e-6,
+        dtype="float32",
+    )
+
+    def train(a, b):
+        return net.train(a, b) if batch == 1 else net.train_batch(a, b, batch)
+
+    train(X[:200], Y[:200])  # compile / warm up
+    return n / _timed(lambda: train(X[:n], Y[:n]))
