@@ -117,7 +117,7 @@ def sweep(
     >>> s["points"][0]["metrics"]["fa"]["test_nse"]["mean"]  # doctest: +SKIP
     0.0131
     """
-    from spikefa.sweep import sweep as run_sweep
+    from spikefa.sweeps import sweep as run_sweep
 
     items = set_items(overrides, kwargs)
     given = {item.partition("=")[0] for item in items}

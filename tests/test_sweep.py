@@ -9,7 +9,7 @@ from scipy import stats
 
 from spikefa.cli import main
 from spikefa.errors import SpikefaError
-from spikefa.sweep import grid, plan, sweep
+from spikefa.sweeps import grid, plan, sweep
 
 SHORT = ["train.examples=1500", "train.eval_every=500", "test.points=200"]
 
@@ -135,7 +135,7 @@ def test_sweep_on_a_running_scheduler_with_a_grid_and_a_failing_point(tmp_path, 
 
 
 def test_identical_replicates_have_sd_0_and_no_p_value(recwarn):
-    from spikefa.sweep import describe, t_tests
+    from spikefa.sweeps import describe, t_tests
 
     d = describe([0.1, 0.1, 0.1])
     assert d["sd"] == 0.0 and d["sem"] == 0.0 and d["mean"] == 0.1

@@ -21,7 +21,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from spikefa.sweep import sweep
+    from spikefa.sweeps import sweep
 
     data = str(Path(args.data).resolve()) if args.data else None
     summary = sweep(

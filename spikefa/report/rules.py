@@ -129,7 +129,7 @@ def below(a: str, b: str, metric: str, unit: str = "", p: float | None = None) -
         ok = mean(va) < mean(vb)
         note = f"{a} {fmt(mean(va), unit)} vs {b} {fmt(mean(vb), unit)}"
         if len(va) > 1 and len(vb) > 1:
-            from spikefa.sweep import t_tests
+            from spikefa.sweeps import t_tests
 
             pv = t_tests(va, vb)["student_p"]  # None: no spread in either group
             note += f", Student p = {pv:.2g}" if pv is not None else ", no spread (no t-test)"

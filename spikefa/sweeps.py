@@ -20,9 +20,7 @@ import inspect
 import itertools
 import json
 import os
-import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -355,16 +353,3 @@ def summarise(experiment: str, runs: list[dict], seeds: int) -> dict:
         "exit_code": max((r["exit_code"] for r in failed), default=0),
         "points": points,
     }
-
-
-class _CallableModule(types.ModuleType):
-    """`spikefa.sweep` is the API function `spikefa.api.sweep`, but importing this module rebinds
-    that name to the module: so the module, called, is that function too."""
-
-    def __call__(self, *args, **kwargs):
-        from spikefa.api import sweep as api_sweep
-
-        return api_sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
