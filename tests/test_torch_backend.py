@@ -14,6 +14,8 @@ from spikefa.spiking.spec import MODES, SpikingSpec, initial_state
 from spikefa.spiking.training import FastRunner
 
 torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch (pip install torch)")
+from test_spiking_fast import draws  # noqa: E402  (images, labels and uniforms of a small run)
+
 from spikefa.spiking import torch_backend  # noqa: E402  (imports torch)
 
 SIZES = (12, 9, 7, 3)
@@ -38,17 +40,6 @@ def one_thread():
 def spec_(**kw):
     base = dict(sizes=SIZES, reading="tau", steps_per_image=4, eta=0.05, dtype="float64")
     return SpikingSpec(**{**base, **kw})
-
-
-def draws(spec, batch, n_img, seed=0):
-    rng = np.random.default_rng(seed)
-    images = rng.random((batch, n_img, spec.sizes[0])).astype(spec.dtype)
-    labels = rng.integers(0, spec.sizes[-1], (batch, n_img))
-    uniforms = [
-        rng.random((batch, n_img * spec.steps_per_image, n)).astype(spec.dtype)
-        for n in spec.sizes[:-1]
-    ]
-    return images, labels, uniforms
 
 
 def both(spec, batch=3, n_img=10, ops=None, **kw):
