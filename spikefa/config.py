@@ -27,7 +27,7 @@ def shipped_configs() -> list[str]:
     return sorted(p.stem for p in CONFIGS_DIR.glob("*.toml"))
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -181,14 +181,14 @@ def _open(shipped: dict, key: str) -> bool:
 def resolve(config: str, sets: list[str] = ()) -> dict:
     """The full config of a run: shipped defaults ← the user's file ← `--set` overrides."""
     path = locate(config)
-    user = _read_toml(path)
+    user = read_toml(path)
     name = user.get("experiment", path.stem)
     if not isinstance(name, str) or not (CONFIGS_DIR / f"{name}.toml").is_file():
         raise SpikefaError(
             f"config {path} names no known experiment (set experiment = one of "
             f"{', '.join(shipped_configs())})"
         )
-    cfg = _read_toml(CONFIGS_DIR / f"{name}.toml")
+    cfg = read_toml(CONFIGS_DIR / f"{name}.toml")
     shipped, schema = copy.deepcopy(cfg), flat(cfg)
     overrides = list(flat(user).items()) + [parse_set(s) for s in sets]
     for key, value in overrides:

@@ -10,7 +10,10 @@ point and algorithm, n, mean, SD and SEM of every final metric, and t-tests betw
 on every metric they share (Student, as the paper; Welch; paired, since the runs of one seed share
 their initial weights and data).
 
-A key given twice or more with `--set` is a grid axis (`--set eta=0.01 --set eta=0.03`).
+A key given twice or more with `--set` is a grid axis (`--set eta=0.01 --set eta=0.03`). A search
+that is not a product of axes (one axis at a time around a chosen point, say) is declared as a list
+of candidates: a TOML file of `[[candidate]]` tables, each a set of config values, shipped under
+`configs/searches/` or given by path (`--candidates`); `--set` values apply to every candidate.
 Replicates: seed s_i = seed + i·runs, and `runs = 1` unless set, so no two runs share a network.
 """
 
@@ -51,6 +54,20 @@ def grid(sets: list[str]) -> list[list[str]]:
     return [list(point) for point in itertools.product(*by_key.values())]
 
 
+def candidates(name: str | Path) -> list[list[str]]:
+    """The `--set` lists of a declared search: its file's `[[candidate]]` tables, in order."""
+    path = Path(name)
+    if path.suffix != ".toml" or not path.exists():
+        path = config.CONFIGS_DIR / "searches" / f"{name}.toml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in (config.CONFIGS_DIR / "searches").glob("*.toml"))
+        raise SpikefaError(f"no search {name!r} (shipped: {', '.join(shipped)})")
+    tables = config.read_toml(path).get("candidate")
+    if not tables or not all(isinstance(t, dict) and t for t in tables):
+        raise SpikefaError(f"{path}: a search needs [[candidate]] tables, each with config values")
+    return [[f"{k}={config.toml_value(v)}" for k, v in config.flat(t).items()] for t in tables]
+
+
 def point_name(point: list[str], axes: list[str]) -> str:
     """A folder name naming the axis values of a grid point ("default" without axes)."""
     parts = [
@@ -61,14 +78,19 @@ def point_name(point: list[str], axes: list[str]) -> str:
     return "_".join(parts) or "default"
 
 
-def plan(config_name: str, sets: list[str], seeds: int, out: Path) -> list[dict]:
+def plan(
+    config_name: str, sets: list[str], seeds: int, out: Path, search: list[list[str]] = ([],)
+) -> list[dict]:
     """Every run of the sweep (grid point, seed, folder, --set list), each config checked first so
-    that bad input stops the sweep before anything runs."""
+    that bad input stops the sweep before anything runs. `search`: candidates, each crossed with
+    the grid of `sets`."""
     if seeds < 1:
         raise SpikefaError(f"--seeds must be at least 1, got {seeds}")
-    points = grid(sets)
+    points = [c + p for c in search for p in grid(sets)]
     keys = [config.parse_set(s)[0] for s in sets]
-    axes = sorted({k for k in keys if keys.count(k) > 1})
+    axes = sorted(
+        {k for k in keys if keys.count(k) > 1} | {config.parse_set(s)[0] for c in search for s in c}
+    )
     runs = []
     for point in points:
         cfg = config.resolve(config_name, point)
@@ -170,11 +192,13 @@ def sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    search: str | Path | None = None,
 ) -> dict:
-    """Run the sweep and write `sweep.json` and `sweep.csv` into `out`; returns the summary."""
+    """Run the sweep and write `sweep.json` and `sweep.csv` into `out`; returns the summary.
+    `search` names a declared list of candidates (see `candidates`)."""
     name = config.resolve(config_name)["experiment"]
     out = Path(out or Path("results") / f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    runs = plan(config_name, list(sets), seeds, out)
+    runs = plan(config_name, list(sets), seeds, out, candidates(search) if search else ([],))
     for r in runs:
         r["status"] = "done" if (r["folder"] / "summary.json").exists() else "todo"
     todo = [r for r in runs if r["status"] == "todo"]

@@ -9,7 +9,7 @@ from scipy import stats
 
 from spikefa.cli import main
 from spikefa.errors import SpikefaError
-from spikefa.sweeps import grid, plan, sweep
+from spikefa.sweeps import candidates, grid, plan, sweep
 
 SHORT = ["train.examples=1500", "train.eval_every=500", "test.points=200"]
 
@@ -165,3 +165,24 @@ def test_sweep_without_dask_says_how_to_install_it(monkeypatch, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'spikefa[sweep]'" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_declared_search_is_a_list_of_candidates(tmp_path):
+    search = candidates("fig4_fa")
+    assert ["eta=0.004", "feedback_scale=1.0"] in search
+    runs = plan("fig4_search", ["train.epochs=1"], 1, tmp_path, search)
+    assert len(runs) == len(search) and len({r["folder"] for r in runs}) == len(search)
+    assert runs[6]["folder"].parent.name == "eta-0.004_eta_scale-[0.25,0.5,1.0,1.0]"
+    assert all("train.epochs=1" in r["run_sets"] for r in runs)
+
+
+@pytest.mark.parametrize("text", ["", "[[candidate]]\n", "eta = 1\n"])
+def test_a_search_without_candidates_is_one_line_and_exit_2(tmp_path, capsys, text):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    argv = ["sweep", "fig4_search", "--seeds", "1", "--candidates", str(path)]
+    assert main(argv + ["--out", str(tmp_path / "out")]) == 2
+    assert main(argv[:-1] + ["no_such_search"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "[[candidate]]" in err and "fig4_fa" in err
+    assert not (tmp_path / "out").exists()

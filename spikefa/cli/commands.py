@@ -32,6 +32,7 @@ def cmd_sweep(args) -> int:
         data,
         scheduler=args.scheduler,
         workers=args.workers,
+        search=args.candidates,
     )
     for p in summary["points"]:
         for algo, metrics in p["metrics"].items():

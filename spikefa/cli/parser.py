@@ -81,6 +81,11 @@ def _sweep(sub) -> None:
         "--out",
         help="sweep folder (default results/sweep-<name>-<timestamp>/); restarting reuses finished runs",
     )
+    w.add_argument(
+        "--candidates",
+        metavar="SEARCH",
+        help="a declared search: a TOML file of [[candidate]] tables, or the name of a shipped one",
+    )
     w.add_argument("--data", help="data folder")
     w.add_argument(
         "--scheduler",
