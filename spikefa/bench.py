@@ -119,6 +119,35 @@ def fast_stream_steps_per_s(
     return batch * images_per_stream * spec.steps_per_image / seconds
 
 
+def matrix_products(spec: SpikingSpec, batch: int, images_per_stream: int = 2) -> dict:
+    """The batched engine's matrix products inside its own step (NumPy backend, learning on): their
+    share of the step's time and their rate in GFLOP/s, each product timed where the step calls it,
+    with the shapes and memory layouts the step gives it. Their rate, against the peak of one large
+    square product, is the most the step could reach by removing everything else."""
+    from spikefa.spiking import fast
+
+    class TimedOps(fast.CpuOps):
+        seconds, flops = 0.0, 0
+
+        def gemm(self, a, b, out, alpha=1.0, beta=0.0, trans_a=False):
+            t = time.perf_counter()
+            super().gemm(a, b, out, alpha, beta, trans_a)
+            self.seconds += time.perf_counter() - t
+            self.flops += 2 * out.size * (a.shape[0] if trans_a else a.shape[1])
+
+    state = fast.batch_state(spec, initial_state(spec), batch)
+    x, y = _images(spec, batch * images_per_stream)
+    images, labels = x.reshape(batch, images_per_stream, -1), y.reshape(batch, -1)
+    rng = noise_source("numpy", 0)
+    fast.run(spec, state, images[:, :1], labels[:, :1], rng=rng)  # warm-up
+    ops = TimedOps()
+    step_seconds = _timed(lambda: fast.run(spec, state, images, labels, rng=rng, ops=ops))
+    return {
+        "products_share_of_step": ops.seconds / step_seconds,
+        "products_gflops": ops.flops / ops.seconds / 1e9,
+    }
+
+
 def device_name() -> str:
     """The name of the device the torch backend runs on."""
     import torch

@@ -12,6 +12,7 @@ from spikefa.bench import (
     fast_stream_steps_per_s,
     forward_flops,
     gemm_peak_gflops,
+    matrix_products,
     stream_step_flops,
 )
 
@@ -58,6 +59,7 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
     train(images, parts)
     spec = fig4_spiking.phase_spec(cfg, "fa", phase)
     step_rate = fast_stream_steps_per_s(spec, cfg["batch"], repeats=5)
+    products = matrix_products(spec, cfg["batch"])
     peak = max(peak, gemm_peak_gflops())
     seconds = epoch_parts(parts.seconds, images)
     epoch = sum(seconds.values())
@@ -79,6 +81,9 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
         },
         "fast_batched_gflops": round(step_gflops, 1),
         "fast_batched_fraction_of_gemm_peak": round(step_gflops / peak, 3),
+        # the step's own matrix products (their shapes: 50 rows, or rank-50 updates) against the peak
+        "step_products_fraction_of_gemm_peak": round(products["products_gflops"] / peak, 3),
+        "step_products_share_of_step": round(products["products_share_of_step"], 3),
         "threads": blas_threads(),
     }
 

@@ -141,3 +141,6 @@ def test_epoch_profile_scales_each_part_and_its_shares_add_up(data_folder):
     assert r["epoch_flops"] == 50000 * 10 * bench.stream_step_flops(
         spec
     ) + 10000 * 10 * bench.forward_flops(spec)
+    # the products are part of the step, and no faster than the peak product (small shapes)
+    assert 0 < r["step_products_share_of_step"] < 1
+    assert 0 < r["step_products_fraction_of_gemm_peak"] <= 1.05
