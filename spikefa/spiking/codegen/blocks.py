@@ -269,7 +269,7 @@ class Block:
             + [f"_c{k}" for k in range(len(params))]
             + ["_tiny"]
         )
-        self.kernel = _njit_kernel(argnames, lines)
+        self.kernel = njit_kernel(argnames, lines)
 
     def __call__(self, ns: dict) -> None:
         if not self.loops:
@@ -294,7 +294,7 @@ class Block:
             *(ns[n] for n in neuron),
             *(ns[n] for n in scalars),
             *self.params,
-            _smallest_normal(first.dtype),
+            smallest_normal(first.dtype),
         )
         invalidate(ns, self.writes)
 
@@ -343,7 +343,7 @@ def _ufunc_into(code: str) -> list[str]:
 _KERNELS: dict = {}
 
 
-def _njit_kernel(argnames, lines):
+def njit_kernel(argnames, lines):
     """A Numba kernel from its body; the source is written to a cache folder once, so that Numba
     caches the compiled machine code across processes too."""
     import hashlib
@@ -410,6 +410,6 @@ def exact_step(var: str, rhs, consts: dict, where: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _smallest_normal(dtype) -> float:
+def smallest_normal(dtype) -> float:
     """np.finfo(dtype).tiny, which costs tens of microseconds a call: it is read at every block."""
     return float(np.finfo(dtype).tiny)
