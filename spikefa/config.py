@@ -191,7 +191,8 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
             f"config {path} names no known experiment (set experiment = one of "
             f"{', '.join(shipped_configs())})"
         )
-    cfg = experiments.code_defaults(name) | _read_toml(CONFIGS_DIR / f"{name}.toml")
+    cfg = _read_toml(CONFIGS_DIR / f"{name}.toml")
+    cfg |= {k: v for k, v in experiments.code_defaults(name).items() if k not in cfg}
     shipped, schema = copy.deepcopy(cfg), flat(cfg)
     overrides = list(flat(user).items()) + [parse_set(s) for s in sets]
     for key, value in overrides:

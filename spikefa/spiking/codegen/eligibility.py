@@ -31,7 +31,7 @@ import numpy as np
 import sympy
 
 from spikefa.spiking import equations as eq
-from spikefa.spiking.codegen.blocks import exact_step, print_code
+from spikefa.spiking.codegen.blocks import exact_step
 from spikefa.spiking.codegen.parsing import RuleError, constants, parse_expr
 from spikefa.spiking.codegen.synapses import Synaptic, Term
 
@@ -44,6 +44,7 @@ class Trace:
     (`pre`: presynaptic factors and numbers, `post`: postsynaptic factors), else `pre` = None."""
 
     name: str
+    rhs: str
     beta: float
     drive: object
     pre: list[Term] | None
@@ -102,7 +103,7 @@ def traces(spec, l: int) -> list[Trace]:
         ok = all(t.syn == 1 and (t.pre == 1 or t.post == 1) for t in terms)
         pre = [t for t in terms if t.post == 1] if ok else None
         post = [t for t in terms if t.post != 1] if ok else None
-        out.append(Trace(name, beta, drive, pre, post))
+        out.append(Trace(name, rhs, beta, drive, pre, post))
     return out
 
 
@@ -127,10 +128,10 @@ def increment(spec, l: int, weight_increment) -> object:
     for tr in traces(spec, l):
         if not tr.factorised:
             raise RuleError(
-                f"plasticity {spec.plasticity!r}: trace {tr.name} filters "
-                f"{print_code(tr.drive)}, a product of presynaptic and postsynaptic variables "
-                "that both change in time (or of w); it needs a trace per synapse and stream, "
-                "which the batched engine does not keep (engine=brian2 runs it)"
+                f"plasticity {spec.plasticity!r}: trace {tr.name} (d{tr.name}/dt = {tr.rhs}) "
+                "filters a product of presynaptic and postsynaptic variables that both change "
+                "in time (or a function of w); it needs a trace per synapse and stream, which the "
+                "batched engine does not keep (engine=brian2 runs it)"
             )
         swap[sympy.Symbol(tr.name, real=True)] = sympy.Symbol(
             f"{tr.name}_pre", real=True
