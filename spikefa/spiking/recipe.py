@@ -33,7 +33,7 @@ PHASE_KEYS = ("epochs", "eta", "steps_per_image", "plasticity_delay", "eta_halvi
 
 def spec_for(cfg: dict, mode: str) -> SpikingSpec:
     return SpikingSpec(
-        **{k: cfg[k] for k in SPEC_KEYS + SWITCHES},
+        **{k: cfg[k] for k in SPEC_KEYS + tuple(SWITCHES)},
         feedback=mode,
         plasticity=cfg["plasticity"],
         feedback_rule=cfg["feedback"],

@@ -265,7 +265,14 @@ class SpikingSpec:
         return cls(**d)
 
 
-SWITCHES = ("refractory_steps", "dale")  # config keys of the spiking experiment, defaults here
+# the biology switches: config keys of the spiking experiment whose defaults are the spec's own
+SWITCHES = {
+    "refractory_steps": "a hidden unit cannot fire for this many steps after a spike (0: it may fire "
+    "at every step)",
+    "dale": "Dale's law, e.g. `{excitatory = 0.8}`: each unit is excitatory or inhibitory (this "
+    "fraction excitatory) and its outgoing weights keep their sign; `feedback = true` also B "
+    "(empty: off)",
+}
 
 
 def switch_defaults() -> dict:
