@@ -36,7 +36,7 @@ rate = images(t, i) : 1   # pixel intensity of the image on show (TimedArray, on
 dp/dt = -p / tau : 1      # presynaptic trace
 """
 
-# Hidden layers: stochastic binary units, no fixed threshold, no refractory period.
+# Hidden layers: stochastic binary units, no fixed threshold, no refractory period (see REFRACTORY).
 HIDDEN = """
 du/dt = (bias - u) / tau : 1   # PSP, leaky integration (exact)
 dp/dt = -p / tau : 1           # presynaptic trace of this unit's spikes

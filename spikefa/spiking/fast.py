@@ -201,9 +201,9 @@ def step(
         _feedback(model.feedback[l], fb[l], ns[spec.feedback_source(l)], ns[l], ws.mod[l], ops)
         invalidate(ns[l], ("mod",))
         model.hidden_delta(ns[l])
-    learns = eta or not model.plasticity_needs_eta
+    learns, tiny = eta or not model.plasticity_needs_eta, smallest_normal(np.dtype(spec.dtype))
     for l in range(1, L + 1):
-        pre, post = _traces(model.traces[l], state, ns[l - 1], ns[l], xp)
+        pre, post = _traces(model.traces[l], state, ns[l - 1], ns[l], xp, tiny)
         if learns:
             _plasticity(model.plasticity[l], state[f"w{l}"], pre, post, ops)
             if model.dale[l]:
@@ -236,7 +236,7 @@ def _feedback(products, matrices, pre: dict, post: dict, mod, ops) -> None:
         mod[...] = 0
 
 
-def _traces(updates, state: dict, pre: dict, post: dict, xp) -> tuple[dict, dict]:
+def _traces(updates, state: dict, pre: dict, post: dict, xp, tiny: float) -> tuple[dict, dict]:
     """Advance the per-unit parts of a rule's eligibility traces by one step, in place; the two
     sides' variables with those parts under the trace's name."""
     if not updates:
@@ -250,7 +250,7 @@ def _traces(updates, state: dict, pre: dict, post: dict, xp) -> tuple[dict, dict
                 X += p.coeff(scalars) * (p.pre if side == "pre" else p.post)(
                     ns, X.shape[0], X.shape[1], X.dtype, xp
                 )
-            X *= xp.abs(X) >= smallest_normal(X.dtype)  # no subnormal operands in the products
+            X *= xp.absolute(X) >= tiny  # no subnormal operands in the products
             ns[u.trace.name] = X
     return sides["pre"], sides["post"]
 

@@ -24,6 +24,11 @@ def print_code(expr) -> str:
             def _print_Float(self, expr):  # every bit of a double (SymPy prints 15 digits)
                 return repr(float(expr))
 
+            def _print_And(self, expr):  # nested pairs: PyTorch has no logical_and.reduce
+                return functools.reduce(
+                    lambda a, b: f"logical_and({a}, {b})", map(self._print, expr.args)
+                )
+
         _PRINTER = Printer({"fully_qualified_modules": False, "allow_unknown_functions": True})
     return _PRINTER.doprint(expr)
 
