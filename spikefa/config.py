@@ -1,7 +1,8 @@
 """Experiment configs: TOML files shipped in the package (`spikefa/configs/`), overridden by `--set KEY=VALUE`.
 
 The shipped file `configs/<experiment>.toml` is the schema: it names every key an experiment
-accepts and its type. A user's own TOML file names its experiment (`experiment = "fig2_linear"`)
+accepts and its type, besides the keys whose defaults live in code (`experiments.code_defaults`:
+the spiking model's switches, defined once in its spec). A user's own TOML file names its experiment (`experiment = "fig2_linear"`)
 and may set any subset of those keys; `--set` overrides come last. An unknown key or a value of
 the wrong type is a `SpikefaError` that names the key and the closest valid ones.
 """
@@ -16,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from spikefa import experiments
 from spikefa.errors import SpikefaError
 
 CONFIGS_DIR = Path(str(resources.files("spikefa") / "configs"))
@@ -167,15 +169,16 @@ def _set_dotted(cfg: dict, key: str, value: Any) -> None:
     cfg[leaf] = value
 
 
-def _open(shipped: dict, key: str) -> bool:
-    """True when `key` lies under a table that the shipped config leaves empty (e.g. `[per_algorithm]`):
-    such a table takes any keys, and the experiment checks them."""
+def _open(shipped: dict, key: str, value: Any = None) -> bool:
+    """True when `key` lies under a table that the shipped config leaves empty (e.g. `[per_algorithm]`),
+    or names one and `value` is a table: such a table takes any keys, and the experiment checks them."""
     d = shipped
-    for p in key.split(".")[:-1]:
+    *parents, leaf = key.split(".")
+    for p in parents:
         d = d.get(p) if isinstance(d, dict) else None
         if d == {}:
             return True
-    return False
+    return isinstance(value, dict) and isinstance(d, dict) and d.get(leaf) == {}
 
 
 def resolve(config: str, sets: list[str] = ()) -> dict:
@@ -189,10 +192,11 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
             f"{', '.join(shipped_configs())})"
         )
     cfg = read_toml(CONFIGS_DIR / f"{name}.toml")
+    cfg |= {k: v for k, v in experiments.code_defaults(name).items() if k not in cfg}
     shipped, schema = copy.deepcopy(cfg), flat(cfg)
     overrides = list(flat(user).items()) + [parse_set(s) for s in sets]
     for key, value in overrides:
-        if key not in schema and _open(shipped, key):  # any keys; the experiment checks them
+        if key not in schema and _open(shipped, key, value):  # any keys; the experiment checks them
             _set_dotted(cfg, key, _check_type(key, value, value))
             continue
         if key not in schema:

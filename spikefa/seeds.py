@@ -16,6 +16,7 @@ STREAMS = (
     "init",
     "feedback",
     "masks",
+    "dale",
     "perturbation",
     "spikes",
     "order",

@@ -94,3 +94,29 @@ def test_resolved_config_round_trips_any_string_and_schedule():
         "train": {"epochs": 2},
     }
     assert tomllib.loads(to_toml(cfg)) == cfg
+
+
+def test_model_switches_take_their_defaults_from_the_spec_and_a_table_whole(tmp_path):
+    from spikefa.spiking.recipe import recipe, spec_for
+    from spikefa.spiking.spec import SpikingSpec
+
+    plain = config.resolve("fig4_spiking")
+    assert plain["refractory_steps"] == SpikingSpec().refractory_steps and plain["dale"] == {}
+    cfg = config.resolve(
+        "fig4_spiking", ["dale={excitatory=0.8}", "refractory_steps=1", "dale.feedback=true"]
+    )
+    assert cfg["dale"] == {"excitatory": 0.8, "feedback": True} and cfg["refractory_steps"] == 1
+    assert spec_for(cfg, "fa").dale == cfg["dale"]
+    path = tmp_path / "c.toml"
+    path.write_text(config.to_toml(cfg))
+    assert config.resolve(str(path)) == cfg
+    assert config.resolve(str(path), ["dale={}"])["dale"] == {}  # a table given whole replaces it
+    # a network trained without the switches keeps its identity: older checkpoints still resume
+    assert not {"dale", "refractory_steps"} & set(recipe(plain, "fa")["spec"])
+    assert recipe(cfg, "fa")["spec"]["refractory_steps"] == 1
+    for bad, words in [
+        ("refractory_steps=-1", "refractory_steps must be at least 0"),
+        ("dale={excitatory=1.5}", "dale takes excitatory"),
+    ]:
+        with pytest.raises(SpikefaError, match=words):
+            spec_for(config.resolve("fig4_spiking", [bad]), "fa")

@@ -283,14 +283,24 @@ def test_bad_spiking_config_exits_2(capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder):
-    """A checkpoint carried to another folder (or machine) continues its recipe bit for bit."""
+SWITCHES = [
+    "dale={excitatory=0.8}",
+    "refractory_steps=1",
+    'plasticity="delig/dt = (p_pre - elig) / (5 * ms); w += eta_post * delta_post * elig"',
+]
+
+
+@pytest.mark.parametrize("switches", [[], SWITCHES], ids=["plain", "dale-refractory-elig"])
+def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder, switches):
+    """A checkpoint carried to another folder (or machine) continues its recipe bit for bit, with
+    the switches' stream state (refractory countdowns, eligibility traces) too."""
     fast = TINY + [
         "engine=fast",
         "batch=3",
         "validation.every_images=40",
         "train.epochs=2",
         "keep_snapshots=true",
+        *switches,
     ]
     runner.run("fig4_spiking", fast, tmp_path / "whole", data=str(data_folder))
     (tmp_path / "pieces").mkdir()
@@ -300,6 +310,9 @@ def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder):
     runner.run("fig4_spiking", fast, tmp_path / "pieces", data=str(data_folder), resume=True)
     _, whole, meta_w = load_checkpoint(tmp_path / "whole" / "fa.npz")
     _, pieces, meta_p = load_checkpoint(tmp_path / "pieces" / "fa.npz")
+    assert {k.rstrip("0123456789") for k in whole} >= (
+        {"refr", "trace_elig_pre"} if switches else set()
+    )
     for k in whole:
         np.testing.assert_array_equal(whole[k], pieces[k])
     assert meta_w["curve"] == meta_p["curve"] and meta_p["images_seen"] == 240

@@ -16,6 +16,8 @@ import pytest
 from spikefa.errors import SpikefaError
 from spikefa.spiking import codegen, equations, fast
 from spikefa.spiking.brian import BrianNetwork
+from spikefa.spiking.codegen import eligibility
+from spikefa.spiking.dale import dale_signs
 from spikefa.spiking.spec import SpikingSpec, initial_state
 from spikefa.spiking.training import FastRunner
 
@@ -28,6 +30,21 @@ PSP_GATED = "w += eta_post * delta_post * p_pre * int(u_post > 0)"
 WEIGHT_DEPENDENT = "w += eta_post * delta_post * p_pre * (1 - w**2)"
 DISTRIBUTES = "w += eta_post * (delta_post + 0.5 * mod_post) * (p_pre - 0.1 * w)"
 SHIFTED_FEEDBACK = "mod_post = (B + 0.1) * delta_pre * (1 - tanh(u_post)**2) : 1 (summed)"
+# eligibility traces: a filtered presynaptic factor gated by the current modulator and slope (e-prop's
+# form), a filtered postsynaptic factor, a filtered sum of both sides, two traces; and one whose
+# factor multiplies both sides, which only Brian2 runs
+ELIG_PRE = "delig/dt = (p_pre - elig) / (3 * ms)\nw += eta_post * delta_post * elig"
+ELIG_POST = (
+    "delig/dt = (mod_post * (1 - tanh(u_post)**2) - elig) / (4 * ms)\nw += eta_post * p_pre * elig"
+)
+ELIG_SUM = (
+    "delig/dt = (p_pre + 0.5 * delta_post - elig) / (2 * ms)\nw += eta_post * mod_post * elig"
+)
+ELIG_TWO = (
+    "da/dt = (p_pre - a) / (3 * ms); db/dt = (delta_post - b) / (5 * ms)\n"
+    "w += eta_post * (delta_post * a + b * p_pre)"
+)
+ELIG_PRODUCT = "delig/dt = (p_pre * delta_post - elig) / (3 * ms)\nw += eta_post * mod_post * elig"
 
 
 def spec_(**kw):
@@ -107,7 +124,15 @@ def fast_by_image(spec, state, images, labels, uniforms):
     return states, records
 
 
+def traces_of(spec):
+    """(weight layer, name) of every eligibility trace of the spec's rule."""
+    names = [n for n, _ in eligibility.split_rule(spec.plasticity)[0]]
+    return [(l, n) for l in range(1, spec.n_layers + 1) for n in names]
+
+
 def assert_conform(spec, n_img=5):
+    """Both engines agree step by step; returns the initial state, and the batched engine's states
+    after every image and records of every step."""
     L = spec.n_layers
     tol = TOL[spec.dtype]
     state = initial_state(spec)
@@ -130,12 +155,19 @@ def assert_conform(spec, n_img=5):
                 )
     for k, (ref, mine) in enumerate(zip(ref_states, states)):
         for key in ref:
-            close(mine[key].reshape(ref[key].shape), ref[key], tol, f"{key} after image {k}")
+            if not key.startswith("trace_"):
+                close(mine[key].reshape(ref[key].shape), ref[key], tol, f"{key} after image {k}")
+        one = {key: v[0] for key, v in mine.items() if key.startswith("trace_")}
+        for l, name in traces_of(spec):  # the engines may split a trace into other per-unit parts
+            shape = ref[f"w{l}"].shape
+            got = eligibility.per_synapse(one, name, l, shape)
+            close(got, eligibility.per_synapse(ref, name, l, shape), tol, f"{name}, {l}, image {k}")
     changed = np.abs(ref_states[-1]["w1"] - state["w1"]).max()
     assert changed > (1e-6 if spec.eta else -1), "the weights must have learned"
     if spec.feedback == "bp":
         for l in range(1, L):
             np.testing.assert_array_equal(ref_states[-1][f"B{l}"], ref_states[-1][f"w{l + 1}"].T)
+    return state, states, records
 
 
 @pytest.mark.parametrize("reading", ["tau", "decay"])
@@ -292,3 +324,104 @@ def test_conformance_factorisable_rules_compile_to_few_products():
         len(codegen.compile_model(spec_(plasticity=DISTRIBUTES)).plasticity[1]) == 2
     )  # p·(δ+½mod) and w·(δ+½mod)
     assert dataclasses.replace(spec_(), plasticity="") == spec_()
+
+
+# ------------------------------------------------------------------------- biology switches
+def spike_trains(records, L):
+    """Spikes of layers 1 … L−1 of stream 0: one array steps × units per layer."""
+    return {l: np.array([r.spikes[l][0] for r in records]) for l in range(1, L)}
+
+
+@pytest.mark.parametrize(
+    "mode, reading, r",
+    [("fa", "tau", 1), ("dfa", "decay", 2), ("bp", "tau", 3), ("sparse_fa", "decay", 1)],
+)
+def test_conformance_refractory_steps(mode, reading, r):
+    """Refractoriness in both engines; every hidden unit stays silent for r steps after a spike."""
+    spec = spec_(feedback=mode, reading=reading, refractory_steps=r, init_scale=8.0)
+    _, _, records = assert_conform(spec, n_img=6)
+    gaps = []
+    for s in spike_trains(records, spec.n_layers).values():
+        for unit in s.T:
+            gaps += list(np.diff(np.flatnonzero(unit)))
+    assert min(gaps) == r + 1, "a spike r + 1 steps after the last is allowed, none sooner"
+
+
+def test_conformance_refractory_off_is_the_model_without_it():
+    """refractory_steps = 0 adds nothing: no countdown state, the same spikes as the plain model."""
+    spec = spec_(refractory_steps=0)
+    assert spec == spec_() and not any(k.startswith("refr") for k in initial_state(spec))
+    _, _, records = assert_conform(spec_(refractory_steps=1), n_img=3)
+    _, _, plain = assert_conform(spec, n_img=3)
+    trains, plain_trains = spike_trains(records, 3), spike_trains(plain, 3)
+    assert any(not np.array_equal(trains[l], plain_trains[l]) for l in trains)
+
+
+@pytest.mark.parametrize(
+    "mode, excitatory, feedback",
+    [("fa", 0.8, False), ("dfa", 0.5, True), ("bp", 0.7, False), ("sparse_fa", 0.6, True)],
+)
+def test_conformance_dale(mode, excitatory, feedback):
+    """Dale's law in both engines: every weight keeps the sign of its presynaptic unit while it
+    learns (some reach zero), and B too where asked."""
+    dale = {"excitatory": excitatory, "feedback": feedback}
+    spec = spec_(feedback=mode, dale=dale, eta=0.5)
+    state, states, _ = assert_conform(spec)
+    signs = dale_signs(spec)
+    for l in range(1, spec.n_layers + 1):
+        assert (signs[l - 1] == 1).sum() == round(excitatory * spec.sizes[l - 1])
+        for w in (state[f"w{l}"], states[-1][f"w{l}"]):
+            assert np.all(w * signs[l - 1][:, None] >= 0)
+    assert any(np.sum(states[-1][f"w{l}"] == 0) > np.sum(state[f"w{l}"] == 0) for l in (1, 2, 3))
+    for l in range(1, spec.n_layers) if feedback else ():
+        B = state[f"B{l}"] * signs[spec.feedback_source(l)][:, None]
+        assert np.all(B >= 0)
+
+
+@pytest.mark.parametrize(
+    "mode, rule, delay",
+    [("fa", ELIG_PRE, 0), ("dfa", ELIG_POST, 0), ("bp", ELIG_SUM, 0), ("sparse_fa", ELIG_TWO, 2)],
+)
+def test_conformance_elig_traces(mode, rule, delay):
+    """A rule's eligibility traces: per synapse in Brian2, per unit in the batched engine, the same
+    weights, and traces that carry over from image to image (also through the plasticity gate)."""
+    spec = spec_(feedback=mode, plasticity=rule, plasticity_delay=delay)
+    _, states, _ = assert_conform(spec)
+    last = {k: v[0] for k, v in states[-1].items() if k.startswith("trace_")}
+    for l, name in traces_of(spec):
+        assert np.abs(eligibility.per_synapse(last, name, l, (SIZES[l - 1], SIZES[l]))).max() > 0
+    assert len(codegen.compile_model(spec).plasticity[2]) <= 4  # matrix products, not per synapse
+
+
+@pytest.mark.parametrize(
+    "mode, switches",
+    [
+        ("fa", dict(dale={"excitatory": 0.8}, refractory_steps=1, plasticity=ELIG_SUM)),
+        ("bp", dict(dale={"excitatory": 0.6}, refractory_steps=2, plasticity=ELIG_PRE)),
+        ("dfa", dict(dale={"excitatory": 0.8, "feedback": True}, plasticity=ELIG_POST)),
+        ("fa", dict(refractory_steps=1, plasticity=ELIG_TWO, feedback_rule=SIGN_FEEDBACK)),
+    ],
+)
+def test_conformance_dale_refractory_elig_combined(mode, switches):
+    assert_conform(spec_(feedback=mode, weight_decay=0.1, **switches))
+
+
+@pytest.mark.parametrize("mode", ["fa", "dfa"])
+def test_conformance_dale_refractory_elig_float32(mode):
+    switches = dict(dale={"excitatory": 0.8}, refractory_steps=1, plasticity=ELIG_SUM)
+    assert_conform(spec_(feedback=mode, dtype="float32", **switches))
+
+
+def test_conformance_elig_product_runs_in_brian2_and_is_refused_in_one_line():
+    """A trace of a pre × post product needs one value per synapse and stream: Brian2 keeps it per
+    synapse, the batched engine refuses the rule in one line that names it."""
+    spec = spec_(plasticity=ELIG_PRODUCT)
+    with pytest.raises(SpikefaError, match="trace elig .* both change in time") as err:
+        FastRunner(spec, 4)
+    assert "\n" not in str(err.value) and repr(ELIG_PRODUCT) in str(err.value)
+    state = initial_state(spec)
+    assert state["trace_elig1"].shape == (SIZES[0] * SIZES[1],)
+    images, labels, uniforms = draws(spec, 3)
+    states, _ = brian_by_image(spec, state, images[0], labels[0], [u[0] for u in uniforms])
+    E = states[-1]["trace_elig2"].reshape(SIZES[1], SIZES[2])
+    assert np.linalg.matrix_rank(E) > 2  # not a sum of per-unit parts: it needs every synapse

@@ -96,6 +96,17 @@ def test_conformance_torch_user_plasticity_rule():
     assert_same(*both(spec_(plasticity=rule)), F64)
 
 
+@pytest.mark.parametrize("mode", ["fa", "bp"])
+def test_conformance_torch_dale_refractory_elig(mode):
+    """The switches through PyTorch's arrays (and NumPy's array code, no Numba loops)."""
+    rule = (
+        "delig/dt = (p_pre + 0.5 * delta_post - elig) / (2 * ms)\nw += eta_post * mod_post * elig"
+    )
+    spec = spec_(feedback=mode, dale={"excitatory": 0.8}, refractory_steps=1, plasticity=rule)
+    assert_same(*both(spec), F64)
+    assert_same(*both(spec, ops=fast.ArrayOps()), F64)
+
+
 def test_conformance_torch_user_feedback_rule():
     rule = "mod_post = (sign(B) + 0.1) * delta_pre * exp(-u_post**2) : 1 (summed)"
     assert_same(*both(spec_(feedback="sparse_fa", feedback_rule=rule)), F64)

@@ -203,7 +203,28 @@ def configs_page(configs_dir: Path) -> str:
                     for k in t["keys"]
                 ]
                 lines.append("")
+        lines += _code_defaults(cfg["name"])
     return "\n".join(lines) + "\n"
+
+
+def _code_defaults(name: str) -> list[str]:
+    """The keys of an experiment whose defaults live in code (the spiking model's switches)."""
+    from spikefa.experiments import code_defaults
+    from spikefa.spiking.spec import SWITCHES
+
+    defaults = code_defaults(name)
+    if not defaults:
+        return []
+    return [
+        "### Switches of the model",
+        "",
+        "These keys take their defaults from the model's spec (`SpikingSpec`), where they are defined once.",
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+        *(f"| `{k}` | {_value(v)} | {_md(SWITCHES[k])} |" for k, v in defaults.items()),
+        "",
+    ]
 
 
 # ------------------------------------------------------------------------------------- CLI page

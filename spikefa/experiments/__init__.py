@@ -16,3 +16,16 @@ EXPERIMENTS = {
 
 def get(name: str):
     return import_module(EXPERIMENTS[name])
+
+
+# Keys whose defaults live in code rather than in the experiment's shipped TOML: the spiking model's
+# biology switches, whose defaults are the spec's own ("module:function" giving {key: default}).
+CODE_DEFAULTS = {"fig4_spiking": "spikefa.spiking.spec:switch_defaults"}
+
+
+def code_defaults(name: str) -> dict:
+    """The config keys of experiment `name` whose defaults live in code, with those defaults."""
+    if name not in CODE_DEFAULTS:
+        return {}
+    module, function = CODE_DEFAULTS[name].split(":")
+    return getattr(import_module(module), function)()

@@ -30,7 +30,9 @@ import numpy as np
 
 from spikefa.errors import SpikefaError
 from spikefa.spiking import equations as eq
-from spikefa.spiking.codegen import layer_variables
+from spikefa.spiking.codegen import brian_rule, layer_variables, state_key, trace_shapes
+from spikefa.spiking.codegen.eligibility import kinds, per_synapse, per_unit
+from spikefa.spiking.dale import dale_signs
 from spikefa.spiking.spec import SpikingSpec
 
 DEVICES = ("runtime", "numpy", "cpp_standalone", "cuda_standalone")
@@ -156,19 +158,44 @@ class BrianNetwork:
     def _build(self) -> None:
         import brian2 as b2
 
-        spec, L = self.spec, self.spec.n_layers
-        dtype = np.dtype(spec.dtype)
-        b2.prefs.core.default_float_dtype = dtype.type
+        spec = self.spec
+        b2.prefs.core.default_float_dtype = np.dtype(spec.dtype).type
         b2.defaultclock.dt = 1 * b2.ms
         if self.device not in STANDALONE and not self.noise:
             b2.seed(spec.seed)
+        ns = self._inputs()
+        self._neurons(ns)
+        self._synapses(ns)
+        self._monitors()
+        self._schedule()
+        self.net = b2.Network(
+            self.layers,
+            self.countdowns,
+            self.forward[1:],
+            self.feedback[1:],
+            self.out_monitor,
+            *self.trace_monitors.values(),
+            *self.spike_monitors.values(),
+        )
+
+    def _inputs(self) -> dict:
+        """The namespace: constants, and the TimedArrays of images, labels, the plasticity gate and
+        (with `noise`) the uniforms."""
+        import brian2 as b2
+
+        spec, dtype, n_img, sizes = (
+            self.spec,
+            np.dtype(self.spec.dtype),
+            self.images_per_run,
+            self.spec.sizes,
+        )
         ns = {
             "tau": spec.tau_steps * b2.ms,
             "decay": spec.decay,
             "weight_decay": spec.weight_decay,
             "feedback_scale": spec.feedback_scale,
+            "refractory_steps": spec.refractory_steps,
         }
-        n_img, sizes = self.images_per_run, spec.sizes
         self.images = b2.TimedArray(
             np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images"
         )
@@ -182,49 +209,54 @@ class BrianNetwork:
         ns.update(images=self.images, labels=self.labels, plastic=self.plastic)
         self.uniforms = {}
         if self.noise:
-            for l in range(L):  # input (0) and hidden layers draw spikes
+            for l in range(spec.n_layers):  # input (0) and hidden layers draw spikes
                 self.uniforms[l] = b2.TimedArray(
                     np.zeros((self.steps_per_run, sizes[l]), dtype), dt=b2.ms, name=f"uniforms_{l}"
                 )
                 ns[f"uniforms_{l}"] = self.uniforms[l]
+        return ns
 
-        def noise(l):
-            return f"uniforms_{l}(t, i)" if self.noise else "rand()"
+    def _neurons(self, ns: dict) -> None:
+        """One NeuronGroup per layer, under the spec's switches (equations.layer), and the
+        statements a layer runs at every step (the refractory countdown)."""
+        import brian2 as b2
 
-        plasticity = eq.plasticity_rule(spec)
-        self.layers = [
-            b2.NeuronGroup(
-                sizes[0],
-                eq.INPUT,
-                threshold=eq.INPUT_SPIKE.format(noise=noise(0)),
-                reset=eq.TRACE_ON_SPIKE,
-                method="exact",
-                namespace=ns,
-                name="input",
+        spec, L = self.spec, self.spec.n_layers
+        self.layers, self.countdowns = [], []
+        for l, kind in enumerate(kinds(spec)):
+            name = {"input": "input", "hidden": f"hidden_{l}", "output": "output"}[kind]
+            fire = {}
+            if kind != "output":
+                noise = f"uniforms_{l}(t, i)" if self.noise else "rand()"
+                fire = dict(threshold=eq.threshold(kind, spec).format(noise=noise))
+                fire["reset"] = eq.on_spike(kind, spec)
+            group = b2.NeuronGroup(
+                spec.sizes[l], eq.layer(kind, spec), method="exact", namespace=ns, name=name, **fire
             )
-        ]
-        for l in range(1, L):
-            self.layers.append(
-                b2.NeuronGroup(
-                    sizes[l],
-                    eq.HIDDEN,
-                    threshold=eq.SPIKE.format(noise=noise(l)),
-                    reset=eq.TRACE_ON_SPIKE,
-                    method="exact",
-                    namespace=ns,
-                    name=f"hidden_{l}",
+            if eq.every_step(kind, spec):
+                self.countdowns.append(
+                    group.run_regularly(eq.every_step(kind, spec), name=f"every_step_{l}")
                 )
-            )
-        self.layers.append(
-            b2.NeuronGroup(sizes[L], eq.OUTPUT, method="exact", namespace=ns, name="output")
-        )
+            self.layers.append(group)
+        signs = dale_signs(spec)
+        for l in range(L) if signs is not None else ():
+            self.layers[l].ei = signs[l]
 
+    def _synapses(self, ns: dict) -> None:
+        """Forward synapses with the rule (its traces, Dale's law), feedback synapses, and the
+        per-neuron statements: δ, the output error, the bias plasticity."""
+        import brian2 as b2
+
+        spec, L = self.spec, self.spec.n_layers
+        traces, plasticity = brian_rule(spec)
+        self.trace_names = [line.split(":")[0].strip() for line in traces.splitlines()]
+        plasticity += ("\n" + eq.DALE) if spec.dale else ""
         self.forward, self.plasticity = [None], []
         for l in range(1, L + 1):
             s = b2.Synapses(
                 self.layers[l - 1],
                 self.layers[l],
-                eq.FORWARD,
+                eq.FORWARD + "\n" + traces,
                 on_pre=eq.FORWARD_ON_PRE,
                 namespace=ns,
                 name=f"forward_{l}",
@@ -233,18 +265,22 @@ class BrianNetwork:
             self.forward.append(s)
             self.plasticity.append(s.run_regularly(plasticity, name=f"plasticity_{l}"))
         self.feedback, self._fb_index, self.redraws = [None], [None], []
-        mirror = spec.mode.transport
         fb_eqs = eq.FEEDBACK_WEIGHT + "\n" + eq.feedback_rule(spec)
         for l in range(1, L):
             src = self.layers[spec.feedback_source(l)]
-            f = b2.Synapses(src, self.layers[l], fb_eqs, namespace=ns, name=f"feedback_{l}")
+            mirror = spec.mode.transport
+            f = b2.Synapses(
+                src,
+                self.layers[l],
+                fb_eqs + ("\n" + traces if mirror else ""),
+                namespace=ns,
+                name=f"feedback_{l}",
+            )
             self.feedback.append(f)
             if spec.mode.redraw:
                 self.redraws.append(f.run_regularly(eq.FEEDBACK_REDRAW, name=f"redraw_{l}"))
-            if mirror:
-                twin_post = layer_variables("output" if l + 1 == L else "hidden")[
-                    0
-                ]  # the forward twin's post layer
+            if mirror:  # the forward twin's postsynaptic layer is this group's presynaptic one
+                twin_post = layer_variables(kinds(spec)[l + 1], spec)[0]
                 self.plasticity.append(
                     f.run_regularly(eq.mirror(plasticity, twin_post), name=f"mirror_{l}")
                 )
@@ -257,6 +293,10 @@ class BrianNetwork:
             for l in range(1, L + 1)
         ]
 
+    def _monitors(self) -> None:
+        import brian2 as b2
+
+        L = self.spec.n_layers
         self.out_monitor = b2.StateMonitor(
             self.layers[L], ["y", "delta"], record=True, when="end", name="out_monitor"
         )
@@ -275,15 +315,6 @@ class BrianNetwork:
             if self.record_spikes
             else {}
         )
-        self._schedule()
-        self.net = b2.Network(
-            self.layers,
-            self.forward[1:],
-            self.feedback[1:],
-            self.out_monitor,
-            *self.trace_monitors.values(),
-            *self.spike_monitors.values(),
-        )
 
     def _schedule(self) -> None:
         """The order of operations within one step (SCHEDULE), set explicitly on every object."""
@@ -293,8 +324,8 @@ class BrianNetwork:
             for obj in objs:
                 obj.when, obj.order = "groups", next(order)
 
-        # 1. every PSP and trace decays by one step (exact integration)
-        place(*(g.state_updater for g in self.layers))
+        # 1. every PSP and trace decays by one step (exact integration); refractory countdowns
+        place(*(g.state_updater for g in self.layers), *self.countdowns)
         # 2. forward sweep, bottom-up: layer l−1 spikes, its trace jumps, its spikes enter layer l's PSP
         for l in range(L):
             place(
@@ -327,6 +358,14 @@ class BrianNetwork:
         for l in range(1, L):
             src, dst = self._fb_index[l]
             values[self.feedback[l].B] = state[f"B{l}"][src, dst]
+        for l in range(1, L) if self.spec.refractory_steps else ():
+            values[self.layers[l].refr] = state[f"refr{l}"]
+        for l, name in itertools.product(range(1, L + 1), self.trace_names):
+            E = per_synapse(state, name, l, state[f"w{l}"].shape)
+            values[getattr(self.forward[l], name)] = E.ravel()
+            if self.spec.mode.transport and l > 1:  # B's mirror keeps the transposed trace
+                src, dst = self._fb_index[l - 1]
+                values[getattr(self.feedback[l - 1], name)] = E.T[src, dst]
         return values
 
     def _first_build(self, state: dict) -> None:
@@ -428,6 +467,12 @@ class BrianNetwork:
                 src, dst = self._fb_index[l]
                 B[src, dst] = self.feedback[l].B[:]
             new[f"B{l}"] = B
+        for l in range(1, L) if self.spec.refractory_steps else ():
+            new[f"refr{l}"] = np.array(self.layers[l].refr[:])
+        shapes = trace_shapes(self.spec) if self.trace_names else {}
+        for l, name in itertools.product(range(1, L + 1), self.trace_names):
+            E = np.array(getattr(self.forward[l], name)[:]).reshape(old[f"w{l}"].shape)
+            new |= per_unit(E, name, l, state_key(name, "pre", l) in shapes)
         return new
 
     def _recording(self) -> Recording:

@@ -20,7 +20,12 @@ modulator) with their own strings — the spec's `plasticity` and `feedback_rule
 with the suffix `_pre` or `_post`, the synapse's own `w` (or `B`) and the constants `decay`, `tau`,
 `weight_decay`. The batched engine runs a rule whose terms each factorise into (postsynaptic) ×
 (presynaptic) × f(w) — f(B) for feedback — and refuses others; a rule should scale with `eta_post`
-so that evaluation and the plasticity gate (η = 0) switch it off.
+so that evaluation and the plasticity gate (η = 0) switch it off. A user rule may also declare
+eligibility traces, one line `dX/dt = (F - X) / (T * ms)` each (`codegen.eligibility`).
+
+Biology switches (spec fields, off by default) add terms: `refractory_steps` a refractory
+countdown of every hidden unit (`REFRACTORY…`), `dale` a sign per presynaptic unit that its weights
+keep (`DALE…`). `layer`, `threshold` and `on_spike` assemble a layer's strings under a spec.
 """
 
 import re
@@ -31,7 +36,7 @@ rate = images(t, i) : 1   # pixel intensity of the image on show (TimedArray, on
 dp/dt = -p / tau : 1      # presynaptic trace
 """
 
-# Hidden layers: stochastic binary units, no fixed threshold, no refractory period.
+# Hidden layers: stochastic binary units, no fixed threshold, no refractory period (see REFRACTORY).
 HIDDEN = """
 du/dt = (bias - u) / tau : 1   # PSP, leaky integration (exact)
 dp/dt = -p / tau : 1           # presynaptic trace of this unit's spikes
@@ -83,6 +88,50 @@ FEEDBACK_WEIGHT = "B : 1"
 # The shuffled-feedback control: every step, before δ travels down, each B is drawn afresh from the
 # distribution of the fixed draw, U[−β, β]; the modulator then carries no consistent credit.
 FEEDBACK_REDRAW = "B = feedback_scale * (2 * rand() - 1)"
+
+
+# Refractoriness (refractory_steps = r ≥ 1): a spike sets a hidden unit's countdown to r; it counts
+# down by one at the start of every step and the unit may fire only while it is below zero, so the r
+# steps after a spike pass in silence.
+REFRACTORY = "refr : 1   # refractory countdown (steps)"
+REFRACTORY_COUNTDOWN = "refr = clip(refr - 1, -1, refractory_steps)"
+REFRACTORY_GATE = "refr < 0 and "
+REFRACTORY_RESET = "refr = refractory_steps"
+
+# Dale's law: every presynaptic unit has a sign ei (+1 excitatory, −1 inhibitory) that all its
+# outgoing weights keep. After every change, a weight that crossed zero is set to zero (clipping:
+# the projection of the step onto the weights of the right sign).
+DALE_SIGN = "ei : 1 (constant)   # Dale's law: +1 excitatory, -1 inhibitory"
+DALE = "w = ei_pre * clip(ei_pre * w, 0, inf)"
+
+
+def layer(kind: str, spec) -> str:
+    """The model equations of a layer kind (input, hidden, output) under the spec's switches."""
+    text = {"input": INPUT, "hidden": HIDDEN, "output": OUTPUT}[kind]
+    if spec.dale and kind != "output":
+        text += DALE_SIGN + "\n"
+    if spec.refractory_steps and kind == "hidden":
+        text += REFRACTORY + "\n"
+    return text
+
+
+def threshold(kind: str, spec) -> str:
+    """The spike condition of an input or hidden layer, with a `{noise}` field for the uniform."""
+    if kind == "input":
+        return INPUT_SPIKE
+    return (REFRACTORY_GATE if spec.refractory_steps else "") + SPIKE
+
+
+def on_spike(kind: str, spec) -> str:
+    """The reset statements of a layer's spiking units."""
+    if spec.refractory_steps and kind == "hidden":
+        return TRACE_ON_SPIKE + "\n" + REFRACTORY_RESET
+    return TRACE_ON_SPIKE
+
+
+def every_step(kind: str, spec) -> str:
+    """Statements a layer runs at the start of every step, with the decay of its PSP ("": none)."""
+    return REFRACTORY_COUNTDOWN if spec.refractory_steps and kind == "hidden" else ""
 
 
 def plasticity_rule(spec) -> str:

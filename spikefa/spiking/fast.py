@@ -31,6 +31,8 @@ import numpy as np
 
 from spikefa.arrays import array_module, gemm
 from spikefa.spiking.codegen import NOISE, SPIKES, CompiledModel, compile_model, invalidate
+from spikefa.spiking.codegen.blocks import smallest_normal
+from spikefa.spiking.dale import dale_signs
 from spikefa.spiking.noise import CounterNoise
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 from spikefa.timing import NO_PARTS
@@ -88,6 +90,7 @@ class Workspace:
     y: object
     target: object
     pool: list = None  # per layer: buffers of hoisted subexpressions (codegen.Block)
+    ei: list = None  # Dale's law: the sign of every unit's outgoing weights, layers 0 … L
 
     @classmethod
     def allocate(cls, spec: SpikingSpec, batch: int, xp=np):
@@ -104,6 +107,7 @@ class Workspace:
             y=zeros(sizes[-1]),
             target=zeros(sizes[-1]),
             pool=[{} for _ in sizes],
+            ei=None if not spec.dale else [xp.asarray(s) for s in dale_signs(spec)],
         )
 
 
@@ -114,6 +118,8 @@ def namespaces(
     as `ystar` and this step's learning rate as `eta` (the Brian2 model reads those from TimedArrays)."""
     L = spec.n_layers
     out = [{"p": state["p0"], "rate": x, NOISE: ws.r[0], SPIKES: ws.s[0], "_pool": ws.pool[0]}]
+    if ws.ei is not None:
+        out[0]["ei"] = ws.ei[0]
     for l in range(1, L + 1):
         ns = {
             "u": state[f"u{l}"],
@@ -126,6 +132,10 @@ def namespaces(
         }
         if l < L:
             ns.update(p=state[f"p{l}"], **{NOISE: ws.r[l], SPIKES: ws.s[l]})
+            if spec.refractory_steps:
+                ns["refr"] = state[f"refr{l}"]
+            if ws.ei is not None:
+                ns["ei"] = ws.ei[l]
         else:
             ns.update(y=ws.y, ystar=ws.target)
         out.append(ns)
@@ -191,9 +201,13 @@ def step(
         _feedback(model.feedback[l], fb[l], ns[spec.feedback_source(l)], ns[l], ws.mod[l], ops)
         invalidate(ns[l], ("mod",))
         model.hidden_delta(ns[l])
-    if eta or not model.plasticity_needs_eta:
-        for l in range(1, L + 1):
-            _plasticity(model.plasticity[l], state[f"w{l}"], ns[l - 1], ns[l], ops)
+    learns, tiny = eta or not model.plasticity_needs_eta, smallest_normal(np.dtype(spec.dtype))
+    for l in range(1, L + 1):
+        pre, post = _traces(model.traces[l], state, ns[l - 1], ns[l], xp, tiny)
+        if learns:
+            _plasticity(model.plasticity[l], state[f"w{l}"], pre, post, ops)
+            if model.dale[l]:
+                model.dale[l](state[f"w{l}"], pre, post)
     if eta or not model.bias_needs_eta:
         for l in range(1, L + 1):
             model.bias_plasticity["output" if l == L else "hidden"](ns[l])
@@ -220,6 +234,25 @@ def _feedback(products, matrices, pre: dict, post: dict, mod, ops) -> None:
         first = False
     if first:
         mod[...] = 0
+
+
+def _traces(updates, state: dict, pre: dict, post: dict, xp, tiny: float) -> tuple[dict, dict]:
+    """Advance the per-unit parts of a rule's eligibility traces by one step, in place; the two
+    sides' variables with those parts under the trace's name."""
+    if not updates:
+        return pre, post
+    scalars, sides = _scalars(pre, post), {"pre": dict(pre), "post": dict(post)}
+    for u in updates:
+        for side, ns in sides.items():
+            X = state[u.key(side)]
+            X *= u.trace.beta
+            for p in getattr(u, side):
+                X += p.coeff(scalars) * (p.pre if side == "pre" else p.post)(
+                    ns, X.shape[0], X.shape[1], X.dtype, xp
+                )
+            X *= xp.absolute(X) >= tiny  # no subnormal operands in the products
+            ns[u.trace.name] = X
+    return sides["pre"], sides["post"]
 
 
 def _plasticity(products, W, pre: dict, post: dict, ops) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from spikefa.config import phase_eta
 from spikefa.errors import SpikefaError
-from spikefa.spiking.spec import SpikingSpec
+from spikefa.spiking.spec import SWITCHES, SpikingSpec
 from spikefa.spiking.training import BrianRunner, FastRunner
 from spikefa.timing import NO_PARTS
 
@@ -33,7 +33,7 @@ PHASE_KEYS = ("epochs", "eta", "steps_per_image", "plasticity_delay", "eta_halvi
 
 def spec_for(cfg: dict, mode: str) -> SpikingSpec:
     return SpikingSpec(
-        **{k: cfg[k] for k in SPEC_KEYS},
+        **{k: cfg[k] for k in SPEC_KEYS + tuple(SWITCHES)},
         feedback=mode,
         plasticity=cfg["plasticity"],
         feedback_rule=cfg["feedback"],

@@ -9,7 +9,9 @@ from a `SpikingSpec` and read and write the same `state` record: a dict of NumPy
                 l+1 for fa/sparse_fa/bp, the output layer for dfa
     u1..uL      PSPs; p0..p{L-1} presynaptic traces (p0: input layer)
 
-so a checkpoint trained by one engine loads into the other.
+and, where the spec switches them on, refr1..refr{L-1} (refractory countdowns) and the per-unit
+eligibility traces of a user rule, trace_<name>_pre<l> and trace_<name>_post<l> (per-synapse in
+Brian2, see `codegen.eligibility`), so a checkpoint trained by one engine loads into the other.
 
 Time is discrete: one step is one `dt` (1 ms nominally). "Time constant 0.9" has two readings
 in the paper's text: `reading="decay"` — the PSP decays by 0.9 per step (τ = −1/ln 0.9 ≈ 9.49 steps) — and
@@ -25,8 +27,9 @@ import io
 import json
 import math
 import numbers
+import re
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,7 @@ import numpy as np
 from spikefa.errors import SpikefaError
 from spikefa.results import atomic_write_bytes, load_npz
 from spikefa.seeds import stream
+from spikefa.spiking.dale import dale_signs, signed
 
 READINGS = ("decay", "tau")
 
@@ -103,6 +107,10 @@ class SpikingSpec:
     )
     plasticity: str = ""  # a user rule for w in Brian2 syntax (empty: equations.PLASTICITY)
     feedback_rule: str = ""  # a user summed modulator in Brian2 syntax (empty: equations.FEEDBACK)
+    # biology switches, off by default (equations.py): a unit stays silent for this many steps
+    # after a spike; Dale's law, {"excitatory": fraction of excitatory units, "feedback": also B}
+    refractory_steps: int = 0
+    dale: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self._coerce()
@@ -120,6 +128,8 @@ class SpikingSpec:
                 f"sizes and eta_scale must be lists of numbers, got {self.sizes!r} and "
                 f"{self.eta_scale!r}"
             ) from None
+        if isinstance(self.dale, dict):
+            object.__setattr__(self, "dale", dict(self.dale))
         for f in fields(self):
             integer, v = isinstance(f.default, int), getattr(self, f.name)
             if isinstance(f.default, (int, float)) and not _number(v, integer):
@@ -165,14 +175,35 @@ class SpikingSpec:
             problems.append(f"feedback_sparsity must be in [0, 1), got {self.feedback_sparsity}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be float32 or float64, got {self.dtype!r}")
+        problems += self._dale_problems()
         negative = [
             k
-            for k in ("eta", "weight_decay", "init_scale", "feedback_scale", "seed")
+            for k in (
+                "eta",
+                "weight_decay",
+                "init_scale",
+                "feedback_scale",
+                "seed",
+                "refractory_steps",
+            )
             if getattr(self, k) < 0
         ]
         if negative:
             problems.append(f"{', '.join(negative)} must be at least 0")
         return problems
+
+    def _dale_problems(self) -> list[str]:
+        d = self.dale
+        if not isinstance(d, dict) or not d:
+            return [] if isinstance(d, dict) else [f"dale must be a table, got {d!r}"]
+        f, fb = d.get("excitatory"), d.get("feedback", False)
+        if set(d) - {"excitatory", "feedback"} or not _number(f, False) or not 0 <= f <= 1:
+            return [f"dale takes excitatory (a fraction in [0, 1]) and feedback, got {d}"]
+        if not isinstance(fb, bool):
+            return [f"dale.feedback must be true or false, got {fb!r}"]
+        if fb and self.feedback in MODES and (self.mode.transport or self.mode.redraw):
+            return [f"dale.feedback needs fixed feedback weights; {self.feedback}'s B changes"]
+        return []
 
     @property
     def decay(self) -> float:
@@ -206,7 +237,7 @@ class SpikingSpec:
     def describe(self) -> str:
         rules = "".join(
             f", {k} {getattr(self, k)!r}"
-            for k in ("plasticity", "feedback_rule", "plasticity_delay")
+            for k in ("plasticity", "feedback_rule", "plasticity_delay", "refractory_steps", "dale")
             if getattr(self, k)
         )
         return (
@@ -219,6 +250,7 @@ class SpikingSpec:
         d = asdict(self)
         d["sizes"] = list(self.sizes)
         d["eta_scale"] = list(self.eta_scale)
+        d["dale"] = dict(self.dale)
         return d
 
     @classmethod
@@ -233,6 +265,21 @@ class SpikingSpec:
         return cls(**d)
 
 
+# the biology switches: config keys of the spiking experiment whose defaults are the spec's own
+SWITCHES = {
+    "refractory_steps": "a hidden unit cannot fire for this many steps after a spike (0: it may fire "
+    "at every step)",
+    "dale": "Dale's law, e.g. `{excitatory = 0.8}`: each unit is excitatory or inhibitory (this "
+    "fraction excitatory) and its outgoing weights keep their sign; `feedback = true` also B "
+    "(empty: off)",
+}
+
+
+def switch_defaults() -> dict:
+    """The biology switches and their defaults (off), as config keys take them."""
+    return {k: SpikingSpec().to_dict()[k] for k in SWITCHES}
+
+
 def _number(v, integer: bool) -> bool:
     """A number (not a boolean) that fits a float64, or an int64 where `integer` (JSON numbers have any size)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real):
@@ -240,9 +287,13 @@ def _number(v, integer: bool) -> bool:
     return abs(v) < 2**63 if integer else abs(v) <= sys.float_info.max
 
 
+_STREAM_VAR = re.compile(r"(u|p|refr)\d+|trace_\w+")
+
+
 def is_stream_var(key: str) -> bool:
-    """PSPs u1.. and traces p0.. belong to one image stream; everything else is shared weights."""
-    return key[0] in "up" and key[1:].isdigit()
+    """PSPs u1.., traces p0.., refractory countdowns refr1.. and eligibility traces trace_… belong to
+    one image stream; everything else is shared weights."""
+    return _STREAM_VAR.fullmatch(key) is not None
 
 
 def at_rest(state: dict) -> dict:
@@ -251,25 +302,25 @@ def at_rest(state: dict) -> dict:
 
 
 def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
-    """Weights drawn from the spec's seed (streams "init", "feedback", "masks"); zero PSPs and traces."""
+    """Weights drawn from the seed (streams "init", "feedback", "masks"; under Dale's law their
+    signs from "dale"); zero PSPs, traces and countdowns."""
     dt = np.dtype(spec.dtype)
     sizes, L = spec.sizes, spec.n_layers
-    init = stream(spec.seed, "init")
+    init, signs = stream(spec.seed, "init"), dale_signs(spec)
     state = {}
     for l in range(1, L + 1):
         n_pre, n_post = sizes[l - 1], sizes[l]
-        state[f"w{l}"] = (
-            spec.init_scale * init.uniform(-1, 1, (n_pre, n_post)) / math.sqrt(n_pre)
-        ).astype(dt)
+        w = spec.init_scale * init.uniform(-1, 1, (n_pre, n_post)) / math.sqrt(n_pre)
+        state[f"w{l}"] = (w if signs is None else signed(w, signs[l - 1], spec)).astype(dt)
         state[f"bias{l}"] = np.zeros(n_post, dt)
-        state[f"u{l}"] = np.zeros(n_post, dt)
-        state[f"p{l - 1}"] = np.zeros(n_pre, dt)
+    state |= {k: np.zeros(shape, dt) for k, shape in stream_shapes(spec).items()}
     return state | feedback_weights(spec, state)
 
 
 def feedback_weights(spec: SpikingSpec, state: dict) -> dict[str, np.ndarray]:
     """The feedback weights B_l of a network (new arrays): drawn from the seed (streams "feedback"
-    and "masks"), or in bp mode the transposes of the forward weights above."""
+    and "masks", and under Dale's law for B "dale"), or in bp mode the transposes of the forward
+    weights above."""
     if spec.mode.transport:  # kept equal to the forward weights
         return {f"B{l}": state[f"w{l + 1}"].T.copy() for l in range(1, spec.n_layers)}
     shapes = tuple(
@@ -277,7 +328,11 @@ def feedback_weights(spec: SpikingSpec, state: dict) -> dict[str, np.ndarray]:
     )
     sparsity = spec.feedback_sparsity if spec.mode.sparse else None
     drawn = _drawn_feedback(shapes, spec.seed, spec.feedback_scale, sparsity, spec.dtype)
-    return {k: v.copy() for k, v in drawn.items()}
+    signs = dale_signs(spec) if spec.dale.get("feedback") else None
+    return {
+        k: v.copy() if signs is None else signed(v, signs[spec.feedback_source(l)], spec)
+        for l, (k, v) in enumerate(drawn.items(), 1)
+    }
 
 
 @functools.lru_cache(maxsize=2)  # the checkpoints of one run compare against the same draw
@@ -410,17 +465,28 @@ def eta_in_force(spec: SpikingSpec, meta: dict, at_start: bool = False) -> float
     )
 
 
+def stream_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
+    """The shape of every per-stream array of a one-stream state: PSPs, traces, and what the
+    switches add (refractory countdowns, eligibility traces of a user rule)."""
+    sizes, L = spec.sizes, spec.n_layers
+    shapes = {}
+    for l in range(1, L + 1):
+        shapes |= {f"u{l}": (sizes[l],), f"p{l - 1}": (sizes[l - 1],)}
+    if spec.refractory_steps:
+        shapes |= {f"refr{l}": (sizes[l],) for l in range(1, L)}
+    if spec.plasticity:  # a rule's traces, per unit where the rule factorises, else per synapse
+        from spikefa.spiking.codegen import trace_shapes
+
+        shapes |= trace_shapes(spec)
+    return shapes
+
+
 def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
     """The shape of every array of a one-stream state."""
     sizes, L = spec.sizes, spec.n_layers
     shapes = {}
     for l in range(1, L + 1):
-        shapes |= {
-            f"w{l}": (sizes[l - 1], sizes[l]),
-            f"bias{l}": (sizes[l],),
-            f"u{l}": (sizes[l],),
-            f"p{l - 1}": (sizes[l - 1],),
-        }
+        shapes |= {f"w{l}": (sizes[l - 1], sizes[l]), f"bias{l}": (sizes[l],)}
     for l in range(1, L):
         shapes[f"B{l}"] = (sizes[spec.feedback_source(l)], sizes[l])
-    return shapes
+    return shapes | stream_shapes(spec)

@@ -37,6 +37,7 @@ less, less_equal, greater, greater_equal = torch.lt, torch.le, torch.gt, torch.g
 equal, not_equal = torch.eq, torch.ne  # element-wise (torch.equal compares whole tensors)
 logical_and, logical_or, logical_not = torch.logical_and, torch.logical_or, torch.logical_not
 broadcast_to, copy = torch.broadcast_to, torch.clone
+inf = np.inf
 
 
 def as_dtype(dtype) -> torch.dtype:

@@ -10,12 +10,14 @@ that runs on NumPy, CuPy or PyTorch unchanged, or as Numba loops on the CPU (`bl
 - synaptic terms — the forward `on_pre`, the summed feedback variable and the plasticity of w — are
   split into a sum of (postsynaptic) × (presynaptic) × f(w or B) terms, each a matrix product over the
   presynaptic index and the streams (`synapses`). A term that does not split is refused with one
-  line naming it.
+  line naming it;
+- a rule's eligibility traces are kept per unit where that is exact (`eligibility`).
 
 `model` puts them together into the `CompiledModel` of a spec.
 """
 
 from spikefa.spiking.codegen.blocks import Block, invalidate
+from spikefa.spiking.codegen.eligibility import brian_rule, state_key, trace_shapes
 from spikefa.spiking.codegen.model import CompiledModel, check_rules, clear_caches, compile_model
 from spikefa.spiking.codegen.parsing import NOISE, SPIKES, RuleError, constants, layer_variables
 
@@ -23,6 +25,9 @@ __all__ = [
     "NOISE",
     "SPIKES",
     "Block",
+    "brian_rule",
+    "state_key",
+    "trace_shapes",
     "CompiledModel",
     "RuleError",
     "check_rules",

@@ -24,6 +24,11 @@ def print_code(expr) -> str:
             def _print_Float(self, expr):  # every bit of a double (SymPy prints 15 digits)
                 return repr(float(expr))
 
+            def _print_And(self, expr):  # nested pairs: PyTorch has no logical_and.reduce
+                return functools.reduce(
+                    lambda a, b: f"logical_and({a}, {b})", map(self._print, expr.args)
+                )
+
         _PRINTER = Printer({"fully_qualified_modules": False, "allow_unknown_functions": True})
     return _PRINTER.doprint(expr)
 
@@ -156,6 +161,38 @@ class Block:
 
     # ---- one Numba loop, transcendental functions hoisted into whole-array ufuncs
     def _loop_code(self, ops, local, xp):
+        lowered = self._parametrise(self._hoist(ops, local, xp))
+        reads = set().union(*({x.name for x in e.free_symbols} for *_, e in lowered)) - local
+        reads -= {f"_c{k}" for k in range(len(self.params))}
+        scalars = [n for n in self.scalars]
+        neuron = [n for n in self.per_neuron]
+        stream = sorted(
+            (
+                reads
+                | {v for t, v, _, _ in lowered if t in ("array", "reset")}
+                | ({SPIKES} if any(t == "spikes" for t, *_ in lowered) else set())
+            )
+            - set(scalars)
+            - set(neuron)
+            - {h for _, h, _ in self.hoisted}
+        )
+        stream_all = stream + [h for _, h, _ in self.hoisted]
+        self.args = (stream, neuron, scalars)
+        if not stream_all:
+            raise RuleError(f"{self.where}: a block must read or write a per-stream variable")
+        lines = self._loop_lines(lowered, reads, stream_all, neuron)
+        argnames = (
+            [f"a_{n}" for n in stream_all]
+            + [f"a_{n}" for n in neuron]
+            + scalars
+            + [f"_c{k}" for k in range(len(self.params))]
+            + ["_tiny"]
+        )
+        self.kernel = njit_kernel(argnames, lines)
+
+    def _hoist(self, ops, local, xp) -> list:
+        """The statements with every transcendental subexpression of names not written before it
+        replaced by a buffer that a whole-array ufunc fills (self.hoisted, self.hoist_fns)."""
         written, hoisted = set(), {}  # hoisted: array code → (symbol, names it reads)
 
         def hoist(expr):
@@ -188,7 +225,11 @@ class Block:
             )
             for code, _, reads in self.hoisted
         }
-        # numbers become arguments, so that one compiled loop serves every spec of the same shape
+        return lowered
+
+    def _parametrise(self, lowered) -> list:
+        """Numbers become arguments (self.params), so that one compiled loop serves every spec of
+        the same shape."""
         params: dict = {}
 
         def parametrise(expr):
@@ -199,24 +240,10 @@ class Block:
 
         lowered = [(t, v, op, parametrise(e)) for t, v, op, e in lowered]
         self.params = list(params)
-        reads = set().union(*({x.name for x in e.free_symbols} for *_, e in lowered)) - local
-        reads -= {f"_c{k}" for k in range(len(params))}
-        scalars = [n for n in self.scalars]
-        neuron = [n for n in self.per_neuron]
-        stream = sorted(
-            (
-                reads
-                | {v for t, v, _, _ in lowered if t in ("array", "reset")}
-                | ({SPIKES} if any(t == "spikes" for t, *_ in lowered) else set())
-            )
-            - set(scalars)
-            - set(neuron)
-            - {h for _, h, _ in self.hoisted}
-        )
-        stream_all = stream + [h for _, h, _ in self.hoisted]
-        self.args = (stream, neuron, scalars)
-        if not stream_all:
-            raise RuleError(f"{self.where}: a block must read or write a per-stream variable")
+        return lowered
+
+    def _loop_lines(self, lowered, reads, stream_all, neuron) -> list[str]:
+        """The body of the Numba loop over neurons and streams."""
         from sympy.printing.pycode import PythonCodePrinter
 
         p = PythonCodePrinter(
@@ -262,14 +289,7 @@ class Block:
             for v in sorted({v for t, v, *_ in lowered if t in ("array", "reset", "spikes")})
         ]
         lines += [f"    a_{lowered[k][1]}[i] += acc{k}" for k in accs]
-        argnames = (
-            [f"a_{n}" for n in stream_all]
-            + [f"a_{n}" for n in neuron]
-            + scalars
-            + [f"_c{k}" for k in range(len(params))]
-            + ["_tiny"]
-        )
-        self.kernel = _njit_kernel(argnames, lines)
+        return lines
 
     def __call__(self, ns: dict) -> None:
         if not self.loops:
@@ -294,7 +314,7 @@ class Block:
             *(ns[n] for n in neuron),
             *(ns[n] for n in scalars),
             *self.params,
-            _smallest_normal(first.dtype),
+            smallest_normal(first.dtype),
         )
         invalidate(ns, self.writes)
 
@@ -343,7 +363,7 @@ def _ufunc_into(code: str) -> list[str]:
 _KERNELS: dict = {}
 
 
-def _njit_kernel(argnames, lines):
+def njit_kernel(argnames, lines):
     """A Numba kernel from its body; the source is written to a cache folder once, so that Numba
     caches the compiled machine code across processes too."""
     import hashlib
@@ -410,6 +430,6 @@ def exact_step(var: str, rhs, consts: dict, where: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _smallest_normal(dtype) -> float:
+def smallest_normal(dtype) -> float:
     """np.finfo(dtype).tiny, which costs tens of microseconds a call: it is read at every block."""
     return float(np.finfo(dtype).tiny)

@@ -4,12 +4,22 @@ the spec's own rules; `fast.step` gives their order."""
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 import sympy
 
 from spikefa.spiking import equations as eq
 from spikefa.spiking.codegen.blocks import Block, apply_op, exact_step, is_transcendental
+from spikefa.spiking.codegen.eligibility import (
+    Trace,
+    increment,
+    kinds,
+    split_rule,
+    state_key,
+    synapse,
+    traces,
+)
 from spikefa.spiking.codegen.parsing import (
     NOISE,
     RuleError,
@@ -19,8 +29,10 @@ from spikefa.spiking.codegen.parsing import (
     statements,
     substitute,
 )
-from spikefa.spiking.codegen.synapses import Synaptic, Term, products
+from spikefa.spiking.codegen.synapses import Synaptic, Term, WeightMap, products
 from spikefa.spiking.spec import SpikingSpec
+
+PER_NEURON = frozenset({"bias"})  # per-neuron variables that every stream shares
 
 
 class CompiledModel:
@@ -29,164 +41,139 @@ class CompiledModel:
 
     def __init__(self, spec: SpikingSpec, xp=np, loops: bool = False):
         self.spec, self.xp, self.loops = spec, xp, loops
-        consts = constants(spec)
-        L = spec.n_layers
-        self.kinds = ["input"] + ["hidden"] * (L - 1) + ["output"]
-        # PSPs and traces: exact one-step solutions of the layers' differential equations
+        self.consts, self.kinds = constants(spec), kinds(spec)
+        self._layers()
+        self.output_error = self._block(eq.OUTPUT_ERROR, "output", "output error")
+        self.hidden_delta = self._block(eq.HIDDEN_DELTA, "hidden", "δ")
+        self.bias_plasticity = {
+            kind: self._block(eq.BIAS_PLASTICITY, kind, "bias plasticity")
+            for kind in ("hidden", "output")
+        }
+        self.bias_needs_eta = all(
+            _vanishes_without_eta(e, self.consts)
+            for _, _, e in statements(eq.BIAS_PLASTICITY, "bias")
+        )
+        self._forward()
+        self._plasticity()
+        self._feedback()
+
+    def _block(self, stmts, kind: str, where: str, **kw) -> Block:
+        """A block over the variables of a layer kind; `stmts` a string or parsed statements."""
+        if isinstance(stmts, str):
+            stmts = statements(stmts, where)
+        names, shared = layer_variables(kind, self.spec)
+        return Block(
+            stmts, names, shared, PER_NEURON, self.consts, where, self.xp, loops=self.loops, **kw
+        )
+
+    def _exact_steps(self, l: int, kind: str) -> list:
+        """The exact one-step solutions of a layer's differential equations, then what it runs at
+        every step; the PSP's β rides on the forward product (self.beta), the rest is its drive."""
         from brian2 import Equations
 
-        self.beta, spike_blocks = {}, []
+        stmts = []
+        for var, e in Equations(eq.layer(kind, self.spec)).items():
+            if e.type != "differential equation":
+                continue
+            expr = parse_expr(str(e.expr), f"{kind} d{var}/dt")
+            beta, drive = exact_step(var, expr, self.consts, f"{kind} layer")
+            if var == "u":
+                self.beta[l] = beta
+                stmts += [(var, "+=", drive)] if drive != 0 else []
+            else:
+                stmts.append((var, "=", sympy.Float(beta) * sympy.Symbol(var, real=True) + drive))
+        return stmts + statements(eq.every_step(kind, self.spec), f"{kind} every step")
+
+    def _layers(self) -> None:
+        """Per layer: the state update, then (layers 0 … L−1) spikes and their resets — one block
+        where the threshold needs no transcendental function of what the update writes, else two."""
+        self.beta, self.update, self.spike = {}, [], []
         for l, kind in enumerate(self.kinds):
-            names, shared = layer_variables(kind)
-            text = {"input": eq.INPUT, "hidden": eq.HIDDEN, "output": eq.OUTPUT}[kind]
-            stmts = []
-            for var, e in Equations(text).items():
-                if e.type == "differential equation":
-                    beta, drive = exact_step(
-                        var, parse_expr(str(e.expr), f"{kind} d{var}/dt"), consts, f"{kind} layer"
-                    )
-                    if var == "u":  # β rides on the forward product; the rest is this step's drive
-                        self.beta[l] = beta
-                        if drive != 0:
-                            stmts.append((var, "+=", drive))
-                    else:
-                        stmts.append(
-                            (var, "=", sympy.Float(beta) * sympy.Symbol(var, real=True) + drive)
-                        )
-            spike_blocks.append(stmts)
-        per_neuron = frozenset({"bias"})
-        # per layer: the state update, then (layers 0 … L−1) spikes and their resets — one block where
-        # the threshold needs no transcendental function of what the update writes, else two
-        self.update, self.spike = [], []
-        for l, kind in enumerate(self.kinds):
-            names, shared = layer_variables(kind)
-            args = (names, shared, per_neuron, consts)
-            update = spike_blocks[l]
+            update = self._exact_steps(l, kind)
+            where = f"{kind} layer"
             if kind == "output":
-                self.update.append(Block(update, *args, f"{kind} layer", xp, loops=loops))
+                self.update.append(self._block(update, kind, where))
                 self.spike.append(None)
                 continue
-            cond = parse_expr(
-                (eq.INPUT_SPIKE if kind == "input" else eq.SPIKE).format(noise=NOISE),
-                f"{kind} threshold",
-            )
-            resets = statements(eq.TRACE_ON_SPIKE, f"{kind} reset")
+            text = eq.threshold(kind, self.spec).format(noise=NOISE)
+            cond = parse_expr(text, f"{kind} threshold")
+            resets = statements(eq.on_spike(kind, self.spec), f"{kind} reset")
             written = {v for v, _, _ in update}
             split = any(
                 is_transcendental(e) and {x.name for x in e.free_symbols} & written
                 for top in (cond, *[r for *_, r in resets])
                 for e in sympy.preorder_traversal(top)
             )
+            fire = dict(threshold=cond, resets=resets)
             if split:
-                self.update.append(Block(update, *args, f"{kind} layer", xp, loops=loops))
-                self.spike.append(
-                    Block(
-                        [],
-                        *args,
-                        f"{kind} threshold",
-                        xp,
-                        threshold=cond,
-                        resets=resets,
-                        loops=loops,
-                    )
-                )
+                self.update.append(self._block(update, kind, where))
+                self.spike.append(self._block([], kind, f"{kind} threshold", **fire))
             else:
                 self.update.append(None)
-                self.spike.append(
-                    Block(
-                        update,
-                        *args,
-                        f"{kind} layer",
-                        xp,
-                        threshold=cond,
-                        resets=resets,
-                        loops=loops,
-                    )
-                )
-        hidden_names, hidden_shared = layer_variables("hidden")
-        out_names, out_shared = layer_variables("output")
-        self.output_error = Block(
-            statements(eq.OUTPUT_ERROR, "output error"),
-            out_names,
-            out_shared,
-            per_neuron,
-            consts,
-            "output error",
-            xp,
-            loops=loops,
-        )
-        self.hidden_delta = Block(
-            statements(eq.HIDDEN_DELTA, "δ"),
-            hidden_names,
-            hidden_shared,
-            per_neuron,
-            consts,
-            "δ",
-            xp,
-            loops=loops,
-        )
-        self.bias_plasticity = {
-            kind: Block(
-                statements(eq.BIAS_PLASTICITY, "bias plasticity"),
-                *layer_variables(kind),
-                per_neuron,
-                consts,
-                "bias plasticity",
-                xp,
-                loops=loops,
-            )
-            for kind in ("hidden", "output")
-        }
-        # synapses: the forward on_pre, the summed feedback, the plasticity of w
+                self.spike.append(self._block(update, kind, where, **fire))
+
+    def _forward(self) -> None:
+        """α of every forward on_pre: a spike adds α·w to the postsynaptic PSP."""
         self.alpha = {}
-        for l in range(1, L + 1):
-            syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], consts)
+        for l in range(1, self.spec.n_layers + 1):
+            syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], self.consts, self.spec)
             ((var, op, expr),) = statements(eq.FORWARD_ON_PRE, "forward on_pre")
             (t,) = syn.terms(expr, "forward on_pre", eq.FORWARD_ON_PRE)
-            if (
-                var != "u_post"
-                or op != "+="
-                or t.post != 1
-                or t.pre != 1
-                or str(t.syn) != "w"
-                or t.coeff.free_symbols
+            if (var, op, t.post, t.pre, str(t.syn)) != ("u_post", "+=", 1, 1, "w") or (
+                t.coeff.free_symbols
             ):
                 raise RuleError(
                     f"forward on_pre {eq.FORWARD_ON_PRE!r} must add a constant times w to u_post"
                 )
             self.alpha[l] = float(t.coeff)
+
+    def _plasticity(self) -> None:
+        """The rule's products per weight layer, its traces' per-unit updates, and Dale's law."""
+        spec, xp = self.spec, self.xp
         self.plasticity_text = eq.plasticity_rule(spec)
-        self.plasticity = {}
-        for l in range(1, L + 1):
-            syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], consts)
-            self.plasticity[l] = products(
-                syn,
-                syn.terms(
-                    _increment(self.plasticity_text, "w", "plasticity"),
-                    "plasticity",
-                    self.plasticity_text,
-                ),
-                xp,
-                sparse=False,
-            )
+        rule = _increment(split_rule(self.plasticity_text)[1], "w", "plasticity")
+        self.plasticity, self.traces, self.dale = {}, {}, {}
+        for l in range(1, spec.n_layers + 1):
+            syn = synapse(spec, l)
+            terms = syn.terms(increment(spec, l, rule), "plasticity", self.plasticity_text)
+            self.plasticity[l] = products(syn, terms, xp, sparse=False)
+            self.traces[l] = [
+                TraceUpdate(
+                    tr, l, products(syn, tr.pre, xp, False), products(syn, tr.post, xp, False)
+                )
+                for tr in traces(spec, l)
+            ]
+            self.dale[l] = WeightMap(eq.DALE, syn, xp, self.loops) if spec.dale else None
         # a rule that vanishes with η is skipped while η = 0 (evaluation, the plasticity gate)
-        self.plasticity_needs_eta = _vanishes_without_eta(
-            _increment(self.plasticity_text, "w", "plasticity"), consts
-        )
-        self.bias_needs_eta = all(
-            _vanishes_without_eta(e, consts) for _, _, e in statements(eq.BIAS_PLASTICITY, "bias")
-        )
+        self.plasticity_needs_eta = _vanishes_without_eta(rule, self.consts)
+
+    def _feedback(self) -> None:
+        spec = self.spec
         self.feedback_text = eq.feedback_rule(spec)
         self.feedback = {}
-        for l in range(1, L):
-            syn = Synaptic("B", self.kinds[spec.feedback_source(l)], self.kinds[l], consts)
+        for l in range(1, spec.n_layers):
+            source = self.kinds[spec.feedback_source(l)]
+            syn = Synaptic("B", source, self.kinds[l], self.consts, spec)
             self.feedback[l] = products(
-                syn, _summed(self.feedback_text, syn), xp, sparse=spec.mode.sparse
+                syn, _summed(self.feedback_text, syn), self.xp, sparse=spec.mode.sparse
             )
         # f(B) is computed once per run, unless B changes (it follows w, or is drawn afresh) and f is not B itself
         self.feedback_fixed = not (spec.mode.transport or spec.mode.redraw) or all(
             p.syn.fn is None for ps in self.feedback.values() for p in ps
         )
+
+
+@dataclass
+class TraceUpdate:
+    """The per-unit parts of a trace at weight layer l: X ← β·X + Σ products of one side each."""
+
+    trace: Trace
+    l: int
+    pre: list
+    post: list
+
+    def key(self, side: str) -> str:
+        return state_key(self.trace.name, side, self.l)
 
 
 def _vanishes_without_eta(expr, consts) -> bool:
@@ -243,6 +230,8 @@ def compile_model(
         spec.feedback,
         spec.plasticity,
         spec.feedback_rule,
+        spec.refractory_steps,
+        bool(spec.dale),
     )
     return _compile(key, xp_name, loops)
 
@@ -251,7 +240,7 @@ def compile_model(
 def _compile(key, xp_name: str, loops: bool) -> CompiledModel:
     import importlib
 
-    L, reading, time_constant, weight_decay, feedback, plasticity, feedback_rule = key
+    L, reading, time_constant, weight_decay, feedback, plasticity, feedback_rule, refr, dale = key
     spec = SpikingSpec(
         sizes=(1,) * (L + 1),
         reading=reading,
@@ -260,6 +249,8 @@ def _compile(key, xp_name: str, loops: bool) -> CompiledModel:
         feedback=feedback,
         plasticity=plasticity,
         feedback_rule=feedback_rule,
+        refractory_steps=refr,
+        dale={"excitatory": 0.5} if dale else {},
     )
     return CompiledModel(spec, importlib.import_module(xp_name), loops)
 
@@ -270,6 +261,5 @@ def check_rules(spec: SpikingSpec) -> None:
 
 
 def clear_caches() -> None:
-    """Forget every compiled model and layer's names: after the equations themselves have changed."""
+    """Forget every compiled model: after the equations themselves have changed."""
     _compile.cache_clear()
-    layer_variables.cache_clear()

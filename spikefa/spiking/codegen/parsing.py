@@ -49,22 +49,29 @@ def statements(text: str, where: str) -> list[tuple[str, str, object]]:
     return out
 
 
+def layer_variables(kind: str, spec: SpikingSpec) -> tuple[frozenset, frozenset]:
+    """(every variable, the shared ones) of a layer kind under the spec's switches, read from its
+    Brian2 equations."""
+    return _variables(eq.layer(kind, spec))
+
+
 @functools.cache
-def layer_variables(kind: str) -> tuple[frozenset, frozenset]:
-    """(every variable, the shared ones) of a layer kind, read from its Brian2 equations."""
+def _variables(text: str) -> tuple[frozenset, frozenset]:
     from brian2 import Equations
 
-    eqs = Equations({"input": eq.INPUT, "hidden": eq.HIDDEN, "output": eq.OUTPUT}[kind])
+    eqs = Equations(text)
     return frozenset(eqs.names), frozenset(n for n, e in eqs.items() if "shared" in e.flags)
 
 
 def constants(spec: SpikingSpec) -> dict[str, float]:
-    """The namespace constants of the Brian2 model, with time in steps (dt = 1)."""
+    """The namespace constants of the Brian2 model, with time in steps (dt = 1 ms = 1)."""
     return {
         "tau": spec.tau_steps,
         "decay": spec.decay,
         "weight_decay": spec.weight_decay,
+        "refractory_steps": float(spec.refractory_steps),
         "dt": 1.0,
+        "ms": 1.0,
     }
 
 

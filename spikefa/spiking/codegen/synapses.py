@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import sympy
 
-from spikefa.spiking.codegen.blocks import compile_function, print_code
-from spikefa.spiking.codegen.parsing import RuleError, layer_variables, substitute
+from spikefa.spiking.codegen.blocks import compile_function, njit_kernel, print_code
+from spikefa.spiking.codegen.parsing import RuleError, layer_variables, statements, substitute
 
 
 @dataclass
@@ -22,12 +22,14 @@ class Term:
 
 
 class Synaptic:
-    """A synapse's names: its weight, and the variables of its pre- and postsynaptic layers."""
+    """A synapse's names: its weight, and the variables of its pre- and postsynaptic layers under the
+    spec's switches; `extra`: names both sides have besides (the per-unit parts of eligibility traces)."""
 
-    def __init__(self, weight: str, pre_kind: str, post_kind: str, consts: dict):
+    def __init__(self, weight, pre_kind, post_kind, consts, spec, extra=frozenset()):
         self.weight, self.consts = weight, consts
-        self.pre_names, self.pre_shared = layer_variables(pre_kind)
-        self.post_names, self.post_shared = layer_variables(post_kind)
+        self.pre_names, self.pre_shared = layer_variables(pre_kind, spec)
+        self.post_names, self.post_shared = layer_variables(post_kind, spec)
+        self.pre_names, self.post_names = self.pre_names | extra, self.post_names | extra
 
     def kind(self, name: str, where: str) -> str:
         """syn, pre, post or scalar (a shared variable of either side)."""
@@ -242,3 +244,49 @@ def products(syn: Synaptic, terms: list[Term], xp, sparse: bool) -> list[Product
             )
         )
     return out
+
+
+class WeightMap:
+    """A statement that sets every weight from itself and per-neuron variables of its two layers
+    (`equations.DALE`), element-wise over the weight matrix and in place: one Numba loop with
+    `loops`, else array code with the presynaptic variables as columns and postsynaptic ones as rows."""
+
+    def __init__(self, text: str, syn: Synaptic, xp, loops: bool):
+        where = "weight statement"
+        stmts = statements(text, where)
+        if len(stmts) != 1 or stmts[0][:2] != (syn.weight, "="):
+            raise RuleError(f"{where} {text!r} must be one statement '{syn.weight} = …'")
+        expr = substitute(stmts[0][2], syn.consts)
+        self.sides = sorted(
+            (s.name, syn.kind(s.name, where)) for s in expr.free_symbols if s.name != syn.weight
+        )
+        if any(k not in ("pre", "post") for _, k in self.sides):
+            raise RuleError(f"{where} {text!r} may read per-neuron variables and {syn.weight} only")
+        self.weight, self.loops = syn.weight, loops
+        w = syn.weight
+        if loops:
+            from sympy.printing.pycode import PythonCodePrinter
+
+            code = PythonCodePrinter({"allow_unknown_functions": True}).doprint(expr)
+            lines = [f"n, m = a_{w}.shape", "for j in range(m):", "    for i in range(n):"]
+            lines += [f"        {n} = a_{n}[{'i' if k == 'pre' else 'j'}]" for n, k in self.sides]
+            lines += [f"        {w} = a_{w}[i, j]", f"        a_{w}[i, j] = {code}"]
+            self.kernel = njit_kernel([f"a_{w}", *(f"a_{n}" for n, _ in self.sides)], lines)
+        else:
+            body = [
+                f"{n} = {n}[:, None]" if k == "pre" else f"{n} = {n}[None, :]"
+                for n, k in self.sides
+            ]
+            args = [w, *(n for n, _ in self.sides)]
+            self.fn = compile_function(
+                "weights", args, [*body, f"{w}[...] = {print_code(expr)}"], xp
+            )
+
+    def __call__(self, W, pre: dict, post: dict) -> None:
+        values = [(pre if k == "pre" else post)[_base(n, k)] for n, k in self.sides]
+        (self.kernel if self.loops else self.fn)(W, *values)
+
+
+def _base(name: str, side: str) -> str:
+    """A layer's own name of a synapse's name for it: ei_pre → ei (an unsuffixed name is post's)."""
+    return name[: -len(side) - 1] if name.endswith("_" + side) else name
