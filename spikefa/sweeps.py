@@ -12,8 +12,9 @@ their initial weights and data).
 
 A key given twice or more with `--set` is a grid axis (`--set eta=0.01 --set eta=0.03`). A search
 that is not a product of axes (one axis at a time around a chosen point, say) is declared as a list
-of candidates: a TOML file of `[[candidate]]` tables, each a set of config values, shipped under
-`configs/searches/` or given by path (`--candidates`); `--set` values apply to every candidate.
+of candidates: a TOML file of `[[candidate]]` tables, each a set of config values (and an optional
+`label` that names its folder), shipped under `configs/searches/` or given by path (`--candidates`);
+`--set` values apply to every candidate.
 Replicates: seed s_i = seed + i·runs, and `runs = 1` unless set, so no two runs share a network.
 """
 
@@ -54,8 +55,9 @@ def grid(sets: list[str]) -> list[list[str]]:
     return [list(point) for point in itertools.product(*by_key.values())]
 
 
-def candidates(name: str | Path) -> list[list[str]]:
-    """The `--set` lists of a declared search: its file's `[[candidate]]` tables, in order."""
+def candidates(name: str | Path) -> list[tuple[str | None, list[str]]]:
+    """The candidates of a declared search, in order: each a folder label (its table's `label`, or
+    None to name it by its values) and its `--set` list."""
     path = Path(name)
     if path.suffix != ".toml" or not path.exists():
         path = config.CONFIGS_DIR / "searches" / f"{name}.toml"
@@ -63,9 +65,15 @@ def candidates(name: str | Path) -> list[list[str]]:
         shipped = sorted(p.stem for p in (config.CONFIGS_DIR / "searches").glob("*.toml"))
         raise SpikefaError(f"no search {name!r} (shipped: {', '.join(shipped)})")
     tables = config.read_toml(path).get("candidate")
-    if not tables or not all(isinstance(t, dict) and t for t in tables):
+    if not tables or not all(isinstance(t, dict) and set(t) - {"label"} for t in tables):
         raise SpikefaError(f"{path}: a search needs [[candidate]] tables, each with config values")
-    return [[f"{k}={config.toml_value(v)}" for k, v in config.flat(t).items()] for t in tables]
+    return [
+        (
+            t.get("label"),
+            [f"{k}={config.toml_value(v)}" for k, v in config.flat(t).items() if k != "label"],
+        )
+        for t in tables
+    ]
 
 
 def point_name(point: list[str], axes: list[str]) -> str:
@@ -79,24 +87,33 @@ def point_name(point: list[str], axes: list[str]) -> str:
 
 
 def plan(
-    config_name: str, sets: list[str], seeds: int, out: Path, search: list[list[str]] = ([],)
+    config_name: str,
+    sets: list[str],
+    seeds: int,
+    out: Path,
+    search: list[tuple[str | None, list[str]]] = ((None, []),),
 ) -> list[dict]:
     """Every run of the sweep (grid point, seed, folder, --set list), each config checked first so
     that bad input stops the sweep before anything runs. `search`: candidates, each crossed with
     the grid of `sets`."""
     if seeds < 1:
         raise SpikefaError(f"--seeds must be at least 1, got {seeds}")
-    points = [c + p for c in search for p in grid(sets)]
+    points = [(label, c, p) for label, c in search for p in grid(sets)]
     keys = [config.parse_set(s)[0] for s in sets]
     axes = sorted(
-        {k for k in keys if keys.count(k) > 1} | {config.parse_set(s)[0] for c in search for s in c}
+        {k for k in keys if keys.count(k) > 1}
+        | {config.parse_set(s)[0] for label, c in search if not label for s in c}
     )
     runs = []
-    for point in points:
+    for label, chosen, swept in points:
+        point = chosen + swept
         cfg = config.resolve(config_name, point)
         replicate = "runs" in cfg and "runs" not in keys
         stride = 1 if replicate or "runs" not in cfg else cfg["runs"]
         name = point_name(point, axes)
+        if label:  # the label stands for the candidate's own values
+            rest = point_name(swept, axes)
+            name = label if rest == "default" else f"{label}_{rest}"
         for i in range(seeds):
             seed = cfg["seed"] + i * stride
             run_sets = point + (["runs=1"] if replicate else []) + [f"seed={seed}"]
@@ -198,7 +215,9 @@ def sweep(
     `search` names a declared list of candidates (see `candidates`)."""
     name = config.resolve(config_name)["experiment"]
     out = Path(out or Path("results") / f"sweep-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    runs = plan(config_name, list(sets), seeds, out, candidates(search) if search else ([],))
+    runs = plan(
+        config_name, list(sets), seeds, out, candidates(search) if search else ((None, []),)
+    )
     for r in runs:
         r["status"] = "done" if (r["folder"] / "summary.json").exists() else "todo"
     todo = [r for r in runs if r["status"] == "todo"]

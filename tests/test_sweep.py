@@ -169,7 +169,7 @@ def test_sweep_without_dask_says_how_to_install_it(monkeypatch, tmp_path, capsys
 
 def test_a_declared_search_is_a_list_of_candidates(tmp_path):
     search = candidates("fig4_fa")
-    assert ["eta=0.004", "feedback_scale=1.0"] in search
+    assert (None, ["eta=0.004", "feedback_scale=1.0"]) in search
     runs = plan("fig4_search", ["train.epochs=1"], 1, tmp_path, search)
     assert len(runs) == len(search) and len({r["folder"] for r in runs}) == len(search)
     assert runs[6]["folder"].parent.name == "eta-0.004_eta_scale-[0.25,0.5,1.0,1.0]"
@@ -186,3 +186,12 @@ def test_a_search_without_candidates_is_one_line_and_exit_2(tmp_path, capsys, te
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "[[candidate]]" in err and "fig4_fa" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_labelled_candidate_names_its_folder(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[[candidate]]\nlabel = "slow"\neta = 1e-4\n\n[[candidate]]\neta = 1e-2\n')
+    runs = plan("fig4_search", ["batch=10", "batch=20"], 1, tmp_path, candidates(path))
+    names = [r["folder"].parent.name for r in runs]
+    assert names == ["slow_batch-10", "slow_batch-20", "eta-0.01_batch-10", "eta-0.01_batch-20"]
+    assert runs[0]["run_sets"][:2] == ["eta=0.0001", "batch=10"]
