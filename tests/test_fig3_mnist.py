@@ -186,14 +186,15 @@ RESUMABLE = [
 ]
 
 
-def _partial_checkpoint(path):
-    """True once the checkpoint holds a finished network and one in training."""
+def _partial_run(folder):
+    """True once the folder holds a finished network and one in training."""
     from spikefa.results import load_npz
 
-    if not path.exists():
-        return False
-    meta = json.loads(str(load_npz(path, "checkpoint")["meta"]))
-    return bool(meta["done"]) and meta["current"] is not None
+    finished = [
+        json.loads(str(load_npz(p, "checkpoint")["meta"]))["finished"]
+        for p in sorted(folder.glob("*-run*.npz"))
+    ]
+    return any(finished) and not all(finished)
 
 
 def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, data_folder, killed_mid_run):
@@ -201,7 +202,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, data_folder, 
     runner.run("fig3_mnist", RESUMABLE, tmp_path / "whole", data=str(data_folder))
     killed_mid_run(
         ["fig3_mnist", *sets, "--out", str(tmp_path / "cut")],
-        lambda: _partial_checkpoint(tmp_path / "cut" / "checkpoint.npz"),
+        lambda: _partial_run(tmp_path / "cut"),
     )
     assert not (tmp_path / "cut" / "summary.json").exists()
     assert (
@@ -258,7 +259,7 @@ def test_resume_refuses_another_config_and_a_corrupted_checkpoint(tmp_path, data
         == 2
     )
     assert "another config" in capsys.readouterr().err
-    ckpt = tmp_path / "r" / "checkpoint.npz"
+    ckpt = tmp_path / "r" / "fa-run0.npz"  # the first network a resumed run meets
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     assert main(["run", "fig3_mnist", "--out", out, "--resume", "--data", str(data_folder)]) == 2
     err = capsys.readouterr().err
