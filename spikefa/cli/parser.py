@@ -35,22 +35,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(sub) -> None:
-    r = sub.add_parser("run", help="run an experiment config")
-    r.add_argument(
+def _config_arguments(p, set_help: str, out_help: str, data_help: str) -> None:
+    """The config and its overrides, the results folder and the data folder (run and sweep)."""
+    p.add_argument(
         "config",
         help="a TOML file or the name of a shipped config (e.g. fig2_linear; spikefa info "
         "lists them)",
     )
-    r.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (dotted for tables; value parsed as TOML)",
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--data", help=data_help)
+
+
+def _run(sub) -> None:
+    r = sub.add_parser("run", help="run an experiment config")
+    _config_arguments(
+        r,
+        "override a config key (dotted for tables; value parsed as TOML)",
+        "results folder (default results/<name>-<timestamp>/)",
+        "data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)",
     )
-    r.add_argument("--out", help="results folder (default results/<name>-<timestamp>/)")
-    r.add_argument("--data", help="data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)")
     r.add_argument(
         "--resume",
         action="store_true",
@@ -66,27 +70,18 @@ def _sweep(sub) -> None:
     w = sub.add_parser(
         "sweep", help="replicate runs (and grids over --set values) on Dask, with statistics"
     )
-    w.add_argument(
-        "config", help="a TOML file or the name of a shipped config (spikefa info lists them)"
-    )
     w.add_argument("--seeds", type=int, required=True, help="replicate runs per grid point")
-    w.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key; a key given several times is a grid axis",
-    )
-    w.add_argument(
-        "--out",
-        help="sweep folder (default results/sweep-<name>-<timestamp>/); restarting reuses finished runs",
+    _config_arguments(
+        w,
+        "override a config key; a key given several times is a grid axis",
+        "sweep folder (default results/sweep-<name>-<timestamp>/); restarting reuses finished runs",
+        "data folder",
     )
     w.add_argument(
         "--candidates",
         metavar="SEARCH",
         help="a declared search: a TOML file of [[candidate]] tables, or the name of a shipped one",
     )
-    w.add_argument("--data", help="data folder")
     w.add_argument(
         "--scheduler",
         metavar="ADDRESS",

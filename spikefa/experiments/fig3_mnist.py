@@ -56,12 +56,6 @@ PER_ALGORITHM = (
 NOT_RECIPE = ("checkpoint_minutes", "runs", "algorithms", "per_algorithm")
 
 
-def _get(cfg: dict, key: str):
-    for p in key.split("."):
-        cfg = cfg[p]
-    return cfg
-
-
 def for_algorithm(cfg: dict, algo: str) -> dict:
     """The config `algo` runs with: the shared settings, with those of `[per_algorithm.<algo>]` in
     their place (each checked against the type of the shared key)."""
@@ -79,7 +73,9 @@ def for_algorithm(cfg: dict, algo: str) -> dict:
                 f"{', '.join(PER_ALGORITHM)}"
             )
         config._set_dotted(
-            mine, key, config._check_type(f"per_algorithm.{algo}.{key}", _get(cfg, key), value)
+            mine,
+            key,
+            config._check_type(f"per_algorithm.{algo}.{key}", config.dotted(cfg, key), value),
         )
     return mine
 
@@ -91,19 +87,11 @@ def layer_values(cfg: dict, key: str, n: int) -> list:
 
 def _validate_settings(cfg: dict, where: str) -> None:
     """The learning settings of one algorithm (`where`: "" or "per_algorithm.<name>.")."""
-    positive = {
-        f"{where}eta": cfg["eta"],
-        f"{where}init_scale": cfg["init_scale"],
-        f"{where}feedback_scale": cfg["feedback_scale"],
-    }
-    config.require_positive(positive)
-    config.require_positive(
-        {
-            f"{where}weight_decay": cfg["weight_decay"],
-            f"{where}train.eta_halving_epochs": cfg["train"]["eta_halving_epochs"],
-        },
-        allow_zero=True,
-    )
+    for keys, allow_zero in (
+        (("eta", "init_scale", "feedback_scale"), False),
+        (("weight_decay", "train.eta_halving_epochs"), True),
+    ):
+        config.require_positive({where + k: config.dotted(cfg, k) for k in keys}, allow_zero)
     L = len(cfg["sizes"]) - 1
     for key, n in (("eta_layers", L), ("init_scale_layers", L), ("feedback_scale_layers", L - 1)):
         v = cfg[key]
@@ -122,10 +110,7 @@ def _validate_settings(cfg: dict, where: str) -> None:
 def validate(cfg: dict) -> None:
     # node perturbation belongs to Fig. 2 only
     algos, known = cfg["algorithms"], [a for a in ALGORITHMS if a != "node_perturbation"]
-    if not algos or len(set(algos)) != len(algos) or any(a not in known for a in algos):
-        raise SpikefaError(
-            f"algorithms must be distinct names from {', '.join(known)}, got {algos}"
-        )
+    config.require_distinct("algorithms", algos, known)
     if cfg["dataset"] not in INPUTS and not is_own_dataset(cfg["dataset"]):
         raise SpikefaError(
             f"dataset must be one of {', '.join(INPUTS)} or a path to an .npz file, got {cfg['dataset']!r}"
@@ -172,20 +157,12 @@ def _validate_numbers(cfg: dict) -> None:
         raise SpikefaError(f"output_delta must be e or mse, got {cfg['output_delta']!r}")
     if cfg["dtype"] not in ("float32", "float64"):
         raise SpikefaError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
-    positive = {
-        "runs": cfg["runs"],
-        "train.epochs": cfg["train"]["epochs"],
-        "train.eval_every": cfg["train"]["eval_every"],
-        "angle.window": cfg["angle"]["window"],
-    }
-    config.require_positive(positive)
-    at_least_zero = {
-        "train.images": cfg["train"]["images"],
-        "train.validation": cfg["train"]["validation"],
-        "test.images": cfg["test"]["images"],
-        "checkpoint_minutes": cfg["checkpoint_minutes"],
-    }
-    config.require_positive(at_least_zero, allow_zero=True)
+    config.require_positive_keys(cfg, ("runs", "train.epochs", "train.eval_every", "angle.window"))
+    config.require_positive_keys(
+        cfg,
+        ("train.images", "train.validation", "test.images", "checkpoint_minutes"),
+        allow_zero=True,
+    )
 
 
 def make_network(cfg: dict, algorithm: str, seed: int) -> Network:
