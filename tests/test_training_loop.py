@@ -1,12 +1,12 @@
 """The training loop shared by the image experiments: its schedule, measurements, selection, test
-read and resume, with a toy learner; and a fig3_mnist run interrupted and resumed."""
+read and resume, with a toy learner (its learners: tests/test_fig3_mnist.py and
+tests/test_fig4_spiking.py)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from spikefa import runner
 from spikefa.errors import SpikefaError
 from spikefa.training_loop import Rules, Schedule, TrainingLoop
 
@@ -64,7 +64,7 @@ def _sets(n=10):
     return {k: (rng.random((n, 2)), rng.random(n)) for k in ("train", "validation", "test")}
 
 
-def _loop(folder, learner, rules=Rules(every=6), recipe=None, ends=(15, 30)):
+def _loop(folder, learner, rules=None, recipe=None, ends=(15, 30)):
     folder.mkdir(parents=True, exist_ok=True)
     return TrainingLoop(
         learner,
@@ -75,7 +75,7 @@ def _loop(folder, learner, rules=Rules(every=6), recipe=None, ends=(15, 30)):
         recipe=recipe or {"eta": 1},
         seed=3,
         chunk=4,
-        rules=rules,
+        rules=rules or Rules(every=6),
     )
 
 
@@ -153,49 +153,3 @@ def test_patience_ends_the_recipe_after_no_new_best(tmp_path):
     loop.start(resume=False)
     res = loop.run()
     assert res["finished"] and res["images_seen"] == 20 and [c[0] for c in loop.curve] == [10, 20]
-
-
-def test_an_interrupted_fig3_mnist_run_resumes_to_the_same_results(
-    tmp_path, data_folder, monkeypatch
-):
-    from spikefa.rate.learner import RateLearner
-
-    sets = [
-        "sizes=[784,40,10]",
-        "train.images=1000",
-        "test.images=200",
-        "train.epochs=1.0",
-        "train.eval_every=0.1",
-        "runs=2",
-        'algorithms=["fa","bp"]',
-        "checkpoint_minutes=0",
-    ]
-    runner.run("fig3_mnist", sets, tmp_path / "whole", data=str(data_folder))
-    learn, calls = RateLearner.learn, []
-
-    def stop_in_the_second_network(self, *args):
-        calls.append(1)
-        if len(calls) == 15:
-            raise RuntimeError("stopped")
-        learn(self, *args)
-
-    monkeypatch.setattr(RateLearner, "learn", stop_in_the_second_network)
-    with pytest.raises(RuntimeError):
-        runner.run("fig3_mnist", sets, tmp_path / "cut", data=str(data_folder))
-    monkeypatch.setattr(RateLearner, "learn", learn)
-    runner.run("fig3_mnist", sets, tmp_path / "cut", data=str(data_folder), resume=True)
-    whole, cut = (
-        json.loads((tmp_path / d / "summary.json").read_text())["results"] for d in ("whole", "cut")
-    )
-    for algo in ("fa", "bp"):
-        assert cut[algo]["weights_sha256"] == whole[algo]["weights_sha256"]
-        assert cut[algo]["test_errors"] == whole[algo]["test_errors"]
-    assert (tmp_path / "cut" / "metrics.csv").read_text() == (
-        tmp_path / "whole" / "metrics.csv"
-    ).read_text()
-    with (
-        np.load(tmp_path / "whole" / "curves.npz") as a,
-        np.load(tmp_path / "cut" / "curves.npz") as b,
-    ):
-        for k in a.files:
-            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
