@@ -112,21 +112,13 @@ def sweep(
 
     Examples
     --------
-    >>> import spikefa
     >>> s = spikefa.sweep("fig2_linear", seeds=3, train__examples=2000)  # doctest: +SKIP
     >>> s["points"][0]["metrics"]["fa"]["test_nse"]["mean"]  # doctest: +SKIP
     0.0131
     """
     from spikefa.sweeps import sweep as run_sweep
 
-    items = set_items(overrides, kwargs)
-    given = {item.partition("=")[0] for item in items}
-    for key, values in (grid or {}).items():
-        if not isinstance(values, (list, tuple)) or not values:
-            raise SpikefaError(f"grid axis {key}: give a non-empty list of values, got {values!r}")
-        if key in given:
-            raise SpikefaError(f"config key {key} is both set and a grid axis")
-        items += [item for v in values for item in set_items({key: v}, {})]
+    items = with_grid(set_items(overrides, kwargs), grid or {})
     data = str(Path(data).resolve()) if data else None  # the workers may start elsewhere
     return run_sweep(str(config), seeds, items, out, data, scheduler=scheduler, workers=workers)
 
@@ -195,14 +187,8 @@ class Network:
         repeats: int = 1,
         engine: str = "fast",
         data=None,
-        *,
-        dataset: str | None = None,
-        steps_per_image: int | None = None,
-        batch: int = 100,
-        backend: str = "numpy",
-        device: str = "cpp_standalone",
-        threads: int = 1,
         progress: bool = True,
+        **options,
     ) -> dict:
         """Score the network with learning off, as ``spikefa evaluate --json`` does.
 
@@ -219,22 +205,15 @@ class Network:
             The batched engine, or the Brian2 reference.
         data : str or path-like, optional
             The data folder.
-        dataset : str, optional
-            ``"mnist"``, ``"fashion-mnist"`` or an ``.npz`` file of one's own (default: the
-            checkpoint's).
-        steps_per_image : int, optional
-            Show each image this many steps (default: the checkpoint's).
-        batch : int
-            Fast engine: image streams run side by side.
-        backend : {"numpy", "cupy", "torch"}
-            Fast engine: the arrays (``"cupy"`` needs a GPU; ``"torch"`` uses one where PyTorch
-            finds it, else the CPU).
-        device : str
-            Brian2 engine: ``"runtime"``, ``"numpy"`` or ``"cpp_standalone"``.
-        threads : int
-            Brian2 engine: OpenMP threads of ``cpp_standalone``.
         progress : bool
             Show a progress bar on stderr.
+        **options
+            ``dataset``: ``"mnist"``, ``"fashion-mnist"`` or an ``.npz`` file of one's own, and
+            ``steps_per_image`` (both default to the checkpoint's); for the fast engine ``batch``
+            (image streams side by side, default 100) and ``backend`` (``"numpy"``, ``"cupy"``:
+            a GPU, or ``"torch"``: a GPU where PyTorch finds one); for Brian2 ``device``
+            (``"runtime"``, ``"numpy"`` or ``"cpp_standalone"``) and ``threads`` (its OpenMP
+            threads).
 
         Returns
         -------
@@ -257,24 +236,7 @@ class Network:
         """
         from spikefa.spiking.scoring import score
 
-        return score(
-            self.spec,
-            self.state,
-            self.meta,
-            self.path,
-            split=split,
-            n=n,
-            repeats=repeats,
-            engine=engine,
-            data=_str(data),
-            dataset=_str(dataset),
-            steps_per_image=steps_per_image,
-            batch=batch,
-            backend=backend,
-            device=device,
-            threads=threads,
-            progress=progress,
-        )
+        return score(self, split, n, repeats, engine, _str(data), progress, **options)
 
     def traces(
         self,
@@ -328,19 +290,7 @@ class Network:
 
         from spikefa.spiking.traces import write_traces
 
-        folder = write_traces(
-            self.spec,
-            self.state,
-            self.meta,
-            self.path,
-            out,
-            steps,
-            neurons,
-            first_image,
-            device,
-            learn,
-            _str(data),
-        )
+        folder = write_traces(self, out, steps, neurons, first_image, device, learn, _str(data))
         with np.load(folder / "traces.npz") as z:
             return {**{k: z[k] for k in z.files}, "folder": folder}
 
@@ -461,6 +411,19 @@ def set_items(overrides: dict | None, kwargs: dict) -> list[str]:
             items.append(f"{key}={toml_value(value)}")
         except SpikefaError as exc:
             raise SpikefaError(f"config key {key}: {exc}") from None
+    return items
+
+
+def with_grid(items: list[str], grid: dict) -> list[str]:
+    """`items` and, for each grid axis, one `KEY=VALUE` item per value (a key given several times
+    is a grid axis of `spikefa.sweeps`)."""
+    given = {item.partition("=")[0] for item in items}
+    for key, values in grid.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise SpikefaError(f"grid axis {key}: give a non-empty list of values, got {values!r}")
+        if key in given:
+            raise SpikefaError(f"config key {key} is both set and a grid axis")
+        items = items + [item for v in values for item in set_items({key: v}, {})]
     return items
 
 

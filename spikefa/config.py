@@ -282,6 +282,24 @@ def phase_eta(phase: dict, epochs_into_phase: float) -> float:
     return halved(max(phase["eta"]), epochs_into_phase, phase["eta_halving_epochs"])
 
 
+def dotted(cfg: dict, key: str) -> Any:
+    """The value of config key `key`, dotted for tables ("train.epochs")."""
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def require_distinct(key: str, names: list, known) -> None:
+    """Raise SpikefaError unless config key `key` lists at least one name, each once, from `known`."""
+    if not names or len(set(names)) != len(names) or any(a not in known for a in names):
+        raise SpikefaError(f"{key} must be distinct names from {', '.join(known)}, got {names}")
+
+
+def require_positive_keys(cfg: dict, keys, allow_zero: bool = False) -> None:
+    """`require_positive` of the values of config keys `keys` (dotted for tables)."""
+    require_positive({key: dotted(cfg, key) for key in keys}, allow_zero)
+
+
 def require_positive(values: dict, allow_zero: bool = False) -> None:
     """Raise SpikefaError naming the first config key whose value is not > 0 (≥ 0 with allow_zero)."""
     for key, v in values.items():

@@ -42,6 +42,12 @@ def plot_curve(ax, x, y, algorithm: str, **kw):
     return ax
 
 
+def nse_axes(ax, title: str, ylabel: str = "test NSE") -> None:
+    """Log-log axes of a test error (NSE) over training examples, with a legend."""
+    ax.set(xscale="log", yscale="log", xlabel="training examples", ylabel=ylabel, title=title)
+    ax.legend(frameon=False, fontsize=8)
+
+
 def plot_angle_band(ax, x, mean, sd, algorithm: str = "fa", n_sd: float = 2.0, label=None):
     """Window mean ± n_sd·SD of an angle (degrees), on the paper's 0–90° axis."""
     colour = COLOURS.get(algorithm)

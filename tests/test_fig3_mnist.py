@@ -186,14 +186,15 @@ RESUMABLE = [
 ]
 
 
-def _partial_checkpoint(path):
-    """True once the checkpoint holds a finished network and one in training."""
+def _partial_run(folder):
+    """True once the folder holds a finished network and one in training."""
     from spikefa.results import load_npz
 
-    if not path.exists():
-        return False
-    meta = json.loads(str(load_npz(path, "checkpoint")["meta"]))
-    return bool(meta["done"]) and meta["current"] is not None
+    finished = [
+        json.loads(str(load_npz(p, "checkpoint")["meta"]))["finished"]
+        for p in sorted(folder.glob("*-run*.npz"))
+    ]
+    return any(finished) and not all(finished)
 
 
 def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, data_folder, killed_mid_run):
@@ -201,7 +202,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, data_folder, 
     runner.run("fig3_mnist", RESUMABLE, tmp_path / "whole", data=str(data_folder))
     killed_mid_run(
         ["fig3_mnist", *sets, "--out", str(tmp_path / "cut")],
-        lambda: _partial_checkpoint(tmp_path / "cut" / "checkpoint.npz"),
+        lambda: _partial_run(tmp_path / "cut"),
     )
     assert not (tmp_path / "cut" / "summary.json").exists()
     assert (
@@ -219,21 +220,45 @@ def test_resume_after_sigkill_ends_with_the_same_weights(tmp_path, data_folder, 
         )
         == 0
     )
-    whole, cut = (
-        json.loads((tmp_path / d / "summary.json").read_text())["results"] for d in ("whole", "cut")
-    )
-    for algo in ("fa", "bp"):
-        assert cut[algo]["weights_sha256"] == whole[algo]["weights_sha256"]
-        assert cut[algo]["test_errors"] == whole[algo]["test_errors"]
-    assert (tmp_path / "cut" / "metrics.csv").read_text() == (
-        tmp_path / "whole" / "metrics.csv"
-    ).read_text()
-    with (
-        np.load(tmp_path / "whole" / "curves.npz") as a,
-        np.load(tmp_path / "cut" / "curves.npz") as b,
-    ):
-        for k in a.files:
-            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    _assert_same_results(tmp_path / "whole", tmp_path / "cut")
+
+
+def _assert_same_results(whole, cut):
+    """The runs in folders `whole` and `cut` ended with the same networks, errors and curves."""
+    a, b = (json.loads((d / "summary.json").read_text())["results"] for d in (whole, cut))
+    for algo in a:
+        assert b[algo]["weights_sha256"] == a[algo]["weights_sha256"]
+        assert b[algo]["test_errors"] == a[algo]["test_errors"]
+    assert (cut / "metrics.csv").read_text() == (whole / "metrics.csv").read_text()
+    with np.load(whole / "curves.npz") as x, np.load(cut / "curves.npz") as y:
+        for k in x.files:
+            np.testing.assert_array_equal(x[k], y[k], err_msg=k)
+
+
+def test_an_interrupted_run_resumes_to_the_same_results(tmp_path, data_folder, monkeypatch):
+    """Stopped in the middle of its second network (in the process, at a chunk of the training
+    loop), a run resumed from its checkpoints ends as an uninterrupted one."""
+    from spikefa.rate.learner import RateLearner
+
+    changed = ("train.images", "train.epochs", "train.eval_every")
+    sets = [s for s in RESUMABLE if s.split("=")[0] not in changed]
+    sets += ["train.images=1000", "train.epochs=1.0", "train.eval_every=0.1"]
+    runner.run("fig3_mnist", sets, tmp_path / "whole", data=str(data_folder))
+    learn, calls = RateLearner.learn, []
+
+    def stop_in_the_second_network(self, *args):
+        calls.append(1)
+        if len(calls) == 15:  # ten chunks a network
+            raise RuntimeError("stopped")
+        learn(self, *args)
+
+    monkeypatch.setattr(RateLearner, "learn", stop_in_the_second_network)
+    with pytest.raises(RuntimeError):
+        runner.run("fig3_mnist", sets, tmp_path / "cut", data=str(data_folder))
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    monkeypatch.setattr(RateLearner, "learn", learn)
+    runner.run("fig3_mnist", sets, tmp_path / "cut", data=str(data_folder), resume=True)
+    _assert_same_results(tmp_path / "whole", tmp_path / "cut")
 
 
 def test_resume_refuses_another_config_and_a_corrupted_checkpoint(tmp_path, data_folder, capsys):
@@ -258,7 +283,7 @@ def test_resume_refuses_another_config_and_a_corrupted_checkpoint(tmp_path, data
         == 2
     )
     assert "another config" in capsys.readouterr().err
-    ckpt = tmp_path / "r" / "checkpoint.npz"
+    ckpt = tmp_path / "r" / "fa-run0.npz"  # the first network a resumed run meets
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     assert main(["run", "fig3_mnist", "--out", out, "--resume", "--data", str(data_folder)]) == 2
     err = capsys.readouterr().err

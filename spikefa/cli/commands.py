@@ -114,20 +114,16 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from spikefa.spiking.scoring import describe, score
-    from spikefa.spiking.spec import load_checkpoint
+    from spikefa.api import load_network
+    from spikefa.spiking.scoring import describe
 
-    spec, state, meta = load_checkpoint(args.checkpoint)
-    result = score(
-        spec,
-        state,
-        meta,
-        args.checkpoint,
-        split=args.split,
-        n=args.n_test,
-        repeats=args.repeats,
-        engine=args.engine,
-        data=args.data,
+    net = load_network(args.checkpoint)
+    result = net.evaluate(
+        args.split,
+        args.n_test,
+        args.repeats,
+        args.engine,
+        args.data,
         dataset=args.dataset,
         steps_per_image=args.steps_per_image,
         batch=args.batch,
@@ -135,30 +131,16 @@ def cmd_evaluate(args) -> int:
         device=args.device,
         threads=args.threads,
     )
-    print(json.dumps(result) if args.json else describe(result, spec))
+    print(json.dumps(result) if args.json else describe(result, net.spec))
     return 0
 
 
 def cmd_traces(args) -> int:
-    from spikefa.spiking.spec import load_checkpoint
+    from spikefa.api import load_network
     from spikefa.spiking.traces import write_traces
 
-    spec, state, meta = load_checkpoint(args.checkpoint)
-    print(
-        write_traces(
-            spec,
-            state,
-            meta,
-            args.checkpoint,
-            args.out,
-            args.steps,
-            args.neurons,
-            args.first_image,
-            args.device,
-            args.learn,
-            args.data,
-        )
-    )
+    net, recording = load_network(args.checkpoint), (args.steps, args.neurons, args.first_image)
+    print(write_traces(net, args.out, *recording, args.device, args.learn, args.data))
     return 0
 
 

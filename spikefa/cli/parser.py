@@ -35,58 +35,64 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(sub) -> None:
-    r = sub.add_parser("run", help="run an experiment config")
-    r.add_argument(
+def _config_command(sub, name: str, func, helps: tuple[str, str, str, str]):
+    """A command that runs a config (run, sweep): its parser with the config and its overrides,
+    the results folder and the data folder; `helps`: the command's and those of --set, --out
+    and --data."""
+    p = sub.add_parser(name, help=helps[0])
+    p.add_argument(
         "config",
         help="a TOML file or the name of a shipped config (e.g. fig2_linear; spikefa info "
         "lists them)",
     )
-    r.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (dotted for tables; value parsed as TOML)",
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=helps[1])
+    p.add_argument("--out", help=helps[2])
+    p.add_argument("--data", help=helps[3])
+    p.set_defaults(func=func)
+    return p
+
+
+def _run(sub) -> None:
+    r = _config_command(
+        sub,
+        "run",
+        commands.cmd_run,
+        (
+            "run an experiment config",
+            "override a config key (dotted for tables; value parsed as TOML)",
+            "results folder (default results/<name>-<timestamp>/)",
+            "data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)",
+        ),
     )
-    r.add_argument("--out", help="results folder (default results/<name>-<timestamp>/)")
-    r.add_argument("--data", help="data folder (default $SPIKEFA_DATA, else ~/.cache/spikefa)")
     r.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its latest checkpoints (--set train.epochs=N extends it)",
+        help="continue the run in --out from its latest checkpoints, under the same config",
     )
     r.add_argument(
         "--threads", type=int, help="BLAS threads (default: every core this process is given)"
     )
-    r.set_defaults(func=commands.cmd_run)
 
 
 def _sweep(sub) -> None:
-    w = sub.add_parser(
-        "sweep", help="replicate runs (and grids over --set values) on Dask, with statistics"
-    )
-    w.add_argument(
-        "config", help="a TOML file or the name of a shipped config (spikefa info lists them)"
+    w = _config_command(
+        sub,
+        "sweep",
+        commands.cmd_sweep,
+        (
+            "replicate runs (and grids over --set values) on Dask, with statistics",
+            "override a config key; a key given several times is a grid axis",
+            "sweep folder (default results/sweep-<name>-<timestamp>/); restarting reuses finished "
+            "runs",
+            "data folder",
+        ),
     )
     w.add_argument("--seeds", type=int, required=True, help="replicate runs per grid point")
-    w.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key; a key given several times is a grid axis",
-    )
-    w.add_argument(
-        "--out",
-        help="sweep folder (default results/sweep-<name>-<timestamp>/); restarting reuses finished runs",
-    )
     w.add_argument(
         "--candidates",
         metavar="SEARCH",
         help="a declared search: a TOML file of [[candidate]] tables, or the name of a shipped one",
     )
-    w.add_argument("--data", help="data folder")
     w.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -95,7 +101,6 @@ def _sweep(sub) -> None:
     w.add_argument(
         "--workers", type=int, help="LocalCluster worker processes (default: one per core)"
     )
-    w.set_defaults(func=commands.cmd_sweep)
 
 
 def _evaluate(sub) -> None:

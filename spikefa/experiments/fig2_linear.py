@@ -53,29 +53,18 @@ class Curve:
 
 
 def validate(cfg: dict) -> None:
-    algos = cfg["algorithms"]
-    unknown = [a for a in algos if a not in ALGORITHMS]
-    if unknown or not algos or len(set(algos)) != len(algos):
-        raise SpikefaError(
-            f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}"
-        )
+    config.require_distinct("algorithms", cfg["algorithms"], ALGORITHMS)
     if len(cfg["sizes"]) != 3 or min(cfg["sizes"]) < 1:
         raise SpikefaError(
             f"sizes must be three positive layer sizes [in, hidden, out], got {cfg['sizes']}"
         )
-    positive = {
-        "train.examples": cfg["train"]["examples"],
-        "train.eval_every": cfg["train"]["eval_every"],
-        "test.points": cfg["test"]["points"],
-        "init_scale": cfg["init_scale"],
-        "feedback_scale": cfg["feedback_scale"],
-        "node_perturbation.sigma": cfg["node_perturbation"]["sigma"],
-        "node_perturbation.lr_hidden": cfg["node_perturbation"]["lr_hidden"],
-        "angle.window": cfg["angle"]["window"],
-        "angle.final_examples": cfg["angle"]["final_examples"],
-        **{f"lr.{a}": cfg["lr"][a] for a in ALGORITHMS},
-    }
-    config.require_positive(positive)
+    config.require_positive_keys(
+        cfg,
+        ("train.examples", "train.eval_every", "test.points", "init_scale", "feedback_scale")
+        + ("node_perturbation.sigma", "node_perturbation.lr_hidden")
+        + ("angle.window", "angle.final_examples")
+        + tuple(f"lr.{a}" for a in ALGORITHMS),
+    )
 
 
 def make_setup(cfg: dict) -> Setup:
@@ -229,15 +218,8 @@ def _figures(cfg: dict, curves: dict, out) -> None:
     fig, ax = plotting.new_axes()
     for a, c in curves.items():
         plotting.plot_curve(ax, np.maximum(c.examples, 1), c.test_nse, a)
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="training examples",
-        ylabel="test NSE",
-        title="Fig. 2a — linear 30-20-10",
-    )
+    plotting.nse_axes(ax, "Fig. 2a — linear 30-20-10")
     ax.set_ylim(bottom=max(1e-8, ax.get_ylim()[0]))
-    ax.legend(frameon=False, fontsize=8)
     out.savefig(fig, "nse.png")
     plotting.close(fig)
 

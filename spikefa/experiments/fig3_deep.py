@@ -17,7 +17,7 @@ from tqdm import tqdm
 from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import TanhTeacher
 from spikefa.errors import SpikefaError, check_finite, layers
-from spikefa.rate.network import Network
+from spikefa.rate.network import Network, regression_network
 from spikefa.seeds import stream
 
 ALGORITHMS = ("shallow", "bp", "fa")
@@ -31,23 +31,14 @@ def conditions(cfg: dict) -> list[str]:
 
 def validate(cfg: dict) -> None:
     algos, depths = cfg["algorithms"], cfg["depths"]
-    if not algos or len(set(algos)) != len(algos) or any(a not in ALGORITHMS for a in algos):
-        raise SpikefaError(
-            f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}"
-        )
+    config.require_distinct("algorithms", algos, ALGORITHMS)
     if not depths or any(d not in STUDENTS for d in depths):
         raise SpikefaError(f"depths must be a list of 3 and/or 4, got {depths}")
-    positive = {
-        "runs": cfg["runs"],
-        "eta": cfg["eta"],
-        "init_scale": cfg["init_scale"],
-        "feedback_scale": cfg["feedback_scale"],
-        "teacher_scale": cfg["teacher_scale"],
-        "train.examples": cfg["train"]["examples"],
-        "train.eval_every": cfg["train"]["eval_every"],
-        "test.points": cfg["test"]["points"],
-    }
-    config.require_positive(positive)
+    config.require_positive_keys(
+        cfg,
+        ("runs", "eta", "init_scale", "feedback_scale", "teacher_scale")
+        + ("train.examples", "train.eval_every", "test.points"),
+    )
 
 
 def student(cfg: dict, name: str, seed: int) -> Network:
@@ -55,18 +46,7 @@ def student(cfg: dict, name: str, seed: int) -> Network:
     etas = [cfg["eta"]] * (depth - 1)
     if name == "fa4_frozen_w0":
         etas[0] = 0.0
-    return Network(
-        STUDENTS[depth],
-        algo,
-        stream(seed, "init"),
-        stream(seed, "feedback"),
-        hidden="tanh",
-        output="linear",
-        init_scale=cfg["init_scale"],
-        feedback_scale=cfg["feedback_scale"],
-        etas=etas,
-        output_delta="mse",
-    )
+    return regression_network(STUDENTS[depth], algo, cfg, seed, etas)
 
 
 def train_student(
@@ -156,13 +136,6 @@ def _figure(curves: dict, out) -> None:
             linestyle="--" if "frozen" in name else "-",
         )
         ax.lines[-1].set_label(name)
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="training examples",
-        ylabel="test NSE (mean over runs)",
-        title="Fig. 3d — 30-20-10 vs 30-20-10-10",
-    )
-    ax.legend(frameon=False, fontsize=8)
+    plotting.nse_axes(ax, "Fig. 3d — 30-20-10 vs 30-20-10-10", "test NSE (mean over runs)")
     out.savefig(fig, "nse.png")
     plotting.close(fig)

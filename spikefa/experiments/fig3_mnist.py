@@ -1,41 +1,43 @@
 """Fig. 3a,b and Supp. Fig. 5 — MNIST with a 784-1000-10 sigmoid network.
 
 Each algorithm trains `runs` networks online (run r uses seed + r: its own forward init, B, masks
-and example order; BP and FA of one run start from the same W). Recorded: test error every
-`train.eval_every` epochs, the angle between each hidden layer's δ and backprop's on every training
-example (summarised in windows), the angle between W and B at the end, and the receptive fields of
-100 hidden units of run 0. With `batch` > 1 the networks learn in minibatches (NumPy BLAS, or CuPy
-with `backend = "cupy"`) and no δ angles are recorded. Deeper and wider networks are a `sizes` away;
-`dataset` may also be fashion-mnist or svhn (3,072 standardised inputs).
+and example order; BP and FA of one run start from the same W) with the training loop
+(`spikefa.training_loop`; the network as `spikefa.rate.learner` trains it). Recorded: the
+validation error every `train.eval_every` epochs (and before training), kept current in
+`metrics.csv`; the angle between each hidden layer's δ and backprop's on every training example
+(summarised in windows); the test error of the final network, read once; the angle between W and B
+at the end, and the receptive fields of 100 hidden units of run 0. With `batch` > 1 the networks
+learn in minibatches (NumPy BLAS, or CuPy with `backend = "cupy"`) and no δ angles are recorded.
+Deeper and wider networks are a `sizes` away; `dataset` may also be fashion-mnist or svhn (3,072
+standardised inputs).
 
 Protocol: the last `train.validation` training images (default 10,000) are held out before anything
-else (`train.images` then takes the first N of the rest). Validation and test error are both measured
-at every evaluation; anything chosen (learning rates, scales, schedules, epochs) is chosen on the
-validation error, and the test error is what a run reports at its end. `[per_algorithm.<name>]`
-tables give one algorithm its own settings (e.g. its own eta), so that each algorithm can run at the
-settings chosen for it; the length of training is shared.
+else (`train.images` then takes the first N of the rest). Anything chosen (learning rates, scales,
+schedules, epochs) is chosen on the validation error, and the test error is what a run reports at
+its end. `[per_algorithm.<name>]` tables give one algorithm its own settings (e.g. its own eta), so
+that each algorithm can run at the settings chosen for it; the length of training is shared.
 
-A run saves `checkpoint.npz` every `checkpoint_minutes` (between evaluations) and after every
-finished network; `--resume` continues from it and ends with the same weights, bit for bit, as an
-uninterrupted run: the example order comes from (seed, epoch) and the weights are saved exactly.
+Network r of an algorithm saves `<algorithm>-run<r>.npz` at every evaluation and every
+`checkpoint_minutes`; `--resume` continues each from it and ends with the same weights, bit for
+bit, as an uninterrupted run: the example order comes from (seed, epoch) and the weights are saved
+exactly. A finished network keeps its test error there and is not trained again.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import time
+import json
 
 import numpy as np
-from tqdm import tqdm
 
 from spikefa import config, plotting
 from spikefa.arrays import import_cupy
 from spikefa.data import check_sizes, is_own_dataset, load_images, load_svhn
-from spikefa.errors import SpikefaError, check_finite, layers
-from spikefa.experiments.fig3_progress import Progress
+from spikefa.errors import SpikefaError
+from spikefa.rate.learner import RateLearner, weights_digest
 from spikefa.rate.network import ACTIVATIONS, ALGORITHMS, Network
 from spikefa.seeds import stream
+from spikefa.training_loop import Rules, Schedule, TrainingLoop
 
 INPUTS = {"mnist": 784, "fashion-mnist": 784, "svhn": 3072}
 # the settings an algorithm may have of its own ([per_algorithm.<name>]); everything else is shared
@@ -50,12 +52,8 @@ PER_ALGORITHM = (
     "sparsity",
     "train.eta_halving_epochs",
 )
-
-
-def _get(cfg: dict, key: str):
-    for p in key.split("."):
-        cfg = cfg[p]
-    return cfg
+# the settings that do not change how a network learns: left out of its recipe
+NOT_RECIPE = ("checkpoint_minutes", "runs", "algorithms", "per_algorithm")
 
 
 def for_algorithm(cfg: dict, algo: str) -> dict:
@@ -75,7 +73,9 @@ def for_algorithm(cfg: dict, algo: str) -> dict:
                 f"{', '.join(PER_ALGORITHM)}"
             )
         config._set_dotted(
-            mine, key, config._check_type(f"per_algorithm.{algo}.{key}", _get(cfg, key), value)
+            mine,
+            key,
+            config._check_type(f"per_algorithm.{algo}.{key}", config.dotted(cfg, key), value),
         )
     return mine
 
@@ -87,19 +87,11 @@ def layer_values(cfg: dict, key: str, n: int) -> list:
 
 def _validate_settings(cfg: dict, where: str) -> None:
     """The learning settings of one algorithm (`where`: "" or "per_algorithm.<name>.")."""
-    positive = {
-        f"{where}eta": cfg["eta"],
-        f"{where}init_scale": cfg["init_scale"],
-        f"{where}feedback_scale": cfg["feedback_scale"],
-    }
-    config.require_positive(positive)
-    config.require_positive(
-        {
-            f"{where}weight_decay": cfg["weight_decay"],
-            f"{where}train.eta_halving_epochs": cfg["train"]["eta_halving_epochs"],
-        },
-        allow_zero=True,
-    )
+    for keys, allow_zero in (
+        (("eta", "init_scale", "feedback_scale"), False),
+        (("weight_decay", "train.eta_halving_epochs"), True),
+    ):
+        config.require_positive({where + k: config.dotted(cfg, k) for k in keys}, allow_zero)
     L = len(cfg["sizes"]) - 1
     for key, n in (("eta_layers", L), ("init_scale_layers", L), ("feedback_scale_layers", L - 1)):
         v = cfg[key]
@@ -118,10 +110,7 @@ def _validate_settings(cfg: dict, where: str) -> None:
 def validate(cfg: dict) -> None:
     # node perturbation belongs to Fig. 2 only
     algos, known = cfg["algorithms"], [a for a in ALGORITHMS if a != "node_perturbation"]
-    if not algos or len(set(algos)) != len(algos) or any(a not in known for a in algos):
-        raise SpikefaError(
-            f"algorithms must be distinct names from {', '.join(known)}, got {algos}"
-        )
+    config.require_distinct("algorithms", algos, known)
     if cfg["dataset"] not in INPUTS and not is_own_dataset(cfg["dataset"]):
         raise SpikefaError(
             f"dataset must be one of {', '.join(INPUTS)} or a path to an .npz file, got {cfg['dataset']!r}"
@@ -168,20 +157,12 @@ def _validate_numbers(cfg: dict) -> None:
         raise SpikefaError(f"output_delta must be e or mse, got {cfg['output_delta']!r}")
     if cfg["dtype"] not in ("float32", "float64"):
         raise SpikefaError(f"dtype must be float32 or float64, got {cfg['dtype']!r}")
-    positive = {
-        "runs": cfg["runs"],
-        "train.epochs": cfg["train"]["epochs"],
-        "train.eval_every": cfg["train"]["eval_every"],
-        "angle.window": cfg["angle"]["window"],
-    }
-    config.require_positive(positive)
-    at_least_zero = {
-        "train.images": cfg["train"]["images"],
-        "train.validation": cfg["train"]["validation"],
-        "test.images": cfg["test"]["images"],
-        "checkpoint_minutes": cfg["checkpoint_minutes"],
-    }
-    config.require_positive(at_least_zero, allow_zero=True)
+    config.require_positive_keys(cfg, ("runs", "train.epochs", "train.eval_every", "angle.window"))
+    config.require_positive_keys(
+        cfg,
+        ("train.images", "train.validation", "test.images", "checkpoint_minutes"),
+        allow_zero=True,
+    )
 
 
 def make_network(cfg: dict, algorithm: str, seed: int) -> Network:
@@ -205,138 +186,36 @@ def make_network(cfg: dict, algorithm: str, seed: int) -> Network:
     )
 
 
-def error_rate(net: Network, X: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of misclassified images (NaN for none: no validation set)."""
-    return float(np.mean(np.argmax(net.predict(X), axis=1) != labels)) if len(X) else float("nan")
-
-
-def train_run(
-    cfg: dict,
-    net: Network,
-    X,
-    Y,
-    X_test,
-    y_test,
-    seed: int,
-    bar=None,
-    progress=None,
-    run=None,
-    X_val=None,
-    y_val=None,
-) -> dict:
-    """Training (online, or in minibatches of `batch`) over `train.epochs` reshuffled epochs; returns
-    the curves of one run (validation and test error at every evaluation). `cfg` is the algorithm's
-    own (`for_algorithm`). `progress` (a Progress) restores a saved partial run `run` = (algo, r)
-    into `net` and saves it again when a checkpoint is due."""
-    if X_val is None:
-        X_val, y_val = X_test[:0], y_test[:0]
-    n, epochs, window = len(X), cfg["train"]["epochs"], angle_window(cfg, len(X))
-    base_etas = np.array(layer_values(cfg, "eta", net.L), float)
-    chunk = max(1, int(round(cfg["train"]["eval_every"] * n)))
-    batch = cfg["batch"]
-    with_angles = (
-        batch == 1 and net.L > 1 and net.algorithm not in ("bp", "shallow")
-    )  # their δ is backprop's
-    c = progress.restore(run, net) if progress else None
-    if c is None:
-        c = {
-            "examples": [0],
-            "validation_error": [error_rate(net, X_val, y_val)],
-            "angles": [],
-            "seconds": 0.0,
-        }
-    seen, start = c["examples"][-1], time.perf_counter() - c["seconds"]
-    if bar is not None:
-        bar.update(seen)  # a resumed network's examples so far
-    for epoch in range(seen // n, int(np.ceil(epochs))):
-        order = stream(seed, "order", epoch).permutation(n)[
-            : int(round(min(1.0, epochs - epoch) * n))
-        ]
-        for lo in range(
-            seen - epoch * n, len(order), chunk
-        ):  # a resumed run starts where it stopped
-            idx = order[lo : lo + chunk]
-            net.etas[1:] = base_etas * (
-                config.eta_at(cfg, seen / n) / cfg["eta"]
-            )  # schedule × each layer's η
-            if batch > 1:
-                net.train_batch(X[idx], Y[idx], batch)
-            else:
-                _, angles = net.train(X[idx], Y[idx], angles=with_angles)
-            kept = (
-                f"the last good checkpoint {progress.path} is kept"
-                if progress and progress.path.exists()
-                else ""
-            )
-            check_finite(
-                layers(net.W), net.algorithm, f"between examples {seen} and {seen + len(idx)}", kept
-            )
-            if with_angles:
-                k = len(angles) // window * window
-                c["angles"].append(angles[:k].reshape(-1, window, angles.shape[1]))
-            seen += len(idx)
-            c["examples"].append(seen)
-            c["validation_error"].append(error_rate(net, X_val, y_val))
-            c["seconds"] = time.perf_counter() - start
-            if bar is not None:
-                bar.update(len(idx))
-                bar.set_postfix(validation_error=f"{c['validation_error'][-1]:.4f}")
-            if progress:
-                progress.save_if_due(run, net, c)
-    aw = np.concatenate(c["angles"]) if c["angles"] else np.zeros((0, window, max(net.L - 1, 1)))
-    return {
-        "examples": np.array(c["examples"]),
-        "test_error": error_rate(net, X_test, y_test),  # read once, when training has ended
-        "validation_error": np.array(c["validation_error"]),
-        "seconds": c["seconds"],
-        "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
-        "angle_sd": np.nanstd(aw, axis=1) if len(aw) else aw[:, 0],
-    }
-
-
 def angle_window(cfg: dict, n_train: int) -> int:
     """Training examples per window of the δ angle: `angle.window`, or fewer where evaluations come
     sooner (a small data set), so that every run that measures angles reports them."""
     return min(cfg["angle"]["window"], max(1, round(cfg["train"]["eval_every"] * n_train)))
 
 
-def weights_digest(net: Network) -> str:
-    """SHA-256 of a network's weights and biases: equal digests, bit-identical networks."""
-    h = hashlib.sha256()
-    for a in net.W[1:] + net.b[1:]:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
 def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
     sets, data_shape = _data(cfg, data_dir)
-    (X, _), _, (X_val, _) = sets
-    n_train, runs, curves, progress = len(X), cfg["runs"], {}, Progress(cfg, out, resume)
-    per_run = int(round(cfg["train"]["epochs"] * n_train))
-    fields = {
-        "initial": make_network(cfg, cfg["algorithms"][0], cfg["seed"]).W[1].copy(),
-        **progress.fields,
-    }
+    n_train, n_val = len(sets["train"][0]), len(sets["validation"][0])
+    fields = {"initial": make_network(cfg, cfg["algorithms"][0], cfg["seed"]).W[1].copy()}
+    curves, so_far = {}, {}
+
+    def keep_current(algo, r, curve):  # metrics.csv of every network so far
+        so_far[(algo, r)] = curve[:, 0], curve[:, 1]
+        _write_metrics(so_far, n_train, out)
+
     for algo in cfg["algorithms"]:
         curves[algo] = []
-        with tqdm(total=per_run * runs, desc=algo, unit="ex", leave=False, mininterval=1.0) as bar:
-            for r in range(runs):
-                if (algo, r) in progress.done:  # finished before the run was interrupted
-                    curves[algo].append(progress.done[(algo, r)])
-                    bar.update(per_run)
-                    continue
-                c, W1 = _train_network(cfg, algo, r, sets, bar, progress)
-                if r == 0:
-                    fields[algo] = W1
-                curves[algo].append(c)
-                progress.finish((algo, r), c, fields[algo] if r == 0 else None)
+        for r in range(cfg["runs"]):
+            c, W1 = _train_network(cfg, algo, r, sets, out, resume, keep_current)
+            if r == 0:
+                fields[algo] = W1
+            curves[algo].append(c)
     results = {a: summarise(cfg, cs, n_train) for a, cs in curves.items()}
     for a in results:
-        results[a]["validation_images"] = len(X_val)
+        results[a]["validation_images"] = n_val
     _write(curves, fields, n_train, out)
     _figures(cfg, curves, fields, n_train, out, data_shape)
     stats = {}
-    if "bp" in curves and len(X_val):  # where BP's mean validation error is lowest
+    if "bp" in curves and n_val:  # where BP's mean validation error is lowest
         mean_bp = np.mean([c["validation_error"] for c in curves["bp"]], axis=0)
         stats["bp_best_epoch"] = float(
             curves["bp"][0]["examples"][int(np.argmin(mean_bp))] / n_train
@@ -345,8 +224,8 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False) -> dict:
 
 
 def _data(cfg: dict, data_dir):
-    """((X, one-hot Y), (X_test, y_test), (X_val, y_val)) and the images' shape: the validation
-    images held out first, so that they never train."""
+    """The train (images, one-hot targets), validation and test sets, and the images' shape: the
+    validation images held out first, so that they never train."""
     data = (
         load_svhn(data_dir) if cfg["dataset"] == "svhn" else load_images(cfg["dataset"], data_dir)
     )
@@ -356,39 +235,75 @@ def _data(cfg: dict, data_dir):
     n_test = cfg["test"]["images"] or len(data.test_x)
     dt = cfg["dtype"]
     X, labels = data.train_x[:n_train].astype(dt), data.train_y[:n_train]
-    Y = np.eye(cfg["sizes"][-1], dtype=dt)[labels]
-    test = data.test_x[:n_test].astype(dt), data.test_y[:n_test]
-    return ((X, Y), test, (data.val_x.astype(dt), data.val_y)), data.shape
+    sets = {
+        "train": (X, np.eye(cfg["sizes"][-1], dtype=dt)[labels]),
+        "validation": (data.val_x.astype(dt), data.val_y),
+        "test": (data.test_x[:n_test].astype(dt), data.test_y[:n_test]),
+    }
+    return sets, data.shape
 
 
-def _train_network(cfg: dict, algo: str, r: int, sets, bar, progress):
-    """Network r of rule `algo`, trained: its curves and its first weight layer."""
-    (X, Y), (X_test, y_test), (X_val, y_val) = sets
-    net = make_network(cfg, algo, cfg["seed"] + r)
-    if cfg["backend"] == "cupy":
-        net.to(import_cupy())
-    c = train_run(
-        for_algorithm(cfg, algo),
-        net,
-        X,
-        Y,
-        X_test,
-        y_test,
-        cfg["seed"] + r,
-        bar,
-        progress,
-        (algo, r),
-        X_val,
-        y_val,
+def recipe(cfg: dict, algo: str, seed: int) -> dict:
+    """Everything that defines how network `seed` of `algo` is trained; a resumed run must have
+    the same."""
+    own = for_algorithm(cfg, algo)
+    kept = {k: v for k, v in own.items() if k not in NOT_RECIPE}
+    return json.loads(json.dumps({**kept, "algorithm": algo, "seed": seed}))
+
+
+def _train_network(cfg: dict, algo: str, r: int, sets: dict, out, resume: bool, on_curve):
+    """Network r of rule `algo`, trained (online, or in minibatches of `batch`) over
+    `train.epochs` reshuffled epochs with the validation error measured every `train.eval_every`
+    epochs (`on_curve(algo, r, curve)` sees it) and the test error read at the end: its curves
+    and its first weight layer."""
+    own, seed, n = for_algorithm(cfg, algo), cfg["seed"] + r, len(sets["train"][0])
+    chunk = max(1, int(round(own["train"]["eval_every"] * n)))
+    learner = RateLearner(
+        lambda: make_network(cfg, algo, seed),
+        layer_values(own, "eta", len(cfg["sizes"]) - 1),
+        lambda seen: config.eta_at(own, seen / n) / own["eta"],
+        own["batch"],
+        angle_window(own, n),
+        import_cupy() if own["backend"] == "cupy" else np,
     )
-    net.to(np)
-    c["weight_feedback_angles"] = np.array(net.weight_feedback_angles())
-    c["weights_sha256"] = np.array(weights_digest(net))
+    loop = TrainingLoop(
+        learner,
+        Schedule(n, [int(round(own["train"]["epochs"] * n))]),
+        sets,
+        out.path,
+        f"{algo}-run{r}",
+        recipe=recipe(cfg, algo, seed),
+        seed=seed,
+        chunk=chunk,
+        rules=Rules(
+            every=chunk,
+            checkpoint_minutes=own["checkpoint_minutes"],
+            select=False,
+            measure_first=True,
+        ),
+        label=f"{algo} run {r}",
+        on_measure=[lambda _, curve, __: on_curve(algo, r, curve)],
+    )
+    loop.start(resume)
+    test_error = loop.run()["test_error"]
+    net, aw = learner.net.to(np), learner.angle_windows()
+    curve = np.array(loop.curve).reshape(-1, 2)
+    c = {
+        "examples": curve[:, 0].astype(int),
+        "test_error": test_error,  # read once, when training has ended
+        "validation_error": curve[:, 1],
+        "seconds": loop.wall,
+        "angle_mean": np.nanmean(aw, axis=1) if len(aw) else aw[:, 0],
+        "angle_sd": np.nanstd(aw, axis=1) if len(aw) else aw[:, 0],
+        "weight_feedback_angles": np.array(net.weight_feedback_angles()),
+        "weights_sha256": np.array(weights_digest(net)),
+    }
     return c, net.W[1].copy()
 
 
-def _write(curves: dict, fields: dict, n_train: int, out) -> None:
-    """metrics.csv (the validation curve of every network) and curves.npz (everything measured)."""
+def _write_metrics(curves: dict, n_train: int, out) -> None:
+    """metrics.csv: the validation curve of every network, `curves` {(algo, run): (examples,
+    validation errors)}."""
     rows = [
         {
             "algorithm": a,
@@ -397,11 +312,20 @@ def _write(curves: dict, fields: dict, n_train: int, out) -> None:
             "examples": int(k),
             "validation_error": float(v),
         }
-        for a, cs in curves.items()
-        for r, c in enumerate(cs)
-        for k, v in zip(c["examples"], c["validation_error"])
+        for (a, r), (examples, errors) in curves.items()
+        for k, v in zip(examples, errors)
     ]
     out.write_csv("metrics.csv", rows)
+
+
+def _write(curves: dict, fields: dict, n_train: int, out) -> None:
+    """metrics.csv and curves.npz (everything measured)."""
+    every = {
+        (a, r): (c["examples"], c["validation_error"])
+        for a, cs in curves.items()
+        for r, c in enumerate(cs)
+    }
+    _write_metrics(every, n_train, out)
     out.write_npz(
         "curves.npz",
         **{
@@ -417,13 +341,14 @@ def _write(curves: dict, fields: dict, n_train: int, out) -> None:
 
 def summarise(cfg: dict, cs: list, n_train: int) -> dict:
     final = np.array([float(np.ravel(c["test_error"])[-1]) for c in cs])  # older runs kept a curve
-    val = np.array([c["validation_error"][-1] for c in cs])
+    # NaN (null): no validation set
+    val = np.array([c["validation_error"][-1] if len(c["examples"]) else np.nan for c in cs])
     seconds = np.array([c["seconds"] for c in cs])
     out = {
         "test_error": float(final.mean()),
         "test_error_sd": float(final.std(ddof=1)) if len(cs) > 1 else 0.0,
         "test_errors": final.tolist(),
-        "validation_error": float(val.mean()),  # NaN (null): no validation set
+        "validation_error": float(val.mean()),
         "validation_error_sd": float(val.std(ddof=1)) if len(cs) > 1 else 0.0,
         "validation_errors": val.tolist(),
         "runs": len(cs),
@@ -447,7 +372,7 @@ def summarise(cfg: dict, cs: list, n_train: int) -> dict:
 
 
 def _figures(cfg: dict, curves: dict, fields: dict, n_train: int, out, shape: tuple) -> None:
-    if all(np.isfinite(cs[0]["validation_error"]).all() for cs in curves.values()):
+    if all(len(cs[0]["examples"]) for cs in curves.values()):
         # the error over training, on held-out images: the test set is read once, at the end
         fig, ax = plotting.new_axes()
         for a, cs in curves.items():

@@ -2,8 +2,9 @@
 
 The experiment checks its config, loads the images (the last `train.validation` training images held
 out for validation) and trains each feedback mode in `algorithms` with the training loop
-(`spikefa.spiking.loop`), keeping `metrics.csv` and the figure of the validation error and the
-alignment angles current at every measurement, so that a long run can be followed.
+(`spikefa.training_loop`; the spiking network as `spikefa.spiking.loop` trains it), keeping
+`metrics.csv` and the figure of the validation error and the alignment angles current at every
+measurement, so that a long run can be followed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from spikefa.data import load_images
 from spikefa.data.datasets import check_sizes, is_own_dataset
 from spikefa.errors import SpikefaError
 from spikefa.spiking.brian import DEVICES, STANDALONE
-from spikefa.spiking.loop import TrainingLoop
+from spikefa.spiking.loop import training_loop
 from spikefa.spiking.recipe import phase_spec, schedule, spec_for
 from spikefa.spiking.spec import FEEDBACK_MODES
 from spikefa.spiking.training import BACKENDS
@@ -114,7 +115,7 @@ def run(cfg: dict, out, data_dir=None, resume: bool = False, parts=NO_PARTS) -> 
 
     results = {}
     for mode in cfg["algorithms"]:
-        loop = TrainingLoop(cfg, mode, sets, chunk, out, parts, on_measure=[keep_current])
+        loop = training_loop(cfg, mode, sets, chunk, out, parts, on_measure=[keep_current])
         loop.start(resume)
         results[mode] = loop.run()
     return {"results": results, "stats": {}}

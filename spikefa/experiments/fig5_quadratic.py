@@ -13,8 +13,8 @@ import numpy as np
 
 from spikefa import config, metrics, plotting
 from spikefa.data.synthetic import QuadraticTask
-from spikefa.errors import SpikefaError, check_finite, layers
-from spikefa.rate.network import Network
+from spikefa.errors import check_finite, layers
+from spikefa.rate.network import Network, regression_network
 from spikefa.seeds import stream
 
 ALGORITHMS = ("fa", "bp", "fa_frozen_w0")
@@ -22,36 +22,18 @@ ALGORITHMS = ("fa", "bp", "fa_frozen_w0")
 
 def validate(cfg: dict) -> None:
     algos = cfg["algorithms"]
-    if not algos or len(set(algos)) != len(algos) or any(a not in ALGORITHMS for a in algos):
-        raise SpikefaError(
-            f"algorithms must be distinct names from {', '.join(ALGORITHMS)}, got {algos}"
-        )
-    positive = {
-        "eta": cfg["eta"],
-        "init_scale": cfg["init_scale"],
-        "feedback_scale": cfg["feedback_scale"],
-        "hidden_units": cfg["hidden_units"],
-        "train.examples": cfg["train"]["examples"],
-        "train.eval_every": cfg["train"]["eval_every"],
-        "test.points": cfg["test"]["points"],
-    }
-    config.require_positive(positive)
+    config.require_distinct("algorithms", algos, ALGORITHMS)
+    config.require_positive_keys(
+        cfg,
+        ("eta", "init_scale", "feedback_scale", "hidden_units")
+        + ("train.examples", "train.eval_every", "test.points"),
+    )
 
 
 def network(cfg: dict, name: str) -> Network:
     etas = [0.0 if name == "fa_frozen_w0" else cfg["eta"], cfg["eta"]]
-    return Network(
-        (20, cfg["hidden_units"], 20),
-        "bp" if name == "bp" else "fa",
-        stream(cfg["seed"], "init"),
-        stream(cfg["seed"], "feedback"),
-        hidden="tanh",
-        output="linear",
-        init_scale=cfg["init_scale"],
-        feedback_scale=cfg["feedback_scale"],
-        etas=etas,
-        output_delta="mse",
-    )
+    sizes, algo = (20, cfg["hidden_units"], 20), "bp" if name == "bp" else "fa"
+    return regression_network(sizes, algo, cfg, cfg["seed"], etas)
 
 
 def train(cfg: dict, task: QuadraticTask, name: str, X_test, Y_test) -> dict:
@@ -119,14 +101,7 @@ def _figures(curves: dict, out) -> None:
             bx.plot(
                 x, c["angle_delta"], color="0.4", linestyle=style, label=f"{name}: δ_FA vs δ_BP"
             )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="training examples",
-        ylabel="test NSE",
-        title="20-1000-20, quadratic target",
-    )
-    ax.legend(frameon=False, fontsize=8)
+    plotting.nse_axes(ax, "20-1000-20, quadratic target")
     bx.axhline(90, color="0.5", linestyle=":", linewidth=0.8)
     bx.set(
         xscale="log",

@@ -27,14 +27,9 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(
             f"init_scales must be a list of positive numbers, got {cfg['init_scales']}"
         )
-    positive = {
-        "eta": cfg["eta"],
-        "feedback_scale": cfg["feedback_scale"],
-        "train.examples": cfg["train"]["examples"],
-        "train.eval_every": cfg["train"]["eval_every"],
-        "test.points": cfg["test"]["points"],
-    }
-    config.require_positive(positive)
+    config.require_positive_keys(
+        cfg, ("eta", "feedback_scale", "train.examples", "train.eval_every", "test.points")
+    )
 
 
 def held_out_angles(net: Network, E: np.ndarray) -> tuple[float, float]:

@@ -24,234 +24,33 @@ All δs are computed from the weights before the example's update. With `angles`
 records, per hidden layer, the folded angle between its δ_l and the δ_l backprop would compute
 through the same weights (δ_l^BP = (W_{l+1} δ_{l+1}^BP) ∘ f'_l, the chain started from the same δ_L):
 the vectors that actually drive ΔW_l.
-
-Speed: the forward pass and the update walk the rows of W (one presynaptic unit each, contiguous)
-and skip units whose activity is exactly zero, which most MNIST pixels are.
+The kernels that do the work are in `spikefa.rate.kernels`.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import njit
 from numba.typed import List
 
 from spikefa.arrays import array_module, to_numpy
-from spikefa.metrics import angle_deg, vector_angle
+from spikefa.metrics import angle_deg
+from spikefa.rate.kernels import ACTIVATIONS, ALGORITHMS, LINEAR, SIGMOID, TANH, train
+from spikefa.seeds import stream
 
-ALGORITHMS = ("bp", "fa", "sparse_fa", "dfa", "sign_symmetric", "shallow", "node_perturbation")
-BP, FA, SPARSE_FA, DFA, SIGN_SYMMETRIC, SHALLOW, NODE_PERTURBATION = range(7)
-ACTIVATIONS = ("linear", "sigmoid", "tanh")
-LINEAR, SIGMOID, TANH = range(3)
-
-
-@njit(cache=True)
-def _activate(kind, a, h):
-    for i in range(a.shape[0]):
-        if kind == SIGMOID:
-            h[i] = 1.0 / (1.0 + math.exp(-a[i]))
-        elif kind == TANH:
-            h[i] = math.tanh(a[i])
-        else:
-            h[i] = a[i]
+__all__ = ["ACTIVATIONS", "ALGORITHMS", "Network", "regression_network", "typed"]
 
 
-@njit(cache=True)
-def _times_slope(kind, h, m, out):
-    """out = m ∘ f'(h), with f' written through the unit's output h."""
-    for i in range(h.shape[0]):
-        if kind == SIGMOID:
-            out[i] = m[i] * h[i] * (1.0 - h[i])
-        elif kind == TANH:
-            out[i] = m[i] * (1.0 - h[i] * h[i])
-        else:
-            out[i] = m[i]
-
-
-@njit(cache=True)
-def _forward(h_pre, V, scale, bias, out):
-    """out = scale·(h_pre V) + bias, one row of V per active presynaptic unit."""
-    out[:] = 0.0
-    for i in range(V.shape[0]):
-        a = h_pre[i]
-        if a != 0.0:
-            for j in range(V.shape[1]):
-                out[j] += a * V[i, j]
-    for j in range(out.shape[0]):
-        out[j] = scale * out[j] + bias[j]
-
-
-@njit(cache=True)
-def _project(M, scale, d, out, sign_only):
-    """out = scale·(M d) (or sign(M) d): the modulator reaching each row's unit."""
-    for i in range(M.shape[0]):
-        s = 0.0
-        for j in range(M.shape[1]):
-            a = M[i, j]
-            if sign_only:
-                a = 1.0 if a > 0 else (-1.0 if a < 0 else 0.0)
-            s += a * d[j]
-        out[i] = s if sign_only else scale * s
-
-
-@njit(cache=True)
-def step(
-    algo,
-    kinds,
-    W,
-    scales,
-    b,
-    B,
-    masks,
-    x,
-    ystar,
-    etas,
-    bias_etas,
-    decay,
-    mse_output,
-    feedback_scale,
-    xi,
-    sigma2,
-    h,
-    m,
-    delta,
-    m_bp,
-    d_bp,
-    angles,
-):
-    """One online update in place. Lists are indexed by layer 0 … L (entry 0 unused except h[0]);
-    the weights of layer l are scales[l]·W[l]; h, m, delta, m_bp, d_bp are work vectors; `xi` holds
-    node perturbation's ξ of every hidden unit, bottom layer first; `angles` (length L−1, or empty)
-    receives the δ angles to backprop. Returns ½‖e‖² before the update.
-
-    Weight decay W ← (1 − ηλ)W shrinks the scale instead of every weight, so an update still
-    touches only the rows of active presynaptic units."""
-    L = len(W) - 1
-    h[0][:] = x
-    for l in range(1, L + 1):
-        _forward(h[l - 1], W[l], scales[l], b[l], m[l])
-        _activate(kinds[l], m[l], h[l])
-    loss = 0.0
-    for k in range(h[L].shape[0]):
-        e = ystar[k] - h[L][k]
-        loss += 0.5 * e * e
-        delta[L][k] = e
-    if mse_output:
-        _times_slope(kinds[L], h[L], delta[L], delta[L])
-    if algo == NODE_PERTURBATION:
-        _perturbed_deltas(kinds, W, scales, b, x, ystar, xi, sigma2, loss, m_bp, d_bp, delta)
-    else:
-        for l in range(L - 1, 0, -1):
-            if algo == BP or algo == SHALLOW:
-                _project(W[l + 1], scales[l + 1], delta[l + 1], m[l], False)
-            elif algo == SIGN_SYMMETRIC:
-                _project(W[l + 1], 1.0, delta[l + 1], m[l], True)
-                m[l] *= feedback_scale
-            else:
-                _project(B[l], 1.0, delta[L] if algo == DFA else delta[l + 1], m[l], False)
-            _times_slope(kinds[l], h[l], m[l], delta[l])
-    if angles.shape[0]:
-        d_bp[L][:] = delta[L]
-        for l in range(L - 1, 0, -1):
-            _project(W[l + 1], scales[l + 1], d_bp[l + 1], m_bp[l], False)
-            _times_slope(kinds[l], h[l], m_bp[l], d_bp[l])
-            angles[l - 1] = vector_angle(delta[l], d_bp[l], True)
-    for l in range(L if algo == SHALLOW else 1, L + 1):
-        eta, Wl, Ml, dl, hp = etas[l], W[l], masks[l], delta[l], h[l - 1]
-        scales[l] *= 1.0 - eta * decay
-        for i in range(Wl.shape[0]):
-            g = eta * hp[i] / scales[l]
-            if g != 0.0:
-                if algo == SPARSE_FA:
-                    for j in range(Wl.shape[1]):
-                        Wl[i, j] += g * dl[j] * Ml[i, j]
-                else:
-                    for j in range(Wl.shape[1]):
-                        Wl[i, j] += g * dl[j]
-        for j in range(dl.shape[0]):
-            b[l][j] += bias_etas[l] * dl[j]
-    return loss
-
-
-@njit(cache=True)
-def _perturbed_deltas(kinds, W, scales, b, x, ystar, xi, sigma2, loss, a, h, delta):
-    """Node perturbation: rerun the forward pass with ξ added to the hidden net inputs (work vectors
-    a, h) and set every hidden δ_l = −(L(ξ) − L)·ξ_l/σ², an unbiased estimate of −∂L/∂a_l."""
-    L = len(W) - 1
-    h[0][:] = x
-    offset = 0
-    for l in range(1, L + 1):
-        _forward(h[l - 1], W[l], scales[l], b[l], a[l])
-        if l < L:
-            for i in range(a[l].shape[0]):
-                a[l][i] += xi[offset + i]
-            offset += a[l].shape[0]
-        _activate(kinds[l], a[l], h[l])
-    perturbed = 0.0
-    for k in range(h[L].shape[0]):
-        perturbed += 0.5 * (ystar[k] - h[L][k]) ** 2
-    g = -(perturbed - loss) / sigma2
-    offset = 0
-    for l in range(1, L):
-        for i in range(delta[l].shape[0]):
-            delta[l][i] = g * xi[offset + i]
-        offset += delta[l].shape[0]
-
-
-@njit(cache=True)
-def train(
-    algo,
-    kinds,
-    W,
-    scales,
-    b,
-    B,
-    masks,
-    X,
-    Y,
-    etas,
-    bias_etas,
-    decay,
-    mse_output,
-    feedback_scale,
-    XI,
-    sigma2,
-    h,
-    m,
-    delta,
-    m_bp,
-    d_bp,
-    angles,
-    losses,
-):
-    """`step` over the rows of X, Y (and of XI, node perturbation's ξ) in order; example i's angles
-    go to row i of `angles` (shape n × (L−1), or n × 0 to skip them) and its loss to losses[i]."""
-    for i in range(X.shape[0]):
-        losses[i] = step(
-            algo,
-            kinds,
-            W,
-            scales,
-            b,
-            B,
-            masks,
-            X[i],
-            Y[i],
-            etas,
-            bias_etas,
-            decay,
-            mse_output,
-            feedback_scale,
-            XI[i],
-            sigma2,
-            h,
-            m,
-            delta,
-            m_bp,
-            d_bp,
-            angles[i],
+def _check_choices(algorithm, hidden, output, output_delta, perturbation_rng) -> None:
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if hidden not in ACTIVATIONS or output not in ACTIVATIONS:
+        raise ValueError(
+            f"activations must be among {', '.join(ACTIVATIONS)}, got {hidden!r}, {output!r}"
         )
+    if output_delta not in ("e", "mse"):
+        raise ValueError(f"output_delta must be 'e' or 'mse', got {output_delta!r}")
+    if algorithm == "node_perturbation" and perturbation_rng is None:
+        raise ValueError("node_perturbation needs perturbation_rng")
 
 
 def typed(arrays) -> List:
@@ -296,20 +95,10 @@ class Network:
         perturbation_rng=None,
         bias=True,
     ):
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-        if hidden not in ACTIVATIONS or output not in ACTIVATIONS:
-            raise ValueError(
-                f"activations must be among {', '.join(ACTIVATIONS)}, got {hidden!r}, {output!r}"
-            )
-        if output_delta not in ("e", "mse"):
-            raise ValueError(f"output_delta must be 'e' or 'mse', got {output_delta!r}")
-        if algorithm == "node_perturbation" and perturbation_rng is None:
-            raise ValueError("node_perturbation needs perturbation_rng")
+        _check_choices(algorithm, hidden, output, output_delta, perturbation_rng)
         self.sizes, self.algorithm, self.dtype = tuple(sizes), algorithm, np.dtype(dtype)
         self.sigma, self.perturbation_rng = float(sigma), perturbation_rng
         L = self.L = len(sizes) - 1
-        omegas = np.broadcast_to(np.asarray(init_scale, float), (L,))
         self.etas = np.concatenate([[0.0], np.broadcast_to(np.asarray(etas, float), (L,))])
         self.bias_etas = (
             self.etas if bias else np.zeros_like(self.etas)
@@ -325,7 +114,21 @@ class Network:
             output_delta == "mse",
             float(betas[0]),
         )
-        dt, none = self.dtype, np.zeros((0, 0), self.dtype)
+        self._draw(
+            init_rng, np.broadcast_to(np.asarray(init_scale, float), (L,)), feedback_rng, betas
+        )
+        if algorithm == "sparse_fa":
+            self._sparsify(mask_rng, sparsity)
+        self._work = {
+            k: typed([np.zeros(n, self.dtype) for n in sizes])
+            for k in ("h", "m", "delta", "m_bp", "d_bp")
+        }
+
+    def _draw(self, init_rng, omegas, feedback_rng, betas) -> None:
+        """W_l ~ U[−ω_l, ω_l], zero biases and, for the rules with fixed feedback, B_l ~ U[−β_l, β_l]
+        (dfa: from the output layer)."""
+        sizes, L, dt = self.sizes, self.L, self.dtype
+        none = np.zeros((0, 0), dt)
         self.W = [none] + [
             init_rng.uniform(-w, w, (sizes[l - 1], sizes[l])).astype(dt)
             for l, w in zip(range(1, L + 1), omegas)
@@ -333,23 +136,24 @@ class Network:
         self.b = [np.zeros(0, dt)] + [np.zeros(n, dt) for n in sizes[1:]]
         self.B = [none] * L
         self.masks = [none] * (L + 1)
-        if algorithm in ("fa", "sparse_fa", "dfa"):
-            src = (lambda l: sizes[L]) if algorithm == "dfa" else (lambda l: sizes[l + 1])
+        if self.algorithm in ("fa", "sparse_fa", "dfa"):
+            top = self.algorithm == "dfa"
             self.B = [none] + [
-                feedback_rng.uniform(-betas[l - 1], betas[l - 1], (sizes[l], src(l))).astype(dt)
+                feedback_rng.uniform(
+                    -betas[l - 1], betas[l - 1], (sizes[l], sizes[L] if top else sizes[l + 1])
+                ).astype(dt)
                 for l in range(1, L)
             ]
-        if algorithm == "sparse_fa":
 
-            def keep(shape):
-                return (mask_rng.random(shape) >= sparsity).astype(dt)
+    def _sparsify(self, mask_rng, sparsity: float) -> None:
+        """Remove a fraction `sparsity` of W_2 … W_L and of every B_l for good (separate masks)."""
 
-            self.masks = [none, np.ones_like(self.W[1])] + [keep(w.shape) for w in self.W[2:]]
-            self.W = [w * k for w, k in zip(self.W, self.masks)]
-            self.B = [none] + [Bl * keep(Bl.shape) for Bl in self.B[1:]]
-        self._work = {
-            k: typed([np.zeros(n, dt) for n in sizes]) for k in ("h", "m", "delta", "m_bp", "d_bp")
-        }
+        def keep(shape):
+            return (mask_rng.random(shape) >= sparsity).astype(self.dtype)
+
+        self.masks = [self.masks[0], np.ones_like(self.W[1])] + [keep(w.shape) for w in self.W[2:]]
+        self.W = [w * k for w, k in zip(self.W, self.masks)]
+        self.B = [self.B[0]] + [Bl * keep(Bl.shape) for Bl in self.B[1:]]
 
     def train(self, X, Y, angles: bool = False):
         """One online pass over the rows of X, Y in order. Returns (losses, angles or None), the
@@ -478,3 +282,21 @@ class Network:
             angle_deg(to_numpy(self.W[l + 1]), to_numpy(self.B[l]), folded=False)
             for l in range(1, self.L)
         ]
+
+
+def regression_network(sizes, algorithm: str, cfg: dict, seed: int, etas) -> Network:
+    """A tanh network with linear outputs learning the exact gradient of the squared error, drawn
+    from the streams of `seed` at the config's `init_scale` and `feedback_scale`: the students of
+    the regression experiments (Figs. 3c,d and 5)."""
+    return Network(
+        sizes,
+        algorithm,
+        stream(seed, "init"),
+        stream(seed, "feedback"),
+        hidden="tanh",
+        output="linear",
+        init_scale=cfg["init_scale"],
+        feedback_scale=cfg["feedback_scale"],
+        etas=etas,
+        output_delta="mse",
+    )

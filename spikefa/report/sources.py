@@ -116,17 +116,8 @@ def run_source(path: Path) -> Source:
     s = networks.read_json(path / "summary.json")
     cfg = _folder_config(path, s.get("experiment"))
     values = {arm(cfg, a): per_network(r) for a, r in s.get("results", {}).items()}
-    src = Source(
-        path,
-        "run",
-        s.get("experiment", "?"),
-        closest_config(cfg)[0],
-        cfg,
-        values,
-        command_for("run", cfg),
-        sorted((path / "figures").glob("*.png")),
-        s.get("stats", {}),
-    )
+    figures = sorted((path / "figures").glob("*.png"))
+    src = _folder_source(path, "run", s, cfg, values, figures, s.get("stats", {}))
     if cfg.get("experiment") == "fig4_spiking":  # summary.json is written last: the run has ended
         trained = max((r.get("epochs", 0.0) for r in s.get("results", {}).values()), default=0.0)
         declared = networks.declared_epochs(cfg) or trained
@@ -167,20 +158,19 @@ def sweep_sources(path: Path) -> list[Source]:
         figures = sorted((path / "figures").glob("*.png"))
         if cfgs:
             figures += sorted((cfgs[0].parent / "figures").glob("*.png"))
+        seeds = s.get("seeds", len(done))
         out.append(
-            Source(
-                path,
-                "sweep",
-                s.get("experiment", "?"),
-                closest_config(cfg)[0],
-                cfg,
-                values,
-                command_for("sweep", cfg, s.get("seeds", len(done))),
-                figures,
-                p.get("tests", {}),
-            )
+            _folder_source(path, "sweep", s, cfg, values, figures, p.get("tests", {}), seeds)
         )
     return out
+
+
+def _folder_source(path, kind, summary, cfg, values, figures, stats, *seeds) -> Source:
+    """A run's (or a sweep point's) source, named by the shipped config closest to its config, with
+    the command that makes it again."""
+    experiment, name = summary.get("experiment", "?"), closest_config(cfg)[0]
+    command = command_for(kind, cfg, *seeds)
+    return Source(path, kind, experiment, name, cfg, values, command, figures, stats)
 
 
 def _network(path: Path, cfg: dict, state: dict, figures: list) -> Source:

@@ -12,6 +12,7 @@ from spikefa.errors import SpikefaError
 from spikefa.spiking.spec import SWITCHES, SpikingSpec
 from spikefa.spiking.training import BrianRunner, FastRunner
 from spikefa.timing import NO_PARTS
+from spikefa.training_loop import Schedule
 
 SPEC_KEYS = (
     "sizes",
@@ -130,29 +131,16 @@ def make_runner(cfg: dict, spec: SpikingSpec, chunk: int):
     return FastRunner(spec, chunk, batch=cfg["batch"], backend=cfg["backend"])
 
 
-class Phases:
-    """Where a position (training images seen) falls in the schedule, and a runner for each phase
-    that carries the state and the spike generator over from the one before."""
+class Phases(Schedule):
+    """The declared phases as a `Schedule`, and a runner for each phase that carries the state and
+    the spike generator over from the one before."""
 
     def __init__(self, cfg, mode, n_train, chunk, parts=NO_PARTS):
-        self.cfg, self.mode, self.chunk, self.n_train, self.parts = cfg, mode, chunk, n_train, parts
+        self.cfg, self.mode, self.chunk, self.parts = cfg, mode, chunk, parts
         self.phases = schedule(cfg)
-        self.ends = [round(n_train * e) for e in np.cumsum([p["epochs"] for p in self.phases])]
+        ends = [round(n_train * e) for e in np.cumsum([p["epochs"] for p in self.phases])]
+        super().__init__(n_train, ends)
         self.index, self.runner = None, None
-
-    @property
-    def total(self) -> int:
-        return self.ends[-1]
-
-    def at(self, seen: int) -> int:
-        return (
-            next(k for k, end in enumerate(self.ends) if seen < end)
-            if seen < self.total
-            else len(self.ends) - 1
-        )
-
-    def start(self, k: int) -> int:
-        return self.ends[k - 1] if k else 0
 
     def enter(self, k: int, state: dict):
         """The runner of phase k and the state prepared for it (a no-op inside the current phase)."""
@@ -169,4 +157,4 @@ class Phases:
 
     def eta(self, seen: int) -> float:
         k = self.at(seen)
-        return phase_eta(self.phases[k], (seen - self.start(k)) / self.n_train)
+        return phase_eta(self.phases[k], (seen - self.start(k)) / self.n)

@@ -19,33 +19,30 @@ def check_fits(spec: SpikingSpec, data, path) -> None:
 
 
 def score(
-    spec: SpikingSpec,
-    state: dict,
-    meta: dict,
-    checkpoint,
-    split: str = "test",
-    n: int | None = None,
-    repeats: int = 1,
-    engine: str = "fast",
-    data: str | None = None,
-    dataset: str | None = None,
+    network,
+    split: str,
+    n: int | None,
+    repeats: int,
+    engine: str,
+    data,
+    progress: bool,
+    dataset=None,
     steps_per_image: int | None = None,
     batch: int = 100,
     backend: str = "numpy",
     device: str = "cpp_standalone",
     threads: int = 1,
-    progress: bool = True,
 ) -> dict:
-    """The error of a network (spec, state, meta of `checkpoint`) on the first `n` images (None or
-    0: all) of `split` ("test", or "validation": the images its run held out), as the JSON object
-    of `spikefa evaluate --json`. `repeats` > 1 (fast engine) averages fresh spike draws;
-    `progress` shows a progress bar on stderr."""
+    """What `spikefa evaluate --json` and `Network.evaluate` (which documents the arguments) give:
+    the error of `network` (a loaded checkpoint: spec, state, meta and path) on the first `n`
+    images (None or 0: all) of `split`."""
     from spikefa.spiking.training import BrianRunner, FastRunner, evaluate
 
     _check_request(split, engine, repeats, n)
+    spec = network.spec
     if steps_per_image is not None:  # the spec checks the value
         spec = dataclasses.replace(spec, steps_per_image=steps_per_image)
-    x, y = _images(spec, meta, checkpoint, split, dataset, data)
+    x, y = _images(spec, network.meta, network.path, split, dataset, data)
     n = min(n or len(x), len(x))
     x, y = x[:n].astype(spec.dtype), y[:n]
     if engine == "brian2":  # standalone runs have a fixed length: a chunk that divides n
@@ -60,7 +57,16 @@ def score(
         )
 
     # each repeat draws fresh spike noise (the runner's generator runs on): the network is stochastic
-    errors = [evaluate(runner, state, x, y, progress=label(i)) for i in range(repeats)]
+    errors = [evaluate(runner, network.state, x, y, progress=label(i)) for i in range(repeats)]
+    result = _result(errors, split, n, engine, spec, network.path)
+    if engine == "brian2":
+        result["device"] = device
+    return result
+
+
+def _result(errors: list, split: str, n: int, engine: str, spec: SpikingSpec, checkpoint) -> dict:
+    """The JSON object of `spikefa evaluate --json`: the mean of the draws' errors, and what
+    was scored how."""
     err, key = sum(errors) / len(errors), f"{split}_error"
     result = {
         key: err,
@@ -74,8 +80,6 @@ def score(
     }
     if len(errors) > 1:
         result.update({f"{key}s": errors, f"{key}_sd": statistics.stdev(errors)})
-    if engine == "brian2":
-        result["device"] = device
     return result
 
 
@@ -96,7 +100,7 @@ def _images(spec: SpikingSpec, meta: dict, checkpoint, split: str, dataset, data
     """The images and labels of `split`: the test set, or the images the run held out."""
     from spikefa.data import load_images
 
-    images = load_images(dataset or meta.get("dataset", "mnist"), data)
+    images = load_images(str(dataset) if dataset else meta.get("dataset", "mnist"), data)
     check_fits(spec, images, checkpoint)
     if split == "test":
         return images.test_x, images.test_y

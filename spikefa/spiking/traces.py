@@ -222,73 +222,55 @@ def fig4_figure(
     return fig
 
 
-def write_traces(
-    spec: SpikingSpec,
-    state: dict,
-    meta: dict,
-    checkpoint,
-    out=None,
-    steps: int = 0,
-    neurons=(0, 1, 2, 3),
-    first_image: int = 0,
-    device: str = "cpp_standalone",
-    learn: bool = False,
-    data: str | None = None,
-    progress: bool = True,
-):
-    """What `spikefa traces` does: record `steps` steps (0: five images) of the network of
-    `checkpoint` on test images from `first_image` on, and write `traces.npz` and `traces.png`
-    into `out` (default results/traces-<timestamp>/). Returns the folder's path; `progress`
-    prints what happens on stderr."""
+def write_traces(network, out, steps, neurons, first_image, device, learn, data, progress=True):
+    """What `spikefa traces` and `Network.traces` do: record `steps` steps (0: five images) of
+    `network` (a loaded checkpoint: spec, state, meta and path) on test images from `first_image`
+    on, and write `traces.npz` and `traces.png` into `out` (default results/traces-<timestamp>/).
+    Returns the folder's path; `progress` prints what happens on stderr."""
     import sys
     import time
     from pathlib import Path
 
-    from spikefa.data import load_images
     from spikefa.results import ResultsDir
-    from spikefa.spiking.scoring import check_fits
     from spikefa.spiking.spec import eta_in_force
 
     def say(text):
         if progress:
             print(f"spikefa: {text}", file=sys.stderr, flush=True)
 
-    data = load_images(meta.get("dataset", "mnist"), data)
-    check_fits(spec, data, checkpoint)
-    steps = steps or 5 * spec.steps_per_image
-    n_img = -(-steps // spec.steps_per_image)
-    lo = first_image
-    if not 0 <= lo <= len(data.test_x) - n_img:
-        raise SpikefaError(f"--first-image must be in 0..{len(data.test_x) - n_img}")
-    images, labels = data.test_x[lo : lo + n_img].astype(spec.dtype), data.test_y[lo : lo + n_img]
+    spec, meta = network.spec, network.meta
+    images, labels = _test_images(network, steps or 5 * spec.steps_per_image, first_image, data)
     out = ResultsDir(out or Path("results") / f"traces-{time.strftime('%Y%m%d-%H%M%S')}")
     start = time.perf_counter()
+    compiled = " (code generation and compilation come first: about a minute)"
     say(
-        f"recording {n_img * spec.steps_per_image:,} steps ({n_img} test images) in Brian2 on {device}"
-        + (
-            " (code generation and compilation come first: about a minute)"
-            if device != "runtime"
-            else ""
-        )
+        f"recording {len(images) * spec.steps_per_image:,} steps ({len(images)} test images) in "
+        f"Brian2 on {device}" + (compiled if device != "runtime" else "")
     )
     try:
-        tr = record_traces(
-            spec,
-            state,
-            images,
-            labels,
-            list(neurons),
-            device,
-            learn=learn,
-            eta=eta_in_force(spec, meta),
-        )
+        eta = eta_in_force(spec, meta)
+        tr = record_traces(spec, network.state, images, labels, list(neurons), device, learn, eta)
     except SpikefaError:
         out.discard(keep_if_more_than=())
         raise
     say(f"recorded in {time.perf_counter() - start:.0f} s; drawing traces.png")
     out.write_npz("traces.npz", **tr)
     seen = f", after {meta['images_seen']:,} training images" if "images_seen" in meta else ""
-    fig = plot_traces(tr, title=f"{Path(checkpoint).name}: {spec.describe()}{seen}")
+    fig = plot_traces(tr, title=f"{Path(network.path).name}: {spec.describe()}{seen}")
     out.savefig(fig, "traces.png", folder=".")
     plotting.close(fig)
     return out.path
+
+
+def _test_images(network, steps: int, first: int, data):
+    """The test images (and labels) that `steps` steps show, from image `first` on."""
+    from spikefa.data import load_images
+    from spikefa.spiking.scoring import check_fits
+
+    spec = network.spec
+    images = load_images(network.meta.get("dataset", "mnist"), data)
+    check_fits(spec, images, network.path)
+    n = -(-steps // spec.steps_per_image)
+    if not 0 <= first <= len(images.test_x) - n:
+        raise SpikefaError(f"--first-image must be in 0..{len(images.test_x) - n}")
+    return images.test_x[first : first + n].astype(spec.dtype), images.test_y[first : first + n]
