@@ -303,18 +303,32 @@ def test_conformance_torch_is_a_config_backend():
 
 
 def test_conformance_torch_bench_gpu_dry_run(tmp_path, data_folder, capsys):
-    """`spikefa bench gpu --dry-run`: every stage of the prepared GPU run once, on a tiny network."""
+    """`spikefa bench gpu --dry-run`: every stage of the prepared GPU run once, on a tiny network;
+    its checkpoint continues in the training stage; a missing checkpoint is one line and exit 2."""
     import json
 
+    from spikefa import gpu_run
     from spikefa.cli import main
+    from spikefa.spiking.spec import load_checkpoint
 
-    assert (
-        main(["bench", "gpu", "--dry-run", "--out", str(tmp_path), "--data", str(data_folder)]) == 0
-    )
+    args = ["bench", "gpu", "--dry-run", "--data", str(data_folder)]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "gpu.json").read_text())
-    assert result["conformance"]["all_ok"]
-    assert {"float32", "tf32", "tf32_compiled"} <= set(result["stream_steps_per_s"])
-    assert all("error" not in row for row in result["stream_steps_per_s"].values())
-    assert result["training"]["images"] > 0
-    assert (tmp_path / result["training"]["checkpoint"]).stat().st_size < 16e6
+    assert result["conformance"]["all_ok"] and "float32_fa_image_call" in result["conformance"]
+    rows = result["stream_steps_per_s"]
+    assert {"float32_steps", "tf32_image", "float32_image"} == set(rows)
+    assert all(r > 0 for row in rows.values() for r in row.values())
+    assert result["epoch"]["epoch_seconds"] > 0
+    trained = result["training"]
+    assert trained["images"] > 0 and trained["steps_per_image"] == 100
+    checkpoint = tmp_path / trained["checkpoint"]
+    assert checkpoint.stat().st_size < 16e6
+    assert result["brian2"]["device"] == "cpp_standalone" and result["brian2"]["ms_per_step"] > 0
+    assert result["device"] in (tmp_path / "gpu.md").read_text()
     assert (tmp_path / "gpu.png").stat().st_size > 0
+    again = gpu_run.gpu_training(tmp_path / "again", True, 0, data_folder, resume=checkpoint)
+    assert again["epochs_trained"] > trained["epochs_trained"]
+    meta = load_checkpoint(tmp_path / "again" / checkpoint.name)[2]
+    assert meta["images_seen"] == trained["images"] + again["images"]
+    assert main([*args, "--out", str(tmp_path), "--resume", str(tmp_path / "none.npz")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
