@@ -44,9 +44,9 @@ def _timed(f, xp=np) -> float:
     return time.perf_counter() - t
 
 
-def array_backend(name: str, compile: bool | str = False):
-    """(array module, fast-engine ops) of the backend `name` (numpy, cupy or torch; `compile`: the
-    torch backend's compiled step)."""
+def array_backend(name: str, compile: bool | str = False, steps_per_call: int | None = None):
+    """(array module, fast-engine ops) of the backend `name` (numpy, cupy or torch; `compile` and
+    `steps_per_call`: the torch backend's compiled call, `TorchOps`)."""
     from spikefa.spiking import fast
 
     if name == "numpy":
@@ -54,7 +54,7 @@ def array_backend(name: str, compile: bool | str = False):
     if name == "torch":
         from spikefa.spiking.torch_backend import TorchOps
 
-        ops = TorchOps(compile=compile)
+        ops = TorchOps(compile, steps_per_call=steps_per_call)
         return ops.xp, ops
     from spikefa.arrays import import_cupy
 
@@ -96,12 +96,13 @@ def fast_stream_steps_per_s(
     backend: str = "numpy",
     repeats: int = 1,
     compile: bool | str = False,
+    steps_per_call: int | None = None,
 ) -> float:
     """Stream-steps per second of the batched engine, learning on; the best of `repeats` timings
-    (`compile`: the torch backend's compiled step, `TorchOps`)."""
+    (`compile`, `steps_per_call`: the torch backend's compiled call, `TorchOps`)."""
     from spikefa.spiking import fast
 
-    xp, ops = array_backend(backend, compile)
+    xp, ops = array_backend(backend, compile, steps_per_call)
     state = fast.batch_state(spec, initial_state(spec), batch, xp)
     x, y = _images(spec, batch * images_per_stream)
     images, labels = (

@@ -1,6 +1,7 @@
 """Conformance of the torch backend with the NumPy engine, on the CPU (on a GPU where PyTorch finds
 one): the same uniforms give the same run, to rounding in float64 and within a stated tolerance in
-float32, for every feedback mode, user rules, the plasticity gate, learning off and a resume."""
+float32, for every feedback mode, user rules, the plasticity gate, learning off, a resume, and an
+image's steps compiled into one call with its spike noise drawn inside."""
 
 import dataclasses
 
@@ -42,23 +43,22 @@ def spec_(**kw):
     return SpikingSpec(**{**base, **kw})
 
 
-def both(spec, batch=3, n_img=10, ops=None, **kw):
-    """(NumPy state, y), (torch state, y) after the same run on the same uniforms."""
+def both(spec, batch=3, n_img=10, ops=None, seed=None, **kw):
+    """(NumPy state, y), (torch state, y) after the same run on the same uniforms: given ones, or
+    with `seed` those both backends' counter-based generators draw."""
     images, labels, uniforms = draws(spec, batch, n_img)
+    noise = {"uniforms": uniforms} if seed is None else {"rng": CounterNoise(seed)}
     np_state = fast.batch_state(spec, initial_state(spec), batch)
-    np_y, _ = fast.run(spec, np_state, images, labels, uniforms=uniforms, ops=fast.CpuOps(), **kw)
+    np_y, _ = fast.run(spec, np_state, images, labels, ops=fast.CpuOps(), **noise, **kw)
     ops = ops or torch_backend.TorchOps()
     xp = ops.xp
-    t_state = fast.batch_state(spec, initial_state(spec), batch, xp)
-    t_y, _ = fast.run(
-        spec,
-        t_state,
-        xp.asarray(images),
-        xp.asarray(labels),
-        uniforms=[xp.asarray(u) for u in uniforms],
-        ops=ops,
-        **kw,
+    noise = (
+        {"uniforms": [xp.asarray(u) for u in uniforms]}
+        if seed is None
+        else {"rng": torch_backend.TorchNoise(seed)}
     )
+    t_state = fast.batch_state(spec, initial_state(spec), batch, xp)
+    t_y, _ = fast.run(spec, t_state, xp.asarray(images), xp.asarray(labels), ops=ops, **noise, **kw)
     return (np_state, np_y), ({k: to_numpy(v) for k, v in t_state.items()}, to_numpy(t_y))
 
 
@@ -171,32 +171,123 @@ def test_conformance_torch_resume_equals_uninterrupted_run():
 
 
 @pytest.mark.parametrize("mode", REDRAW)
-def test_conformance_torch_redraw_statistics(mode):
-    """Redrawn feedback cannot share uniforms with NumPy: each B_l is a fresh U[−β, β] draw, and
-    the network's output rates agree with the NumPy engine's in the mean over streams and steps."""
-    from scipy import stats
-
+def test_conformance_torch_redrawn_feedback(mode):
+    """Feedback drawn afresh every step (U[−β, β]) comes from the spike generator, which is the same
+    on both backends: the same run, B included."""
     spec = spec_(feedback=mode, feedback_scale=0.5)
-    images, labels, _ = draws(spec, 32, 4)
-    start = fast.batch_state(spec, initial_state(spec), 32)
-    ys, Bs = [], []
-    for ops, rng in (
-        (fast.CpuOps(), CounterNoise(1)),
-        (torch_backend.TorchOps(), torch_backend.TorchNoise(1)),
-    ):
-        xp = ops.xp
-        state = {k: xp.asarray(np.array(v)) for k, v in start.items()}
-        y, _ = fast.run(
-            spec, state, xp.asarray(images), xp.asarray(labels), rng=rng, ops=ops, learn=True
-        )
-        ys.append(to_numpy(y))
-        Bs.append(to_numpy(state["B1"]).ravel())
-    B = Bs[1]
-    assert stats.kstest((B + 0.5) / 1.0, "uniform").pvalue > 1e-3
-    assert not np.allclose(B, start["B1"].ravel())
-    # the mean rate of each output unit over 32 streams × 16 steps: a standard error of ~0.02
-    spread = np.sqrt(ys[0].var(axis=(0, 1)) / (ys[0].shape[0] * ys[0].shape[1]) * 2)
-    assert np.all(np.abs(ys[1].mean(axis=(0, 1)) - ys[0].mean(axis=(0, 1))) < 5 * spread + 1e-3)
+    a, b = both(spec, seed=1)
+    assert_same(a, b, F64)
+    assert not np.allclose(b[0]["B1"], initial_state(spec)["B1"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conformance_torch_noise_equals_numpy_engine(dtype):
+    """TorchNoise draws CounterNoise's numbers, numbered in the column-major order of the NumPy
+    engine's buffers whatever the tensor's strides, and the two share their saved state."""
+    ref, mine = CounterNoise(7), torch_backend.TorchNoise(7)
+    for shape in ((50, 30), (11,), (3, 4)):
+        a = np.zeros(shape, dtype, order="F")
+        ref.fill(a)
+        t = torch.zeros(shape, dtype=getattr(torch, dtype))
+        mine.fill(t)
+        np.testing.assert_array_equal(t.numpy(), a)
+    assert mine.state == ref.state
+    ref.state = {**ref.state, "counter": 2**40 + 3}
+    mine.state = ref.state
+    a, t = np.zeros(1000, dtype), torch.zeros(1000, dtype=getattr(torch, dtype))
+    ref.fill(a)
+    mine.fill(t)
+    np.testing.assert_array_equal(t.numpy(), a)
+
+
+def image_calls(steps_per_call=4, compiler="aot_eager"):
+    """The torch backend with an image's steps compiled into calls of `steps_per_call` ("aot_eager":
+    captured into one graph as inductor does, without generating C++)."""
+    return torch_backend.TorchOps(compiler, steps_per_call=steps_per_call)
+
+
+def torch_run(spec, ops, batch=3, n_img=6, seed=1, **kw):
+    """(state, y) of the torch backend over draws' images, with spike noise from `seed`."""
+    images, labels, _ = draws(spec, batch, n_img)
+    xp = ops.xp
+    state = fast.batch_state(spec, initial_state(spec), batch, xp)
+    rng = torch_backend.TorchNoise(seed)
+    y, _ = fast.run(spec, state, xp.asarray(images), xp.asarray(labels), rng=rng, ops=ops, **kw)
+    return {k: to_numpy(v) for k, v in state.items()}, to_numpy(y)
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", F64), ("float32", F32)], ids=["f64", "f32"])
+@pytest.mark.parametrize("mode", list(MODES))
+def test_conformance_torch_image_call_equals_single_steps(mode, dtype, tol):
+    """A whole image as one compiled call, spike noise drawn inside it, gives the run of the single
+    step called once per step on the same generator; and the NumPy engine's run."""
+    spec = spec_(feedback=mode, dtype=dtype, feedback_scale=0.5)
+    single = torch_run(spec, torch_backend.TorchOps())
+    whole = torch_run(spec, image_calls())
+    assert_same(single, whole, tol)
+    assert_same(both(spec, n_img=6, seed=1)[0], whole, tol)
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 3, 10])
+def test_conformance_torch_image_in_several_calls(steps_per_call):
+    """Calls of fewer steps than an image (the last one shorter) or more: the same run."""
+    spec = spec_(steps_per_image=5)
+    assert_same(
+        torch_run(spec, torch_backend.TorchOps()), torch_run(spec, image_calls(steps_per_call)), F64
+    )
+
+
+def test_conformance_torch_image_call_gate_and_evaluation():
+    """The plasticity gate (η = 0 in an image's first steps) and learning off run in the call."""
+    spec = spec_()
+    for kw in ({"plasticity_delay": 2}, {"learn": False}):
+        single = torch_run(spec, torch_backend.TorchOps(), **kw)
+        assert_same(single, torch_run(spec, image_calls(), **kw), F64)
+    np.testing.assert_array_equal(single[0]["w1"], initial_state(spec)["w1"])
+
+
+def test_conformance_torch_image_call_is_one_graph():
+    """Each image is one call, and each call one graph: it compiles with `fullgraph`, so a statement
+    torch.compile cannot capture (which would split the call into several launches) is an error."""
+    from torch._dynamo.utils import counters
+
+    ops = image_calls()
+    calls, compiled = [], ops._compiled
+    ops._compiled = lambda *a: calls.append(len(a[5])) or compiled(*a)
+    graphs = counters["stats"]["unique_graphs"]
+    torch_run(spec_(steps_per_image=4, sizes=(10, 8, 6, 4)), ops, n_img=3)
+    assert calls == [4, 4, 4]
+    assert counters["stats"]["unique_graphs"] == graphs + 1
+    assert not counters["graph_break"]
+
+
+@pytest.mark.slow
+def test_conformance_torch_image_call_inductor():
+    """The call compiled for real (inductor: C++ on the CPU, about a minute) equals the single steps: the
+    integer arithmetic of the noise generator wraps in generated code as it does in eager."""
+    spec = spec_(steps_per_image=3)
+    single = torch_run(spec, torch_backend.TorchOps(), n_img=3)
+    assert_same(single, torch_run(spec, image_calls(3, "inductor"), n_img=3), F64)
+
+
+def test_conformance_torch_resume_across_backends():
+    """A run of the NumPy engine resumed on the torch backend continues the same spike noise: the
+    checkpoint's generator state is the same on both."""
+    spec = spec_()
+    rng = np.random.default_rng(5)
+    images, labels = rng.random((16, spec.sizes[0])), rng.integers(0, spec.sizes[-1], 16)
+    whole = FastRunner(spec, 8, batch=4)
+    state = whole.prepare(initial_state(spec))
+    for lo in (0, 8):
+        state, y_whole = whole.run(state, images[lo : lo + 8], labels[lo : lo + 8])
+    first = FastRunner(spec, 8, batch=4)
+    half, _ = first.run(first.prepare(initial_state(spec)), images[:8], labels[:8])
+    second = FastRunner(spec, 8, batch=4, backend="torch")
+    second.restore_random_state(first.random_state())
+    resumed, y_resumed = second.run(second.prepare(first.export(half)), images[8:], labels[8:])
+    np.testing.assert_allclose(y_resumed, y_whole, **F64)
+    for k, v in whole.export(state).items():
+        np.testing.assert_allclose(second.export(resumed)[k], v, err_msg=k, **F64)
 
 
 def test_conformance_torch_noise_is_uniform_and_restorable():
@@ -223,18 +314,32 @@ def test_conformance_torch_is_a_config_backend():
 
 
 def test_conformance_torch_bench_gpu_dry_run(tmp_path, data_folder, capsys):
-    """`spikefa bench gpu --dry-run`: every stage of the prepared GPU run once, on a tiny network."""
+    """`spikefa bench gpu --dry-run`: every stage of the prepared GPU run once, on a tiny network;
+    its checkpoint continues in the training stage; a missing checkpoint is one line and exit 2."""
     import json
 
+    from spikefa import gpu_run
     from spikefa.cli import main
+    from spikefa.spiking.spec import load_checkpoint
 
-    assert (
-        main(["bench", "gpu", "--dry-run", "--out", str(tmp_path), "--data", str(data_folder)]) == 0
-    )
+    args = ["bench", "gpu", "--dry-run", "--data", str(data_folder)]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "gpu.json").read_text())
-    assert result["conformance"]["all_ok"]
-    assert {"float32", "tf32", "tf32_compiled"} <= set(result["stream_steps_per_s"])
-    assert all("error" not in row for row in result["stream_steps_per_s"].values())
-    assert result["training"]["images"] > 0
-    assert (tmp_path / result["training"]["checkpoint"]).stat().st_size < 16e6
+    assert result["conformance"]["all_ok"] and "float32_fa_image_call" in result["conformance"]
+    rows = result["stream_steps_per_s"]
+    assert {"float32_steps", "tf32_image", "float32_image"} == set(rows)
+    assert all(r > 0 for row in rows.values() for r in row.values())
+    assert result["epoch"]["epoch_seconds"] > 0
+    trained = result["training"]
+    assert trained["images"] > 0 and trained["steps_per_image"] == 100
+    checkpoint = tmp_path / trained["checkpoint"]
+    assert checkpoint.stat().st_size < 16e6
+    assert result["brian2"]["device"] == "cpp_standalone" and result["brian2"]["ms_per_step"] > 0
+    assert result["device"] in (tmp_path / "gpu.md").read_text()
     assert (tmp_path / "gpu.png").stat().st_size > 0
+    again = gpu_run.gpu_training(tmp_path / "again", True, 0, data_folder, resume=checkpoint)
+    assert again["epochs_trained"] > trained["epochs_trained"]
+    meta = load_checkpoint(tmp_path / "again" / checkpoint.name)[2]
+    assert meta["images_seen"] == trained["images"] + again["images"]
+    assert main([*args, "--out", str(tmp_path), "--resume", str(tmp_path / "none.npz")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err

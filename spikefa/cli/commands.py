@@ -201,7 +201,9 @@ def cmd_bench(args) -> int:
     from spikefa.arrays import blas_threads
 
     if args.what == "gpu":
-        result = gpu_run.bench_gpu(args.out, args.dry_run, args.minutes, args.data)
+        result = gpu_run.bench_gpu(
+            args.out, args.dry_run, args.minutes, args.data, args.resume, args.brian2_wheels
+        )
     elif args.what == "spiking" and args.epoch:
         with blas_threads(args.threads):
             result = epoch_profile.bench_epoch(data_dir=args.data)

@@ -257,6 +257,16 @@ def _bench(sub) -> None:
         action="store_true",
         help="gpu: a tiny network, every stage once, on whichever device PyTorch finds",
     )
+    b.add_argument(
+        "--resume",
+        metavar="CHECKPOINT",
+        help="gpu: train this lane's checkpoint (a run's <mode>.npz) instead of the decay reading",
+    )
+    b.add_argument(
+        "--brian2-wheels",
+        metavar="DIR",
+        help="gpu: install brian2cuda from the wheels in DIR for the Brian2 stage",
+    )
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=commands.cmd_bench)
 

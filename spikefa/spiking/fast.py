@@ -365,6 +365,9 @@ def run(
     T, eta = spec.steps_per_image, (spec.eta if eta is None else eta) if learn else 0.0
     eye = xp.eye(spec.sizes[-1], dtype=ws.y.dtype)
     step_ = getattr(ops, "step", step)  # a backend may supply a compiled step
+    # ... or run an image's steps in one call, where nothing is read between them
+    whole = getattr(ops, "present", None) if uniforms is None and not record else None
+    gate = [eta if j >= delay else 0.0 for j in range(T)]
     ys = xp.zeros((n_img * T, batch, spec.sizes[-1]), ws.y.dtype)
     records = []
     for k in range(n_img * T):
@@ -372,26 +375,29 @@ def run(
         if k % T == 0:
             ws.target[...] = eye[labels[:, img]]
             x = xp.asarray(images[:, img], order=STREAM_ORDER)
+            if whole is not None:
+                whole(spec, state, x, ws, ys[k : k + T], gate, rng, eta, model, fb, learn)
+        if whole is not None:
+            continue
         with parts("spike noise"):
             _draw_noise(spec, state, ws, ops, rng, uniforms, k, redraw=learn or record)
         # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
         with np.errstate(over="ignore"):
-            step_(
-                spec,
-                state,
-                x,
-                ws,
-                eta if k % T >= delay else 0.0,
-                ops,
-                eta_max=eta,
-                model=model,
-                fb=fb,
-                feedback=learn or record,
-            )
+            step_(spec, state, x, ws, gate[k % T], ops, eta, model, fb, learn or record)
         ys[k] = ws.y
         if record:
             records.append(StepRecord.of(spec, state, ws, xp))
     return ys, records
+
+
+def present(spec, state, x, ws, ys, etas, ops, rng, eta_max, model, fb, feedback) -> None:
+    """Show image `x` for len(etas) steps with spike noise from `rng`: step j learns at etas[j] and
+    leaves its output rates in ys[j]. Nothing outside reads between the steps, so a backend can
+    compile them into one call (`torch_backend.TorchOps`)."""
+    for j, eta in enumerate(etas):
+        _draw_noise(spec, state, ws, ops, rng, None, j, redraw=feedback)
+        step(spec, state, x, ws, eta, ops, eta_max, model, fb, feedback)
+        ys[j] = ws.y
 
 
 def _draw_noise(spec, state, ws, ops, rng, uniforms, k: int, redraw: bool) -> None:

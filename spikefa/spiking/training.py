@@ -68,8 +68,8 @@ class BrianRunner:
 class FastRunner:
     """`backend="numpy"`: the CPU backend (BLAS in place); `backend="cupy"`: the same step through
     NumPy's array interface on a GPU (needs the `gpu` extra); `backend="torch"`: PyTorch on CUDA
-    where it finds a GPU, else on the CPU (`torch_backend`; `compile` runs the step through
-    `torch.compile`). CuPy's random state is not saved, so a resumed CuPy run continues with fresh
+    where it finds a GPU, else on the CPU (`torch_backend`; `compile` runs the step, or with
+    `steps_per_call` that many steps of an image, through `torch.compile`). CuPy's random state is not saved, so a resumed CuPy run continues with fresh
     spike noise. `plasticity`, `feedback` and
     `plasticity_delay`, when given, replace the spec's own rules and gate (as in `BrianNetwork`); a
     rule the batched engine cannot factorise is a SpikefaError at once."""
@@ -84,6 +84,7 @@ class FastRunner:
         plasticity: str | None = None,
         feedback: str | None = None,
         compile: bool | str = False,
+        steps_per_call: int | None = None,
     ):
         overrides = {
             k: v
@@ -103,7 +104,7 @@ class FastRunner:
         elif backend == "torch":
             from spikefa.spiking import torch_backend
 
-            self.ops = torch_backend.TorchOps(compile=compile)
+            self.ops = torch_backend.TorchOps(compile, steps_per_call=steps_per_call)
             self.xp, self.rng = self.ops.xp, torch_backend.TorchNoise(spec.seed)
         else:
             self.xp, self.ops = np, fast.CpuOps()
