@@ -41,7 +41,7 @@ def draws(spec, n_img, batch=1, seed=1):
     labels = rng.integers(0, spec.sizes[-1], (batch, n_img))
     uniforms = [
         rng.random((batch, n_img * spec.steps_per_image, n)).astype(spec.dtype)
-        for n in spec.sizes[:-1]
+        for _, n in spec.spiking_groups()
     ]
     return images, labels, uniforms
 
@@ -71,9 +71,9 @@ def brian_by_image(spec, state, images, labels, uniforms):
         )
         states.append(state)
         for t in range(T):
-            spikes = [np.zeros(spec.sizes[l]) for l in range(L)]
-            for l, (when, which) in rec.spikes.items():
-                spikes[l][which[when == t]] = 1
+            spikes = [np.zeros(n) for _, n in spec.spiking_groups()]
+            for k, (when, which) in rec.spikes.items():
+                spikes[k][which[when == t]] = 1
             steps.append(
                 {
                     "y": rec.y[t],
@@ -116,10 +116,11 @@ def assert_conform(spec, n_img=5):
         spec, state, images[0], labels[0], [u[0] for u in uniforms]
     )
     states, records = fast_by_image(spec, state, images, labels, uniforms)
+    groups = [name for name, _ in spec.spiking_groups()]
     for k, (ref, rec) in enumerate(zip(ref_steps, records)):
-        for l in range(L):
+        for g, name in enumerate(groups):
             np.testing.assert_array_equal(
-                rec.spikes[l][0], ref["spikes"][l], err_msg=f"spikes of layer {l}, step {k}"
+                rec.spikes[g][0], ref["spikes"][g], err_msg=f"spikes of {name}, step {k}"
             )
         close(rec.y[0], ref["y"], tol, f"output rates, step {k}")
         close(rec.delta[L][0], ref["delta_out"], tol, f"output error, step {k}")
@@ -212,8 +213,8 @@ def test_conformance_batch_is_streams_one_by_one(mode, plasticity, weight_decay)
         ref_states, (ref,) = brian_by_image(
             spec, state, images[b], labels[b], [u[b] for u in uniforms]
         )
-        for l in range(spec.n_layers):
-            np.testing.assert_array_equal(rec.spikes[l][b], ref["spikes"][l])
+        for g in range(len(spec.spiking_groups())):
+            np.testing.assert_array_equal(rec.spikes[g][b], ref["spikes"][g])
         for l in range(1, spec.n_layers):
             for key in ("u", "mod", "delta"):
                 close(

@@ -3,7 +3,8 @@
 Build once for a fixed number of images per run; every `run()` starts at t = 0 from the `state`
 record it is given (weights, biases, PSPs, traces — see `spec.py`) and returns the state at the
 end, so training proceeds in chunks that can be checkpointed, and the same compiled network serves
-training (η > 0) and evaluation (η = 0). Devices:
+training (η > 0) and evaluation (η = 0). Its groups and synapses, and their order within a step,
+are made by `brian_model.BrianModel`. Devices:
 
 - "runtime": Brian2's runtime with Cython code generation; "numpy": runtime, NumPy code generation
   (no compiler start-up; handy for small networks and tests);
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import tempfile
 import time
 import warnings
@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikefa.errors import SpikefaError
-from spikefa.spiking import equations as eq
-from spikefa.spiking.codegen import layer_variables
+from spikefa.spiking.brian_model import BrianModel
 from spikefa.spiking.spec import SpikingSpec
 
 DEVICES = ("runtime", "numpy", "cpp_standalone", "cuda_standalone")
@@ -46,7 +45,9 @@ class Recording:
     traces: dict = field(
         default_factory=dict
     )  # layer → {"neurons", "u", "mod", "delta"} (neurons × steps)
-    spikes: dict = field(default_factory=dict)  # layer → (step, neuron) arrays
+    # spiking group (index in spec.spiking_groups(): layers 0 … L−1, then error units) →
+    # (step, neuron) arrays
+    spikes: dict = field(default_factory=dict)
 
 
 def _activate(device: str, directory: str | None, threads: int):
@@ -88,7 +89,7 @@ def _activate(device: str, directory: str | None, threads: int):
         brian2.prefs.codegen.target = "cython" if device == "runtime" else "numpy"
 
 
-class BrianNetwork:
+class BrianNetwork(BrianModel):
     """`plasticity`, `feedback` and `plasticity_delay`, when given, replace the spec's own rules and gate."""
 
     def __init__(
@@ -152,163 +153,6 @@ class BrianNetwork:
                 f"feedback={self.spec.feedback_rule!r}: {' '.join(str(exc).split())[:300]}"
             ) from None
 
-    # ---------------------------------------------------------------- construction
-    def _build(self) -> None:
-        import brian2 as b2
-
-        spec, L = self.spec, self.spec.n_layers
-        dtype = np.dtype(spec.dtype)
-        b2.prefs.core.default_float_dtype = dtype.type
-        b2.defaultclock.dt = 1 * b2.ms
-        if self.device not in STANDALONE and not self.noise:
-            b2.seed(spec.seed)
-        ns = {
-            "tau": spec.tau_steps * b2.ms,
-            "decay": spec.decay,
-            "weight_decay": spec.weight_decay,
-            "feedback_scale": spec.feedback_scale,
-        }
-        n_img, sizes = self.images_per_run, spec.sizes
-        self.images = b2.TimedArray(
-            np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images"
-        )
-        self.labels = b2.TimedArray(
-            np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels"
-        )
-        gate = (np.arange(spec.steps_per_image) >= spec.plasticity_delay).astype(dtype)
-        self.plastic = b2.TimedArray(
-            np.tile(gate, n_img), dt=b2.ms, name="plastic"
-        )  # the plasticity_delay gate (equations.py)
-        ns.update(images=self.images, labels=self.labels, plastic=self.plastic)
-        self.uniforms = {}
-        if self.noise:
-            for l in range(L):  # input (0) and hidden layers draw spikes
-                self.uniforms[l] = b2.TimedArray(
-                    np.zeros((self.steps_per_run, sizes[l]), dtype), dt=b2.ms, name=f"uniforms_{l}"
-                )
-                ns[f"uniforms_{l}"] = self.uniforms[l]
-
-        def noise(l):
-            return f"uniforms_{l}(t, i)" if self.noise else "rand()"
-
-        plasticity = eq.plasticity_rule(spec)
-        self.layers = [
-            b2.NeuronGroup(
-                sizes[0],
-                eq.INPUT,
-                threshold=eq.INPUT_SPIKE.format(noise=noise(0)),
-                reset=eq.TRACE_ON_SPIKE,
-                method="exact",
-                namespace=ns,
-                name="input",
-            )
-        ]
-        for l in range(1, L):
-            self.layers.append(
-                b2.NeuronGroup(
-                    sizes[l],
-                    eq.HIDDEN,
-                    threshold=eq.SPIKE.format(noise=noise(l)),
-                    reset=eq.TRACE_ON_SPIKE,
-                    method="exact",
-                    namespace=ns,
-                    name=f"hidden_{l}",
-                )
-            )
-        self.layers.append(
-            b2.NeuronGroup(sizes[L], eq.OUTPUT, method="exact", namespace=ns, name="output")
-        )
-
-        self.forward, self.plasticity = [None], []
-        for l in range(1, L + 1):
-            s = b2.Synapses(
-                self.layers[l - 1],
-                self.layers[l],
-                eq.FORWARD,
-                on_pre=eq.FORWARD_ON_PRE,
-                namespace=ns,
-                name=f"forward_{l}",
-            )
-            s.connect()  # all-to-all: synapse k = i·n_post + j
-            self.forward.append(s)
-            self.plasticity.append(s.run_regularly(plasticity, name=f"plasticity_{l}"))
-        self.feedback, self._fb_index, self.redraws = [None], [None], []
-        mirror = spec.mode.transport
-        fb_eqs = eq.FEEDBACK_WEIGHT + "\n" + eq.feedback_rule(spec)
-        for l in range(1, L):
-            src = self.layers[spec.feedback_source(l)]
-            f = b2.Synapses(src, self.layers[l], fb_eqs, namespace=ns, name=f"feedback_{l}")
-            self.feedback.append(f)
-            if spec.mode.redraw:
-                self.redraws.append(f.run_regularly(eq.FEEDBACK_REDRAW, name=f"redraw_{l}"))
-            if mirror:
-                twin_post = layer_variables("output" if l + 1 == L else "hidden")[
-                    0
-                ]  # the forward twin's post layer
-                self.plasticity.append(
-                    f.run_regularly(eq.mirror(plasticity, twin_post), name=f"mirror_{l}")
-                )
-        self.deltas = [None] + [
-            self.layers[l].run_regularly(eq.HIDDEN_DELTA, name=f"delta_{l}") for l in range(1, L)
-        ]
-        self.output_error = self.layers[L].run_regularly(eq.OUTPUT_ERROR, name="output_error")
-        self.plasticity += [
-            self.layers[l].run_regularly(eq.BIAS_PLASTICITY, name=f"bias_plasticity_{l}")
-            for l in range(1, L + 1)
-        ]
-
-        self.out_monitor = b2.StateMonitor(
-            self.layers[L], ["y", "delta"], record=True, when="end", name="out_monitor"
-        )
-        self.trace_monitors = {
-            l: b2.StateMonitor(
-                self.layers[l],
-                ["u", "mod", "delta"],
-                record=n,
-                when="end",
-                name=f"trace_monitor_{l}",
-            )
-            for l, n in self.trace_neurons.items()
-        }
-        self.spike_monitors = (
-            {l: b2.SpikeMonitor(self.layers[l], name=f"spike_monitor_{l}") for l in range(L)}
-            if self.record_spikes
-            else {}
-        )
-        self._schedule()
-        self.net = b2.Network(
-            self.layers,
-            self.forward[1:],
-            self.feedback[1:],
-            self.out_monitor,
-            *self.trace_monitors.values(),
-            *self.spike_monitors.values(),
-        )
-
-    def _schedule(self) -> None:
-        """The order of operations within one step (SCHEDULE), set explicitly on every object."""
-        L, order = self.spec.n_layers, itertools.count()
-
-        def place(*objs):
-            for obj in objs:
-                obj.when, obj.order = "groups", next(order)
-
-        # 1. every PSP and trace decays by one step (exact integration)
-        place(*(g.state_updater for g in self.layers))
-        # 2. forward sweep, bottom-up: layer l−1 spikes, its trace jumps, its spikes enter layer l's PSP
-        for l in range(L):
-            place(
-                self.layers[l].thresholder["spike"],
-                self.layers[l].resetter["spike"],
-                self.forward[l + 1].pre,
-            )
-        # 3. output error, then δ travels down the feedback synapses (all within this step)
-        place(self.output_error, *self.redraws)
-        for l in reversed(range(1, L)):
-            place(self.feedback[l].summed_updaters["mod_post"], self.deltas[l])
-        # 4. three-factor plasticity of every forward synapse and bias (and B's mirror in bp mode)
-        place(*self.plasticity)
-
     # ---------------------------------------------------------------- running
     def _feedback_pairs(self, l: int, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Synapse index arrays of feedback group l: every nonzero entry of B (all of them unless sparse)."""
@@ -326,7 +170,12 @@ class BrianNetwork:
             values[self.layers[l - 1].p] = state[f"p{l - 1}"]
         for l in range(1, L):
             src, dst = self._fb_index[l]
-            values[self.feedback[l].B] = state[f"B{l}"][src, dst]
+            for f in self.feedback[l]:
+                values[f.B] = state[f"B{l}"][src, dst]
+        for key, segments in self.segments.items():
+            n = len(segments[0][0])
+            for k, (group, var) in enumerate(segments):
+                values[getattr(group, var)] = state[key][k * n : (k + 1) * n]
         return values
 
     def _first_build(self, state: dict) -> None:
@@ -334,7 +183,8 @@ class BrianNetwork:
 
         for l in range(1, self.spec.n_layers):
             self._fb_index.append(self._feedback_pairs(l, state[f"B{l}"]))
-            self.feedback[l].connect(i=self._fb_index[l][0], j=self._fb_index[l][1])
+            for f in self.feedback[l]:
+                f.connect(i=self._fb_index[l][0], j=self._fb_index[l][1])
         start = time.perf_counter()
         with self._user_rule_errors():
             if self.device in STANDALONE:
@@ -376,9 +226,9 @@ class BrianNetwork:
         lab[:n] = labels
         values = self._values(state, (self.spec.eta if eta is None else eta) if learn else 0.0)
         timed = {self.images: padded, self.labels: lab}
-        for l, ta in self.uniforms.items():
-            u = np.zeros((self.steps_per_run, self.spec.sizes[l]), dtype)
-            u[: n * self.spec.steps_per_image] = uniforms[l][: n * self.spec.steps_per_image]
+        for k, ta in self.uniforms.items():  # by spiking group (spec.spiking_groups())
+            u = np.zeros(ta.values.shape, dtype)
+            u[: n * self.spec.steps_per_image] = uniforms[k][: n * self.spec.steps_per_image]
             timed[ta] = u
         with warnings.catch_warnings():
             # Brian2 range-checks float32 values against 1e50, which NumPy reports as a cast overflow
@@ -426,8 +276,10 @@ class BrianNetwork:
             if self.spec.mode.transport or self.spec.mode.redraw:  # B changed during the run
                 B = np.zeros_like(B)
                 src, dst = self._fb_index[l]
-                B[src, dst] = self.feedback[l].B[:]
+                B[src, dst] = self.feedback[l][0].B[:]
             new[f"B{l}"] = B
+        for key, segments in self.segments.items():
+            new[key] = np.concatenate([np.array(getattr(g, var)[:]) for g, var in segments])
         return new
 
     def _recording(self) -> Recording:
@@ -439,6 +291,6 @@ class BrianNetwork:
                 "mod": np.array(m.mod[:]),
                 "delta": np.array(m.delta[:]),
             }
-        for l, m in self.spike_monitors.items():
-            rec.spikes[l] = (np.rint(np.array(m.t_[:]) * 1e3).astype(np.int64), np.array(m.i[:]))
+        for k, m in self.spike_monitors.items():
+            rec.spikes[k] = (np.rint(np.array(m.t_[:]) * 1e3).astype(np.int64), np.array(m.i[:]))
         return rec

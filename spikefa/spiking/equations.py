@@ -12,6 +12,12 @@ arriving adds (1 − decay)·w, so that within a step (see `brian.SCHEDULE` for 
     δ_l  = σ'(u_l)·mod_l                                     postsynaptic factor × modulator
     Δw   = η·(δ_post·p_pre − α·w),  Δbias = η·δ            three-factor plasticity (α: weight decay)
 
+Two switches of the spec change how the error travels (`error_coding`, the delays):
+
+    e⁺ = [r < δ_src],  e⁻ = [r < −δ_src]                    error units (error_coding = "spikes")
+    mod_l = d_m·mod_l + (1 − d_m)·B_lᵀ(e⁺ − e⁻)              the modulator filters the error spikes
+    s_{l−1}, δ_src, e± reach the synapses D steps late      forward_delay, feedback_delay = D
+
 Both engines are built from these strings: Brian2 directly, the batched engine by compiling them
 (`codegen`). Users may replace `PLASTICITY` (per forward synapse) or `FEEDBACK` (the summed
 modulator) with their own strings — the spec's `plasticity` and `feedback_rule`, the config keys
@@ -36,11 +42,16 @@ HIDDEN = """
 du/dt = (bias - u) / tau : 1   # PSP, leaky integration (exact)
 dp/dt = -p / tau : 1           # presynaptic trace of this unit's spikes
 bias : 1
-mod : 1                        # modulatory signal, summed from the feedback synapses
 delta : 1                      # δ = σ'(u) · mod
 eta = eta_max * plastic(t) : 1 (shared)  # this step's learning rate (plastic(t): see BIAS_PLASTICITY)
 eta_max : 1 (shared)           # learning rate of this layer's weights and bias (0: no learning)
 """
+# The hidden layers' modulatory signal: summed from the feedback synapses at every step (analog
+# error), or a state of its own that filters the error spikes with time constant tau_mod (spikes).
+MODULATOR = {
+    "analog": "mod : 1  # modulatory signal, summed from the feedback synapses",
+    "spikes": "dmod/dt = -mod / tau_mod : 1  # modulatory signal: the filtered error spikes",
+}
 SPIKE = "{noise} < 1 / (1 + exp(-u))"
 INPUT_SPIKE = "{noise} < rate"
 TRACE_ON_SPIKE = "p += 1 - decay"
@@ -83,6 +94,46 @@ FEEDBACK_WEIGHT = "B : 1"
 # The shuffled-feedback control: every step, before δ travels down, each B is drawn afresh from the
 # distribution of the fixed draw, U[−β, β]; the modulator then carries no consistent credit.
 FEEDBACK_REDRAW = "B = feedback_scale * (2 * rand() - 1)"
+
+# Spiking error (error_coding = "spikes"): each layer whose δ is sent down has two populations of
+# error units, e⁺ and e⁻, that fire at rates [δ]⁺ and [−δ]⁺ (at every step where |δ| ≥ 1). A spike
+# carries one unit of error of its population's sign, and each feedback synapse adds, per spike,
+# (1 − mod_decay) times what its summed rule would add for that δ, so that the modulator's mean is
+# the analog one. The summed rule (FEEDBACK or the user's) gives `effect`.
+ERROR_UNITS = """
+error : 1 (linked)             # δ of the layer these units signal
+delta : 1 (constant)           # the error one spike carries: +1 (e⁺) or −1 (e⁻)
+"""
+ERROR_SIGNS = {"plus": 1.0, "minus": -1.0}
+ERROR_SPIKE = "{noise} < delta * error"
+FEEDBACK_ON_SPIKE = "mod_post += (1 - mod_decay) * ({effect})"
+# A feedback delay of D steps with analog error: the feedback synapses read δ from a delay line, a
+# group of its own between the layer and its feedback synapses (as the error units are).
+FEEDBACK_LINE = """
+error : 1 (linked)   # δ of the layer whose error travels down
+delta : 1            # that δ as it was D steps ago: what reaches the feedback synapses
+"""
+
+
+def layer_equations(kind: str, coding: str = "analog") -> str:
+    """The Brian2 equations of a group: a layer (input, hidden, output), the error units (error) or
+    a feedback delay line (line); a hidden layer's modulator follows the error coding."""
+    text = {
+        "input": INPUT,
+        "hidden": HIDDEN,
+        "output": OUTPUT,
+        "error": ERROR_UNITS,
+        "line": FEEDBACK_LINE,
+    }[kind]
+    return text + MODULATOR[coding] + "\n" if kind == "hidden" else text
+
+
+def feedback_on_spike(rule: str) -> str:
+    """FEEDBACK_ON_SPIKE for a summed feedback rule `mod_post = <effect> : 1 (summed)`."""
+    from brian2 import Equations
+
+    ((_, summed),) = Equations(rule).items()
+    return FEEDBACK_ON_SPIKE.format(effect=summed.expr)
 
 
 def plasticity_rule(spec) -> str:

@@ -27,6 +27,10 @@ SPEC_KEYS = (
     "feedback_sparsity",
     "seed",
     "dtype",
+    "error_coding",
+    "modulator_time_constant",
+    "forward_delay",
+    "feedback_delay",
 )
 PHASE_KEYS = ("epochs", "eta", "steps_per_image", "plasticity_delay", "eta_halving_epochs")
 

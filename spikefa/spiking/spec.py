@@ -8,6 +8,10 @@ from a `SpikingSpec` and read and write the same `state` record: a dict of NumPy
     B1..B{L-1}  feedback weights into hidden layer l, shape (n_source, n_l); the source is layer
                 l+1 for fa/sparse_fa/bp, the output layer for dfa
     u1..uL      PSPs; p0..p{L-1} presynaptic traces (p0: input layer)
+    m1..m{L-1}  modulators, a state of their own where the error travels as spikes
+    fq0..       forward delay lines of the sending layers: their spikes of the last D steps
+    bq{s}       feedback delay lines of each layer s whose δ is sent down: its δ (analog) or its
+                e⁺ and e⁻ spikes, of the last D steps
 
 so a checkpoint trained by one engine loads into the other.
 
@@ -25,6 +29,7 @@ import io
 import json
 import math
 import numbers
+import re
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -34,50 +39,17 @@ import numpy as np
 from spikefa.errors import SpikefaError
 from spikefa.results import atomic_write_bytes, load_npz
 from spikefa.seeds import stream
+from spikefa.spiking.modes import (
+    CODINGS,
+    ERROR_CODINGS,
+    FEEDBACK_MODES,
+    MODES,
+    ErrorCoding,
+    FeedbackMode,
+)
 
 READINGS = ("decay", "tau")
-
-
-@dataclass(frozen=True)
-class FeedbackMode:
-    """How the feedback pathway of a mode is made; both engines read these fields, never the name.
-
-    `source`: whose δ reaches hidden layer l, the layer above ("above") or the output ("output");
-    `transport`: B_l is w_{l+1}ᵀ and follows it as it learns (backprop), instead of a random draw;
-    `sparse`: a fraction `feedback_sparsity` of the drawn synapses is removed; `redraw`: B is drawn
-    afresh at every step, so the modulator carries no consistent credit (a control)."""
-
-    name: str
-    source: str = "above"
-    transport: bool = False
-    sparse: bool = False
-    redraw: bool = False
-    about: str = ""
-
-
-MODES = {
-    m.name: m
-    for m in (
-        FeedbackMode("fa", about="feedback alignment: fixed random B from the layer above"),
-        FeedbackMode(
-            "sparse_fa", sparse=True, about="feedback alignment with a fraction of B removed"
-        ),
-        FeedbackMode(
-            "dfa",
-            source="output",
-            about="direct feedback alignment: every hidden layer gets the output error",
-        ),
-        FeedbackMode(
-            "bp", transport=True, about="backprop: B = wᵀ of the layer above (weight transport)"
-        ),
-        FeedbackMode(
-            "shuffled",
-            redraw=True,
-            about="a control: B drawn afresh at every step, no consistent credit",
-        ),
-    )
-}
-FEEDBACK_MODES = tuple(MODES)
+STREAM_VAR = re.compile(r"(u|p|m|fq|bq)\d+")  # per-stream state: one row per image stream
 
 
 @dataclass(frozen=True)
@@ -103,6 +75,10 @@ class SpikingSpec:
     )
     plasticity: str = ""  # a user rule for w in Brian2 syntax (empty: equations.PLASTICITY)
     feedback_rule: str = ""  # a user summed modulator in Brian2 syntax (empty: equations.FEEDBACK)
+    error_coding: str = "analog"  # how δ travels down: analog | spikes (error units; CODINGS)
+    modulator_time_constant: float = 2.0  # spikes: τ of each modulator's filter, in steps
+    forward_delay: int = 0  # steps a forward spike takes to arrive, 0 … steps_per_image
+    feedback_delay: int = 0  # steps the error takes down each feedback synapse, 0 … steps_per_image
 
     def __post_init__(self):
         self._coerce()
@@ -161,6 +137,7 @@ class SpikingSpec:
             )
         if not isinstance(self.plasticity, str) or not isinstance(self.feedback_rule, str):
             problems.append("plasticity and feedback_rule must be strings (Brian2 syntax)")
+        problems += self._switch_problems()
         if not 0 <= self.feedback_sparsity < 1:
             problems.append(f"feedback_sparsity must be in [0, 1), got {self.feedback_sparsity}")
         if self.dtype not in ("float32", "float64"):
@@ -173,6 +150,61 @@ class SpikingSpec:
         if negative:
             problems.append(f"{', '.join(negative)} must be at least 0")
         return problems
+
+    def _switch_problems(self) -> list[str]:
+        """The biological switches: error coding and delays, and the modes they can run with."""
+        problems = [
+            f"{k} must be in 0..steps_per_image ({self.steps_per_image}), got {getattr(self, k)}"
+            for k in ("forward_delay", "feedback_delay")
+            if not 0 <= getattr(self, k) <= self.steps_per_image
+        ]
+        if self.error_coding not in CODINGS:
+            problems.append(
+                f"error_coding must be one of {', '.join(ERROR_CODINGS)}, got {self.error_coding!r}"
+            )
+        elif self.coding.spikes and self.feedback in MODES and self._b_changes:
+            problems.append(
+                f"error_coding 'spikes' needs fixed feedback weights (the e⁺ and e⁻ synapses hold "
+                f"the same B), but feedback {self.feedback} changes B at every step"
+            )
+        if self.feedback_delay and self.feedback in MODES and self.mode.transport:
+            problems.append(
+                "feedback_delay needs feedback weights of their own: bp's B learns from the δ "
+                "of the layer above as it is now, while its feedback synapses see it late"
+            )
+        if not 0 < self.modulator_time_constant:
+            problems.append(
+                f"modulator_time_constant must be positive (steps), got {self.modulator_time_constant}"
+            )
+        return problems
+
+    @property
+    def _b_changes(self) -> bool:
+        return self.mode.transport or self.mode.redraw
+
+    @property
+    def coding(self) -> ErrorCoding:
+        return CODINGS[self.error_coding]
+
+    @property
+    def modulator_decay(self) -> float:
+        """Decay factor per step of a spiking modulator."""
+        return math.exp(-1.0 / self.modulator_time_constant)
+
+    @property
+    def feedback_sources(self) -> tuple[int, ...]:
+        """The layers whose δ is sent down (indices in `sizes`)."""
+        return tuple(sorted({self.feedback_source(l) for l in range(1, self.n_layers)}))
+
+    def spiking_groups(self) -> list[tuple[str, int]]:
+        """(name, size) of every group that draws spike noise, in the order both engines draw it:
+        the input and hidden layers, then (spikes coding) e⁺ and e⁻ of each layer in
+        `feedback_sources`."""
+        groups = [("input", self.sizes[0])]
+        groups += [(f"hidden_{l}", self.sizes[l]) for l in range(1, self.n_layers)]
+        for s in self.feedback_sources if self.coding.spikes else ():
+            groups += [(f"error_{sign}_{s}", self.sizes[s]) for sign in ("plus", "minus")]
+        return groups
 
     @property
     def decay(self) -> float:
@@ -204,10 +236,18 @@ class SpikingSpec:
         return self.n_layers if self.mode.source == "output" else l + 1
 
     def describe(self) -> str:
+        defaults = SpikingSpec.__dataclass_fields__
         rules = "".join(
             f", {k} {getattr(self, k)!r}"
-            for k in ("plasticity", "feedback_rule", "plasticity_delay")
-            if getattr(self, k)
+            for k in (
+                "plasticity",
+                "feedback_rule",
+                "plasticity_delay",
+                "error_coding",
+                "forward_delay",
+                "feedback_delay",
+            )
+            if getattr(self, k) != defaults[k].default
         )
         return (
             f"{'-'.join(map(str, self.sizes))}, reading {self.reading!r} (decay {self.decay:.4g}/step, "
@@ -241,8 +281,9 @@ def _number(v, integer: bool) -> bool:
 
 
 def is_stream_var(key: str) -> bool:
-    """PSPs u1.. and traces p0.. belong to one image stream; everything else is shared weights."""
-    return key[0] in "up" and key[1:].isdigit()
+    """PSPs u1.., traces p0.., modulators m1.. and delay lines belong to one image stream; everything
+    else is shared weights."""
+    return STREAM_VAR.fullmatch(key) is not None
 
 
 def at_rest(state: dict) -> dict:
@@ -264,7 +305,8 @@ def initial_state(spec: SpikingSpec) -> dict[str, np.ndarray]:
         state[f"bias{l}"] = np.zeros(n_post, dt)
         state[f"u{l}"] = np.zeros(n_post, dt)
         state[f"p{l - 1}"] = np.zeros(n_pre, dt)
-    return state | feedback_weights(spec, state)
+    switches = {k: np.zeros(shape, dt) for k, shape in _switch_shapes(spec).items()}
+    return state | switches | feedback_weights(spec, state)
 
 
 def feedback_weights(spec: SpikingSpec, state: dict) -> dict[str, np.ndarray]:
@@ -423,4 +465,20 @@ def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
         }
     for l in range(1, L):
         shapes[f"B{l}"] = (sizes[spec.feedback_source(l)], sizes[l])
+    return shapes | _switch_shapes(spec)
+
+
+def _switch_shapes(spec: SpikingSpec) -> dict[str, tuple[int]]:
+    """The one-stream state the switches add: spiking modulators and delay lines (slot-major: the
+    n values of 1, 2, … D steps ago; spikes: e⁺'s D slots, then e⁻'s)."""
+    sizes, L, shapes = spec.sizes, spec.n_layers, {}
+    if spec.coding.spikes:
+        shapes |= {f"m{l}": (sizes[l],) for l in range(1, L)}
+    if spec.forward_delay:
+        shapes |= {f"fq{l}": (spec.forward_delay * sizes[l],) for l in range(L)}
+    if spec.feedback_delay:
+        lines = 2 if spec.coding.spikes else 1
+        shapes |= {
+            f"bq{s}": (lines * spec.feedback_delay * sizes[s],) for s in spec.feedback_sources
+        }
     return shapes

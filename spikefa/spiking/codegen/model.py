@@ -25,122 +25,123 @@ from spikefa.spiking.spec import SpikingSpec
 
 class CompiledModel:
     """Everything the batched engine computes, built from the strings of `equations.py` (and the
-    spec's own rules): call the blocks with a layer's variables; see `fast.step` for the order."""
+    spec's own rules): call the blocks with a layer's variables; see `fast.step` for the order.
+
+    `update[l]`, `spike[l]`: layer l's state update and its threshold and resets (one block where
+    they can share a loop); `arrival[l]`: with a forward delay, the reset (the trace's jump) of the
+    spikes that reach layer l's synapses; `error_spike`: the threshold of the error units."""
 
     def __init__(self, spec: SpikingSpec, xp=np, loops: bool = False):
         self.spec, self.xp, self.loops = spec, xp, loops
-        consts = constants(spec)
+        self.consts = constants(spec)
         L = spec.n_layers
         self.kinds = ["input"] + ["hidden"] * (L - 1) + ["output"]
-        # PSPs and traces: exact one-step solutions of the layers' differential equations
+        self.beta, self.update, self.spike, self.arrival = {}, [], [], []
+        for l, kind in enumerate(self.kinds):
+            self._layer(l, kind)
+        self._neuron_blocks()
+        self._forward_synapses()
+        self._plasticity()
+        self._feedback()
+
+    def _block(self, statements, kind: str, where: str, **kw) -> Block:
+        names, shared = layer_variables(kind)
+        return Block(
+            statements,
+            names,
+            shared,
+            PER_NEURON,
+            self.consts,
+            where,
+            self.xp,
+            loops=self.loops,
+            **kw,
+        )
+
+    def _state_update(self, l: int, kind: str) -> list:
+        """The exact one-step solutions of a layer's differential equations; the PSP's β rides on
+        the forward product (`beta[l]`), the rest of it is this step's drive."""
         from brian2 import Equations
 
-        self.beta, spike_blocks = {}, []
-        for l, kind in enumerate(self.kinds):
-            names, shared = layer_variables(kind)
-            text = {"input": eq.INPUT, "hidden": eq.HIDDEN, "output": eq.OUTPUT}[kind]
-            stmts = []
-            for var, e in Equations(text).items():
-                if e.type == "differential equation":
-                    beta, drive = exact_step(
-                        var, parse_expr(str(e.expr), f"{kind} d{var}/dt"), consts, f"{kind} layer"
-                    )
-                    if var == "u":  # β rides on the forward product; the rest is this step's drive
-                        self.beta[l] = beta
-                        if drive != 0:
-                            stmts.append((var, "+=", drive))
-                    else:
-                        stmts.append(
-                            (var, "=", sympy.Float(beta) * sympy.Symbol(var, real=True) + drive)
-                        )
-            spike_blocks.append(stmts)
-        per_neuron = frozenset({"bias"})
-        # per layer: the state update, then (layers 0 … L−1) spikes and their resets — one block where
-        # the threshold needs no transcendental function of what the update writes, else two
-        self.update, self.spike = [], []
-        for l, kind in enumerate(self.kinds):
-            names, shared = layer_variables(kind)
-            args = (names, shared, per_neuron, consts)
-            update = spike_blocks[l]
-            if kind == "output":
-                self.update.append(Block(update, *args, f"{kind} layer", xp, loops=loops))
-                self.spike.append(None)
+        stmts = []
+        text = eq.layer_equations(kind, self.spec.error_coding)
+        for var, e in Equations(text).items():
+            if e.type != "differential equation":
                 continue
-            cond = parse_expr(
-                (eq.INPUT_SPIKE if kind == "input" else eq.SPIKE).format(noise=NOISE),
-                f"{kind} threshold",
-            )
-            resets = statements(eq.TRACE_ON_SPIKE, f"{kind} reset")
-            written = {v for v, _, _ in update}
-            split = any(
-                is_transcendental(e) and {x.name for x in e.free_symbols} & written
-                for top in (cond, *[r for *_, r in resets])
-                for e in sympy.preorder_traversal(top)
-            )
-            if split:
-                self.update.append(Block(update, *args, f"{kind} layer", xp, loops=loops))
-                self.spike.append(
-                    Block(
-                        [],
-                        *args,
-                        f"{kind} threshold",
-                        xp,
-                        threshold=cond,
-                        resets=resets,
-                        loops=loops,
-                    )
-                )
+            where = f"{kind} d{var}/dt"
+            beta, drive = exact_step(var, parse_expr(str(e.expr), where), self.consts, kind)
+            if var == "u":
+                self.beta[l] = beta
+                if drive != 0:
+                    stmts.append((var, "+=", drive))
             else:
-                self.update.append(None)
-                self.spike.append(
-                    Block(
-                        update,
-                        *args,
-                        f"{kind} layer",
-                        xp,
-                        threshold=cond,
-                        resets=resets,
-                        loops=loops,
-                    )
-                )
-        hidden_names, hidden_shared = layer_variables("hidden")
-        out_names, out_shared = layer_variables("output")
-        self.output_error = Block(
-            statements(eq.OUTPUT_ERROR, "output error"),
-            out_names,
-            out_shared,
-            per_neuron,
-            consts,
-            "output error",
-            xp,
-            loops=loops,
+                stmts.append((var, "=", sympy.Float(beta) * sympy.Symbol(var, real=True) + drive))
+        return stmts
+
+    def _layer(self, l: int, kind: str) -> None:
+        """Layer l's state update, then (layers 0 … L−1) its spikes and their resets: one block where
+        the threshold needs no transcendental function of what the update writes, else two. With a
+        forward delay the resets (the trace's jump) act on the spikes as they arrive."""
+        update = self._state_update(l, kind)
+        if kind == "output":
+            self.update.append(self._block(update, kind, f"{kind} layer"))
+            self.spike.append(None)
+            return
+        cond = parse_expr(
+            (eq.INPUT_SPIKE if kind == "input" else eq.SPIKE).format(noise=NOISE),
+            f"{kind} threshold",
         )
-        self.hidden_delta = Block(
-            statements(eq.HIDDEN_DELTA, "δ"),
-            hidden_names,
-            hidden_shared,
-            per_neuron,
-            consts,
-            "δ",
-            xp,
-            loops=loops,
+        resets = statements(eq.TRACE_ON_SPIKE, f"{kind} reset")
+        delayed = bool(self.spec.forward_delay)
+        self.arrival.append(
+            self._block([], kind, f"{kind} arrival", resets=resets) if delayed else None
         )
+        resets = () if delayed else resets
+        written = {v for v, _, _ in update}
+        split = any(
+            is_transcendental(e) and {x.name for x in e.free_symbols} & written
+            for top in (cond, *[r for *_, r in resets])
+            for e in sympy.preorder_traversal(top)
+        )
+        self.update.append(self._block(update, kind, f"{kind} layer") if split else None)
+        self.spike.append(
+            self._block(
+                [] if split else update,
+                kind,
+                f"{kind} threshold" if split else f"{kind} layer",
+                threshold=cond,
+                resets=resets,
+            )
+        )
+
+    def _neuron_blocks(self) -> None:
+        """The per-neuron statements: output error, δ, bias plasticity, error units."""
+        self.output_error = self._block(
+            statements(eq.OUTPUT_ERROR, "output error"), "output", "output error"
+        )
+        self.hidden_delta = self._block(statements(eq.HIDDEN_DELTA, "δ"), "hidden", "δ")
         self.bias_plasticity = {
-            kind: Block(
-                statements(eq.BIAS_PLASTICITY, "bias plasticity"),
-                *layer_variables(kind),
-                per_neuron,
-                consts,
-                "bias plasticity",
-                xp,
-                loops=loops,
+            kind: self._block(
+                statements(eq.BIAS_PLASTICITY, "bias plasticity"), kind, "bias plasticity"
             )
             for kind in ("hidden", "output")
         }
-        # synapses: the forward on_pre, the summed feedback, the plasticity of w
+        self.error_spike = (
+            self._block(
+                [],
+                "error",
+                "error units",
+                threshold=parse_expr(eq.ERROR_SPIKE.format(noise=NOISE), "error units"),
+            )
+            if self.spec.coding.spikes
+            else None
+        )
+
+    def _forward_synapses(self) -> None:
+        """α of each forward on_pre, u_post += α·w."""
         self.alpha = {}
-        for l in range(1, L + 1):
-            syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], consts)
+        for l in range(1, self.spec.n_layers + 1):
+            syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], self.consts)
             ((var, op, expr),) = statements(eq.FORWARD_ON_PRE, "forward on_pre")
             (t,) = syn.terms(expr, "forward on_pre", eq.FORWARD_ON_PRE)
             if (
@@ -155,38 +156,46 @@ class CompiledModel:
                     f"forward on_pre {eq.FORWARD_ON_PRE!r} must add a constant times w to u_post"
                 )
             self.alpha[l] = float(t.coeff)
-        self.plasticity_text = eq.plasticity_rule(spec)
+
+    def _plasticity(self) -> None:
+        """The products of the plasticity of w; a rule that vanishes with η is skipped while η = 0
+        (evaluation, the plasticity gate)."""
+        self.plasticity_text = eq.plasticity_rule(self.spec)
+        increment = _increment(self.plasticity_text, "w", "plasticity")
         self.plasticity = {}
-        for l in range(1, L + 1):
-            syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], consts)
-            self.plasticity[l] = products(
-                syn,
-                syn.terms(
-                    _increment(self.plasticity_text, "w", "plasticity"),
-                    "plasticity",
-                    self.plasticity_text,
-                ),
-                xp,
-                sparse=False,
-            )
-        # a rule that vanishes with η is skipped while η = 0 (evaluation, the plasticity gate)
-        self.plasticity_needs_eta = _vanishes_without_eta(
-            _increment(self.plasticity_text, "w", "plasticity"), consts
-        )
+        for l in range(1, self.spec.n_layers + 1):
+            syn = Synaptic("w", self.kinds[l - 1], self.kinds[l], self.consts)
+            terms = syn.terms(increment, "plasticity", self.plasticity_text)
+            self.plasticity[l] = products(syn, terms, self.xp, sparse=False)
+        self.plasticity_needs_eta = _vanishes_without_eta(increment, self.consts)
         self.bias_needs_eta = all(
-            _vanishes_without_eta(e, consts) for _, _, e in statements(eq.BIAS_PLASTICITY, "bias")
+            _vanishes_without_eta(e, self.consts)
+            for _, _, e in statements(eq.BIAS_PLASTICITY, "bias")
         )
+
+    def _feedback(self) -> None:
+        """The products of the feedback: the summed modulator (analog error), read from the layer
+        that sends δ or from its delay line, or the modulator's increment per error spike."""
+        spec = self.spec
         self.feedback_text = eq.feedback_rule(spec)
-        self.feedback = {}
-        for l in range(1, L):
-            syn = Synaptic("B", self.kinds[spec.feedback_source(l)], self.kinds[l], consts)
-            self.feedback[l] = products(
-                syn, _summed(self.feedback_text, syn), xp, sparse=spec.mode.sparse
-            )
+        self.feedback, self.feedback_accumulates = {}, spec.coding.spikes
+        pre_kind = "error" if spec.coding.spikes else "line" if spec.feedback_delay else None
+        for l in range(1, spec.n_layers):
+            source = pre_kind or self.kinds[spec.feedback_source(l)]
+            syn = Synaptic("B", source, self.kinds[l], self.consts)
+            terms = _summed(self.feedback_text, syn)
+            if spec.coding.spikes:
+                text = eq.feedback_on_spike(self.feedback_text)
+                ((_, _, expr),) = statements(text, "feedback per error spike")
+                terms = syn.terms(expr, "feedback per error spike", text)
+            self.feedback[l] = products(syn, terms, self.xp, sparse=spec.mode.sparse)
         # f(B) is computed once per run, unless B changes (it follows w, or is drawn afresh) and f is not B itself
         self.feedback_fixed = not (spec.mode.transport or spec.mode.redraw) or all(
             p.syn.fn is None for ps in self.feedback.values() for p in ps
         )
+
+
+PER_NEURON = frozenset({"bias"})  # shared by the streams
 
 
 def _vanishes_without_eta(expr, consts) -> bool:
@@ -235,32 +244,30 @@ def compile_model(
     loops. Cached: a model compiles once per process."""
     loops = xp_name == "numpy" if loops is None else loops
     # only these fields shape the compiled code
-    key = (
-        spec.n_layers,
-        spec.reading,
-        spec.time_constant,
-        spec.weight_decay,
-        spec.feedback,
-        spec.plasticity,
-        spec.feedback_rule,
+    key = tuple((k, getattr(spec, k)) for k in _SHAPING) + (
+        ("forward_delay", min(spec.forward_delay, 1)),  # a delay line or none; its length is data
+        ("feedback_delay", min(spec.feedback_delay, 1)),
     )
-    return _compile(key, xp_name, loops)
+    return _compile(key, len(spec.sizes), xp_name, loops)
+
+
+_SHAPING = (
+    "reading",
+    "time_constant",
+    "weight_decay",
+    "feedback",
+    "plasticity",
+    "feedback_rule",
+    "error_coding",
+    "modulator_time_constant",
+)
 
 
 @functools.lru_cache(maxsize=64)
-def _compile(key, xp_name: str, loops: bool) -> CompiledModel:
+def _compile(key, n_sizes: int, xp_name: str, loops: bool) -> CompiledModel:
     import importlib
 
-    L, reading, time_constant, weight_decay, feedback, plasticity, feedback_rule = key
-    spec = SpikingSpec(
-        sizes=(1,) * (L + 1),
-        reading=reading,
-        time_constant=time_constant,
-        weight_decay=weight_decay,
-        feedback=feedback,
-        plasticity=plasticity,
-        feedback_rule=feedback_rule,
-    )
+    spec = SpikingSpec(sizes=(1,) * n_sizes, steps_per_image=1, **dict(key))
     return CompiledModel(spec, importlib.import_module(xp_name), loops)
 
 

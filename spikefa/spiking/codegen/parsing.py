@@ -51,10 +51,11 @@ def statements(text: str, where: str) -> list[tuple[str, str, object]]:
 
 @functools.cache
 def layer_variables(kind: str) -> tuple[frozenset, frozenset]:
-    """(every variable, the shared ones) of a layer kind, read from its Brian2 equations."""
+    """(every variable, the shared ones) of a group kind (`equations.layer_equations`), read from
+    its Brian2 equations."""
     from brian2 import Equations
 
-    eqs = Equations({"input": eq.INPUT, "hidden": eq.HIDDEN, "output": eq.OUTPUT}[kind])
+    eqs = Equations(eq.layer_equations(kind))
     return frozenset(eqs.names), frozenset(n for n, e in eqs.items() if "shared" in e.flags)
 
 
@@ -64,6 +65,8 @@ def constants(spec: SpikingSpec) -> dict[str, float]:
         "tau": spec.tau_steps,
         "decay": spec.decay,
         "weight_decay": spec.weight_decay,
+        "tau_mod": spec.modulator_time_constant,
+        "mod_decay": spec.modulator_decay,
         "dt": 1.0,
     }
 
