@@ -140,7 +140,7 @@ class BrianNetwork(BrianModel):
 
     @contextlib.contextmanager
     def _user_rule_errors(self):
-        """Brian2's own error about a user's rule, as one line."""
+        """Brian2's own error about a user's rule (the first cause of it), as one line."""
         try:
             yield
         except SpikefaError:
@@ -148,9 +148,12 @@ class BrianNetwork(BrianModel):
         except Exception as exc:
             if not (self.spec.plasticity or self.spec.feedback_rule):
                 raise
+            cause = exc  # Brian2 wraps the error in the object that met it
+            while cause.__cause__ or cause.__context__:
+                cause = cause.__cause__ or cause.__context__
             raise SpikefaError(
                 f"Brian2 cannot run the rules plasticity={self.spec.plasticity!r} "
-                f"feedback={self.spec.feedback_rule!r}: {' '.join(str(exc).split())[:300]}"
+                f"feedback={self.spec.feedback_rule!r}: {' '.join(str(cause).split())[:300]}"
             ) from None
 
     # ---------------------------------------------------------------- running
@@ -249,9 +252,10 @@ class BrianNetwork(BrianModel):
                 for ta, v in timed.items():
                     ta.values[:] = v
                 start = time.perf_counter()
-                self.net.run(
-                    n * self.spec.steps_per_image * b2.ms, namespace={}, profile=self.profile
-                )
+                with self._user_rule_errors():  # the runtime devices generate code at the first run
+                    self.net.run(
+                        n * self.spec.steps_per_image * b2.ms, namespace={}, profile=self.profile
+                    )
                 self.last_run_seconds = time.perf_counter() - start
         return self._read_state(state), self._recording()
 
