@@ -277,10 +277,58 @@ def test_bad_spiking_config_exits_2(capsys, tmp_path):
         ('reading="both"', "reading"),
         ("device=quantum", "device"),
         ("batch=0", "batch"),
+        ("feedback_delay=11", "feedback_delay must be in 0..steps_per_image (10), got 11"),
+        ('error_coding="bursts"', "error_coding must be one of analog, spikes"),
     ):
         assert main(["run", "fig4_spiking", "--set", item, "--out", str(tmp_path / "r")]) == 2
         assert word in capsys.readouterr().err
+    spiking_bp = ["--set", 'algorithms=["fa","bp"]', "--set", 'error_coding="spikes"']
+    assert main(["run", "fig4_spiking", *spiking_bp, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "feedback bp changes B at every step" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_biology_switches_enter_the_recipe_only_when_set():
+    """Runs and checkpoints made before the switches existed keep their identity."""
+    from spikefa import config
+    from spikefa.spiking.recipe import recipe
+
+    switches = ("error_coding", "modulator_time_constant", "forward_delay", "feedback_delay")
+    plain = config.resolve("fig4_spiking")
+    assert not set(switches) & set(recipe(plain, "fa")["spec"])
+    assert all(plain[k] == getattr(SpikingSpec(), k) for k in switches)  # the spec's defaults
+    spec = recipe(
+        config.resolve("fig4_spiking", ['error_coding="spikes"', "feedback_delay=2"]), "fa"
+    )
+    assert spec["spec"]["error_coding"] == "spikes" and spec["spec"]["feedback_delay"] == 2
+    assert "forward_delay" not in spec["spec"]
+
+
+def test_a_run_with_spikes_and_delays_resumes_to_the_same_weights(tmp_path, data_folder):
+    """Error spikes, modulators and delay lines travel with the checkpoint: a resumed run ends with
+    exactly the state of an uninterrupted one."""
+    sets = TINY + [
+        "engine=fast",
+        "batch=3",
+        'error_coding="spikes"',
+        "forward_delay=1",
+        "feedback_delay=2",
+        "validation.every_images=40",
+        "train.epochs=2",
+        "keep_snapshots=true",
+    ]
+    runner.run("fig4_spiking", sets, tmp_path / "whole", data=str(data_folder))
+    (tmp_path / "pieces").mkdir()
+    (tmp_path / "pieces" / "fa.npz").write_bytes(
+        (tmp_path / "whole" / "snapshots" / "fa-00000120.npz").read_bytes()
+    )
+    runner.run("fig4_spiking", sets, tmp_path / "pieces", data=str(data_folder), resume=True)
+    spec, whole, _ = load_checkpoint(tmp_path / "whole" / "fa.npz")
+    _, pieces, _ = load_checkpoint(tmp_path / "pieces" / "fa.npz")
+    assert spec.error_coding == "spikes" and {"m1", "fq0", "bq3"} <= set(whole)
+    for k in whole:
+        np.testing.assert_array_equal(whole[k], pieces[k], err_msg=k)
 
 
 def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder):
