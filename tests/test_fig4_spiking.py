@@ -305,41 +305,25 @@ def test_biology_switches_enter_the_recipe_only_when_set():
     assert "forward_delay" not in spec["spec"]
 
 
-def test_a_run_with_spikes_and_delays_resumes_to_the_same_weights(tmp_path, data_folder):
-    """Error spikes, modulators and delay lines travel with the checkpoint: a resumed run ends with
-    exactly the state of an uninterrupted one."""
-    sets = TINY + [
-        "engine=fast",
-        "batch=3",
-        'error_coding="spikes"',
-        "forward_delay=1",
-        "feedback_delay=2",
-        "validation.every_images=40",
-        "train.epochs=2",
-        "keep_snapshots=true",
-    ]
-    runner.run("fig4_spiking", sets, tmp_path / "whole", data=str(data_folder))
-    (tmp_path / "pieces").mkdir()
-    (tmp_path / "pieces" / "fa.npz").write_bytes(
-        (tmp_path / "whole" / "snapshots" / "fa-00000120.npz").read_bytes()
+@pytest.mark.parametrize(
+    "switches",
+    [[], ['error_coding="spikes"', "forward_delay=1", "feedback_delay=2"]],
+    ids=["plain", "spikes-and-delays"],
+)
+def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder, switches):
+    """A checkpoint carried to another folder (or machine) continues its recipe bit for bit, with
+    the error spikes, modulators and delay lines of the switches in it."""
+    fast = (
+        TINY
+        + switches
+        + [
+            "engine=fast",
+            "batch=3",
+            "validation.every_images=40",
+            "train.epochs=2",
+            "keep_snapshots=true",
+        ]
     )
-    runner.run("fig4_spiking", sets, tmp_path / "pieces", data=str(data_folder), resume=True)
-    spec, whole, _ = load_checkpoint(tmp_path / "whole" / "fa.npz")
-    _, pieces, _ = load_checkpoint(tmp_path / "pieces" / "fa.npz")
-    assert spec.error_coding == "spikes" and {"m1", "fq0", "bq3"} <= set(whole)
-    for k in whole:
-        np.testing.assert_array_equal(whole[k], pieces[k], err_msg=k)
-
-
-def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder):
-    """A checkpoint carried to another folder (or machine) continues its recipe bit for bit."""
-    fast = TINY + [
-        "engine=fast",
-        "batch=3",
-        "validation.every_images=40",
-        "train.epochs=2",
-        "keep_snapshots=true",
-    ]
     runner.run("fig4_spiking", fast, tmp_path / "whole", data=str(data_folder))
     (tmp_path / "pieces").mkdir()
     (tmp_path / "pieces" / "fa.npz").write_bytes(
@@ -349,7 +333,8 @@ def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder):
     _, whole, meta_w = load_checkpoint(tmp_path / "whole" / "fa.npz")
     _, pieces, meta_p = load_checkpoint(tmp_path / "pieces" / "fa.npz")
     for k in whole:
-        np.testing.assert_array_equal(whole[k], pieces[k])
+        np.testing.assert_array_equal(whole[k], pieces[k], err_msg=k)
+    assert not switches or {"m1", "fq0", "bq3"} <= set(whole)
     assert meta_w["curve"] == meta_p["curve"] and meta_p["images_seen"] == 240
     summary = json.loads((tmp_path / "pieces" / "summary.json").read_text())
     assert summary["results"]["fa"]["epochs"] == 2.0
