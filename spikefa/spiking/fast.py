@@ -4,13 +4,18 @@ Each of `batch` independent streams has its own PSPs and traces (arrays batch ×
 shared and the weight changes of all streams add up, so a batch of 1 is exactly the single-stream
 model of `brian.py`. Every element-wise statement and every factor of every matrix product is
 compiled from the strings of `equations.py` (and the spec's own rules) by `codegen`; this module
-only orders them, as `brian.BrianNetwork._schedule` does:
+only orders them, as `brian_model.BrianModel._schedule` does:
 
   1. bottom-up, l = 0 … L−1: layer l's state update (the exact step of its differential equations;
      for l ≥ 1 the PSP's own decay was already applied below), threshold, reset; then
      u_{l+1} ← β·u_{l+1} + α·s_l w_{l+1}   (one product: β the PSP decay, α from the forward on_pre)
+     — with a forward delay s_l is the oldest slot of layer l's delay line, its arrival makes the
+     trace jump, and the line then takes in this step's spikes
   2. the output's state update and error; top-down, l = L−1 … 1: the summed feedback variable mod_l
-     (matrix products of the presynaptic δs with f(B_l)), then δ_l
+     (matrix products of the presynaptic δs with f(B_l)), then δ_l — with spiking error, the error
+     units of each layer that sends δ down fire once it is known, and mod_l, a state, grows by the
+     products of their spikes; with a feedback delay the products read the oldest slot of the
+     sender's delay line, and the lines take in this step's δs or error spikes at the end
   3. plasticity: each term of the rule is a matrix product of (presynaptic) × (postsynaptic)
      factors over the streams, times f(w); the bias learns from its increments summed over streams
      (bp mode: B_l is a view of w_{l+1}ᵀ, so it follows)
