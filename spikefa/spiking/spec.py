@@ -216,7 +216,7 @@ class SpikingSpec:
         return self.n_layers if self.mode.source == "output" else l + 1
 
     def describe(self) -> str:
-        defaults = SpikingSpec.__dataclass_fields__
+        defaults = SpikingSpec().to_dict()  # the switches at their defaults are left out
         rules = "".join(
             f", {k} {getattr(self, k)!r}"
             for k in (
@@ -224,12 +224,13 @@ class SpikingSpec:
                 "feedback_rule",
                 "plasticity_delay",
                 "error_coding",
+                "modulator_time_constant",
                 "forward_delay",
                 "feedback_delay",
                 "refractory_steps",
                 "dale",
             )
-            if getattr(self, k) != defaults[k].default
+            if getattr(self, k) != defaults[k]
         )
         return (
             f"{'-'.join(map(str, self.sizes))}, reading {self.reading!r} (decay {self.decay:.4g}/step, "
