@@ -277,23 +277,49 @@ def test_bad_spiking_config_exits_2(capsys, tmp_path):
         ('reading="both"', "reading"),
         ("device=quantum", "device"),
         ("batch=0", "batch"),
+        ("feedback_delay=11", "feedback_delay must be in 0..steps_per_image (10), got 11"),
+        ('error_coding="bursts"', "error_coding must be one of analog, spikes"),
     ):
         assert main(["run", "fig4_spiking", "--set", item, "--out", str(tmp_path / "r")]) == 2
         assert word in capsys.readouterr().err
+    spiking_bp = ["--set", 'algorithms=["fa","bp"]', "--set", 'error_coding="spikes"']
+    assert main(["run", "fig4_spiking", *spiking_bp, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "feedback bp changes B at every step" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_biology_switches_enter_the_recipe_only_when_set():
+    """Runs and checkpoints made before the switches existed keep their identity."""
+    from spikefa import config
+    from spikefa.spiking.recipe import recipe
+    from spikefa.spiking.switches import SWITCHES as KEYS
+
+    plain = config.resolve("fig4_spiking")
+    assert not set(KEYS) & set(recipe(plain, "fa")["spec"])
+    assert all(plain[k] == SpikingSpec().to_dict()[k] for k in KEYS)  # the spec's defaults
+    spec = recipe(
+        config.resolve("fig4_spiking", ['error_coding="spikes"', "feedback_delay=2"]), "fa"
+    )
+    assert spec["spec"]["error_coding"] == "spikes" and spec["spec"]["feedback_delay"] == 2
+    assert "forward_delay" not in spec["spec"] and "dale" not in spec["spec"]
 
 
 SWITCHES = [
     "dale={excitatory=0.8}",
     "refractory_steps=1",
     'plasticity="delig/dt = (p_pre - elig) / (5 * ms); w += eta_post * delta_post * elig"',
+    'error_coding="spikes"',
+    "forward_delay=1",
+    "feedback_delay=2",
 ]
 
 
-@pytest.mark.parametrize("switches", [[], SWITCHES], ids=["plain", "dale-refractory-elig"])
+@pytest.mark.parametrize("switches", [[], SWITCHES], ids=["plain", "all-switches"])
 def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder, switches):
     """A checkpoint carried to another folder (or machine) continues its recipe bit for bit, with
-    the switches' stream state (refractory countdowns, eligibility traces) too."""
+    the switches' stream state (refractory countdowns, eligibility traces, modulators, error spikes
+    and delay lines) too."""
     fast = TINY + [
         "engine=fast",
         "batch=3",
@@ -314,7 +340,8 @@ def test_a_copied_checkpoint_resumes_to_the_same_weights(tmp_path, data_folder, 
         {"refr", "trace_elig_pre"} if switches else set()
     )
     for k in whole:
-        np.testing.assert_array_equal(whole[k], pieces[k])
+        np.testing.assert_array_equal(whole[k], pieces[k], err_msg=k)
+    assert not switches or {"m1", "fq0", "bq3"} <= set(whole)
     assert meta_w["curve"] == meta_p["curve"] and meta_p["images_seen"] == 240
     summary = json.loads((tmp_path / "pieces" / "summary.json").read_text())
     assert summary["results"]["fa"]["epochs"] == 2.0

@@ -1,8 +1,9 @@
 """Conformance of the two engines: the same pre-drawn uniforms into the Brian2 network (numpy runtime
 device) and the batched engine, compared step by step — PSPs, modulators, δs, output rates and
-spikes at every step, weights, biases, feedback weights and traces after every image — for every
-feedback mode, both readings of the time constant, weight decay, the plasticity gate, user rules,
-float64 and float32, and a batch of streams against the same streams run one by one.
+spikes at every step, weights, biases, feedback weights, traces and delay lines after every image —
+for every feedback mode, both readings of the time constant, weight decay, the plasticity gate,
+user rules, float64 and float32, and a batch of streams against the same streams run one by one;
+the switches towards biology in `test_spiking_conformance_switches.py`, with the helpers here.
 
 Tolerances: float64 agrees to rtol 1e-8 (the engines sum the same terms in another order); float32
 to rtol 2e-4, atol 2e-5 (single-precision rounding over a few dozen steps). Spikes agree exactly.
@@ -17,8 +18,7 @@ from spikefa.errors import SpikefaError
 from spikefa.spiking import codegen, equations, fast
 from spikefa.spiking.brian import BrianNetwork
 from spikefa.spiking.codegen import eligibility
-from spikefa.spiking.dale import dale_signs
-from spikefa.spiking.spec import SpikingSpec, initial_state
+from spikefa.spiking.spec import SpikingSpec, initial_state, is_stream_var
 from spikefa.spiking.training import FastRunner
 
 SIZES = (12, 9, 7, 3)
@@ -30,21 +30,6 @@ PSP_GATED = "w += eta_post * delta_post * p_pre * int(u_post > 0)"
 WEIGHT_DEPENDENT = "w += eta_post * delta_post * p_pre * (1 - w**2)"
 DISTRIBUTES = "w += eta_post * (delta_post + 0.5 * mod_post) * (p_pre - 0.1 * w)"
 SHIFTED_FEEDBACK = "mod_post = (B + 0.1) * delta_pre * (1 - tanh(u_post)**2) : 1 (summed)"
-# eligibility traces: a filtered presynaptic factor gated by the current modulator and slope (e-prop's
-# form), a filtered postsynaptic factor, a filtered sum of both sides, two traces; and one whose
-# factor multiplies both sides, which only Brian2 runs
-ELIG_PRE = "delig/dt = (p_pre - elig) / (3 * ms)\nw += eta_post * delta_post * elig"
-ELIG_POST = (
-    "delig/dt = (mod_post * (1 - tanh(u_post)**2) - elig) / (4 * ms)\nw += eta_post * p_pre * elig"
-)
-ELIG_SUM = (
-    "delig/dt = (p_pre + 0.5 * delta_post - elig) / (2 * ms)\nw += eta_post * mod_post * elig"
-)
-ELIG_TWO = (
-    "da/dt = (p_pre - a) / (3 * ms); db/dt = (delta_post - b) / (5 * ms)\n"
-    "w += eta_post * (delta_post * a + b * p_pre)"
-)
-ELIG_PRODUCT = "delig/dt = (p_pre * delta_post - elig) / (3 * ms)\nw += eta_post * mod_post * elig"
 
 
 def spec_(**kw):
@@ -58,7 +43,7 @@ def draws(spec, n_img, batch=1, seed=1):
     labels = rng.integers(0, spec.sizes[-1], (batch, n_img))
     uniforms = [
         rng.random((batch, n_img * spec.steps_per_image, n)).astype(spec.dtype)
-        for n in spec.sizes[:-1]
+        for _, n in spec.spiking_groups()
     ]
     return images, labels, uniforms
 
@@ -88,9 +73,9 @@ def brian_by_image(spec, state, images, labels, uniforms):
         )
         states.append(state)
         for t in range(T):
-            spikes = [np.zeros(spec.sizes[l]) for l in range(L)]
-            for l, (when, which) in rec.spikes.items():
-                spikes[l][which[when == t]] = 1
+            spikes = [np.zeros(n) for _, n in spec.spiking_groups()]
+            for k, (when, which) in rec.spikes.items():
+                spikes[k][which[when == t]] = 1
             steps.append(
                 {
                     "y": rec.y[t],
@@ -130,21 +115,20 @@ def traces_of(spec):
     return [(l, n) for l in range(1, spec.n_layers + 1) for n in names]
 
 
-def assert_conform(spec, n_img=5):
-    """Both engines agree step by step; returns the initial state, and the batched engine's states
-    after every image and records of every step."""
+def assert_conform(spec, n_img=5, state=None):
     L = spec.n_layers
     tol = TOL[spec.dtype]
-    state = initial_state(spec)
+    state = initial_state(spec) if state is None else state
     images, labels, uniforms = draws(spec, n_img)
     ref_states, ref_steps = brian_by_image(
         spec, state, images[0], labels[0], [u[0] for u in uniforms]
     )
     states, records = fast_by_image(spec, state, images, labels, uniforms)
+    groups = [name for name, _ in spec.spiking_groups()]
     for k, (ref, rec) in enumerate(zip(ref_steps, records)):
-        for l in range(L):
+        for g, name in enumerate(groups):
             np.testing.assert_array_equal(
-                rec.spikes[l][0], ref["spikes"][l], err_msg=f"spikes of layer {l}, step {k}"
+                rec.spikes[g][0], ref["spikes"][g], err_msg=f"spikes of {name}, step {k}"
             )
         close(rec.y[0], ref["y"], tol, f"output rates, step {k}")
         close(rec.delta[L][0], ref["delta_out"], tol, f"output error, step {k}")
@@ -231,21 +215,24 @@ def test_conformance_float32(mode, reading, plasticity):
     ],
 )
 def test_conformance_batch_is_streams_one_by_one(mode, plasticity, weight_decay):
+    spec = spec_(feedback=mode, plasticity=plasticity, weight_decay=weight_decay, steps_per_image=1)
+    assert_batch_conforms(spec, initial_state(spec))
+
+
+def assert_batch_conforms(spec, state):
     """A batch of 3 streams, one step, against each stream alone in Brian2: per-stream PSPs, δs and
     spikes agree, and the batch's weight change is the sum of the streams' changes."""
-    spec = spec_(feedback=mode, plasticity=plasticity, weight_decay=weight_decay, steps_per_image=1)
     tol = TOL[spec.dtype]
-    state = initial_state(spec)
     images, labels, uniforms = draws(spec, 1, batch=3)
     batch = fast.batch_state(spec, state, 3)
     _, (rec,) = fast.run(spec, batch, images, labels, uniforms=uniforms, record=True)
-    summed = {k: np.zeros_like(v) for k, v in state.items() if k[0] in "wbB"}
+    summed = {k: np.zeros_like(v) for k, v in state.items() if not is_stream_var(k)}
     for b in range(3):
         ref_states, (ref,) = brian_by_image(
             spec, state, images[b], labels[b], [u[b] for u in uniforms]
         )
-        for l in range(spec.n_layers):
-            np.testing.assert_array_equal(rec.spikes[l][b], ref["spikes"][l])
+        for g in range(len(spec.spiking_groups())):
+            np.testing.assert_array_equal(rec.spikes[g][b], ref["spikes"][g])
         for l in range(1, spec.n_layers):
             for key in ("u", "mod", "delta"):
                 close(
@@ -254,10 +241,11 @@ def test_conformance_batch_is_streams_one_by_one(mode, plasticity, weight_decay)
                     tol,
                     f"{key} of layer {l}, stream {b}",
                 )
-        for k in summed:
-            summed[k] += ref_states[0][k] - state[k]
-            if k[0] in "up":
+        for k in state:
+            if is_stream_var(k):
                 close(batch[k][b], ref_states[0][k], tol, f"{k}, stream {b}")
+            else:
+                summed[k] += ref_states[0][k] - state[k]
     for k in summed:
         close(np.asarray(batch[k]) - state[k], summed[k], tol, f"summed change of {k}")
     assert np.abs(summed["w1"]).max() > 0
@@ -324,104 +312,3 @@ def test_conformance_factorisable_rules_compile_to_few_products():
         len(codegen.compile_model(spec_(plasticity=DISTRIBUTES)).plasticity[1]) == 2
     )  # p·(δ+½mod) and w·(δ+½mod)
     assert dataclasses.replace(spec_(), plasticity="") == spec_()
-
-
-# ------------------------------------------------------------------------- biology switches
-def spike_trains(records, L):
-    """Spikes of layers 1 … L−1 of stream 0: one array steps × units per layer."""
-    return {l: np.array([r.spikes[l][0] for r in records]) for l in range(1, L)}
-
-
-@pytest.mark.parametrize(
-    "mode, reading, r",
-    [("fa", "tau", 1), ("dfa", "decay", 2), ("bp", "tau", 3), ("sparse_fa", "decay", 1)],
-)
-def test_conformance_refractory_steps(mode, reading, r):
-    """Refractoriness in both engines; every hidden unit stays silent for r steps after a spike."""
-    spec = spec_(feedback=mode, reading=reading, refractory_steps=r, init_scale=8.0)
-    _, _, records = assert_conform(spec, n_img=6)
-    gaps = []
-    for s in spike_trains(records, spec.n_layers).values():
-        for unit in s.T:
-            gaps += list(np.diff(np.flatnonzero(unit)))
-    assert min(gaps) == r + 1, "a spike r + 1 steps after the last is allowed, none sooner"
-
-
-def test_conformance_refractory_off_is_the_model_without_it():
-    """refractory_steps = 0 adds nothing: no countdown state, the same spikes as the plain model."""
-    spec = spec_(refractory_steps=0)
-    assert spec == spec_() and not any(k.startswith("refr") for k in initial_state(spec))
-    _, _, records = assert_conform(spec_(refractory_steps=1), n_img=3)
-    _, _, plain = assert_conform(spec, n_img=3)
-    trains, plain_trains = spike_trains(records, 3), spike_trains(plain, 3)
-    assert any(not np.array_equal(trains[l], plain_trains[l]) for l in trains)
-
-
-@pytest.mark.parametrize(
-    "mode, excitatory, feedback",
-    [("fa", 0.8, False), ("dfa", 0.5, True), ("bp", 0.7, False), ("sparse_fa", 0.6, True)],
-)
-def test_conformance_dale(mode, excitatory, feedback):
-    """Dale's law in both engines: every weight keeps the sign of its presynaptic unit while it
-    learns (some reach zero), and B too where asked."""
-    dale = {"excitatory": excitatory, "feedback": feedback}
-    spec = spec_(feedback=mode, dale=dale, eta=0.5)
-    state, states, _ = assert_conform(spec)
-    signs = dale_signs(spec)
-    for l in range(1, spec.n_layers + 1):
-        assert (signs[l - 1] == 1).sum() == round(excitatory * spec.sizes[l - 1])
-        for w in (state[f"w{l}"], states[-1][f"w{l}"]):
-            assert np.all(w * signs[l - 1][:, None] >= 0)
-    assert any(np.sum(states[-1][f"w{l}"] == 0) > np.sum(state[f"w{l}"] == 0) for l in (1, 2, 3))
-    for l in range(1, spec.n_layers) if feedback else ():
-        B = state[f"B{l}"] * signs[spec.feedback_source(l)][:, None]
-        assert np.all(B >= 0)
-
-
-@pytest.mark.parametrize(
-    "mode, rule, delay",
-    [("fa", ELIG_PRE, 0), ("dfa", ELIG_POST, 0), ("bp", ELIG_SUM, 0), ("sparse_fa", ELIG_TWO, 2)],
-)
-def test_conformance_elig_traces(mode, rule, delay):
-    """A rule's eligibility traces: per synapse in Brian2, per unit in the batched engine, the same
-    weights, and traces that carry over from image to image (also through the plasticity gate)."""
-    spec = spec_(feedback=mode, plasticity=rule, plasticity_delay=delay)
-    _, states, _ = assert_conform(spec)
-    last = {k: v[0] for k, v in states[-1].items() if k.startswith("trace_")}
-    for l, name in traces_of(spec):
-        assert np.abs(eligibility.per_synapse(last, name, l, (SIZES[l - 1], SIZES[l]))).max() > 0
-    assert len(codegen.compile_model(spec).plasticity[2]) <= 4  # matrix products, not per synapse
-
-
-@pytest.mark.parametrize(
-    "mode, switches",
-    [
-        ("fa", dict(dale={"excitatory": 0.8}, refractory_steps=1, plasticity=ELIG_SUM)),
-        ("bp", dict(dale={"excitatory": 0.6}, refractory_steps=2, plasticity=ELIG_PRE)),
-        ("dfa", dict(dale={"excitatory": 0.8, "feedback": True}, plasticity=ELIG_POST)),
-        ("fa", dict(refractory_steps=1, plasticity=ELIG_TWO, feedback_rule=SIGN_FEEDBACK)),
-    ],
-)
-def test_conformance_dale_refractory_elig_combined(mode, switches):
-    assert_conform(spec_(feedback=mode, weight_decay=0.1, **switches))
-
-
-@pytest.mark.parametrize("mode", ["fa", "dfa"])
-def test_conformance_dale_refractory_elig_float32(mode):
-    switches = dict(dale={"excitatory": 0.8}, refractory_steps=1, plasticity=ELIG_SUM)
-    assert_conform(spec_(feedback=mode, dtype="float32", **switches))
-
-
-def test_conformance_elig_product_runs_in_brian2_and_is_refused_in_one_line():
-    """A trace of a pre × post product needs one value per synapse and stream: Brian2 keeps it per
-    synapse, the batched engine refuses the rule in one line that names it."""
-    spec = spec_(plasticity=ELIG_PRODUCT)
-    with pytest.raises(SpikefaError, match="trace elig .* both change in time") as err:
-        FastRunner(spec, 4)
-    assert "\n" not in str(err.value) and repr(ELIG_PRODUCT) in str(err.value)
-    state = initial_state(spec)
-    assert state["trace_elig1"].shape == (SIZES[0] * SIZES[1],)
-    images, labels, uniforms = draws(spec, 3)
-    states, _ = brian_by_image(spec, state, images[0], labels[0], [u[0] for u in uniforms])
-    E = states[-1]["trace_elig2"].reshape(SIZES[1], SIZES[2])
-    assert np.linalg.matrix_rank(E) > 2  # not a sum of per-unit parts: it needs every synapse

@@ -23,7 +23,7 @@ def draws(spec, batch, n_img, seed=0):
     labels = rng.integers(0, spec.sizes[-1], (batch, n_img))
     uniforms = [
         rng.random((batch, n_img * spec.steps_per_image, n)).astype(spec.dtype)
-        for n in spec.sizes[:-1]
+        for _, n in spec.spiking_groups()
     ]
     return images, labels, uniforms
 

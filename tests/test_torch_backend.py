@@ -1,7 +1,8 @@
 """Conformance of the torch backend with the NumPy engine, on the CPU (on a GPU where PyTorch finds
 one): the same uniforms give the same run, to rounding in float64 and within a stated tolerance in
-float32, for every feedback mode, user rules, the plasticity gate, learning off, a resume, and an
-image's steps compiled into one call with its spike noise drawn inside."""
+float32, for every feedback mode, user rules, the plasticity gate, the spiking error pathway and
+delays, learning off, a resume, and an image's steps compiled into one call with its spike noise
+drawn inside."""
 
 import dataclasses
 
@@ -110,6 +111,20 @@ def test_conformance_torch_dale_refractory_elig(mode):
 def test_conformance_torch_user_feedback_rule():
     rule = "mod_post = (sign(B) + 0.1) * delta_pre * exp(-u_post**2) : 1 (summed)"
     assert_same(*both(spec_(feedback="sparse_fa", feedback_rule=rule)), F64)
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        dict(error_coding="spikes"),
+        dict(forward_delay=2, feedback_delay=3),
+        dict(error_coding="spikes", feedback="dfa", forward_delay=1, feedback_delay=2),
+    ],
+)
+def test_conformance_torch_spikes_and_delays(switches):
+    (s1, y1), (s2, y2) = both(spec_(**switches))
+    assert_same((s1, y1), (s2, y2), F64)
+    assert any(k.startswith(("m", "fq", "bq")) and s1[k].any() for k in s1)  # the switches at work
 
 
 def test_conformance_torch_learning_off():

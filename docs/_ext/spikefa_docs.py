@@ -210,7 +210,7 @@ def configs_page(configs_dir: Path) -> str:
 def _code_defaults(name: str) -> list[str]:
     """The keys of an experiment whose defaults live in code (the spiking model's switches)."""
     from spikefa.experiments import code_defaults
-    from spikefa.spiking.spec import SWITCHES
+    from spikefa.spiking.switches import SWITCHES
 
     defaults = code_defaults(name)
     if not defaults:

@@ -20,7 +20,7 @@ def get(name: str):
 
 # Keys whose defaults live in code rather than in the experiment's shipped TOML: the spiking model's
 # biology switches, whose defaults are the spec's own ("module:function" giving {key: default}).
-CODE_DEFAULTS = {"fig4_spiking": "spikefa.spiking.spec:switch_defaults"}
+CODE_DEFAULTS = {"fig4_spiking": "spikefa.spiking.switches:switch_defaults"}
 
 
 def code_defaults(name: str) -> dict:

@@ -73,9 +73,10 @@ def validate(cfg: dict) -> None:
         raise SpikefaError(
             f"frozen_layers must name weight layers 1..{len(cfg['sizes']) - 1}, got {cfg['frozen_layers']}"
         )
-    spec_for(cfg, cfg["algorithms"][0])  # the spec checks its own fields
-    for phase in schedule(cfg):
-        phase_spec(cfg, cfg["algorithms"][0], phase)
+    for mode in cfg["algorithms"]:  # the spec checks its own fields, for every mode and phase
+        spec_for(cfg, mode)
+        for phase in schedule(cfg):
+            phase_spec(cfg, mode, phase)
 
 
 def chunk_size(cfg: dict, *counts: int) -> int:

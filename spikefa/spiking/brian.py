@@ -3,7 +3,8 @@
 Build once for a fixed number of images per run; every `run()` starts at t = 0 from the `state`
 record it is given (weights, biases, PSPs, traces — see `spec.py`) and returns the state at the
 end, so training proceeds in chunks that can be checkpointed, and the same compiled network serves
-training (η > 0) and evaluation (η = 0). Devices:
+training (η > 0) and evaluation (η = 0). Its groups and synapses, and their order within a step,
+are made by `brian_model.BrianModel`. Devices:
 
 - "runtime": Brian2's runtime with Cython code generation; "numpy": runtime, NumPy code generation
   (no compiler start-up; handy for small networks and tests);
@@ -29,10 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spikefa.errors import SpikefaError
-from spikefa.spiking import equations as eq
-from spikefa.spiking.codegen import brian_rule, layer_variables, state_key, trace_shapes
-from spikefa.spiking.codegen.eligibility import kinds, per_synapse, per_unit
-from spikefa.spiking.dale import dale_signs
+from spikefa.spiking.brian_model import BrianModel
+from spikefa.spiking.codegen import state_key, trace_shapes
+from spikefa.spiking.codegen.eligibility import per_synapse, per_unit
 from spikefa.spiking.spec import SpikingSpec
 
 DEVICES = ("runtime", "numpy", "cpp_standalone", "cuda_standalone")
@@ -48,7 +48,9 @@ class Recording:
     traces: dict = field(
         default_factory=dict
     )  # layer → {"neurons", "u", "mod", "delta"} (neurons × steps)
-    spikes: dict = field(default_factory=dict)  # layer → (step, neuron) arrays
+    # spiking group (index in spec.spiking_groups(): layers 0 … L−1, then error units) →
+    # (step, neuron) arrays
+    spikes: dict = field(default_factory=dict)
 
 
 def _activate(device: str, directory: str | None, threads: int):
@@ -90,7 +92,7 @@ def _activate(device: str, directory: str | None, threads: int):
         brian2.prefs.codegen.target = "cython" if device == "runtime" else "numpy"
 
 
-class BrianNetwork:
+class BrianNetwork(BrianModel):
     """`plasticity`, `feedback` and `plasticity_delay`, when given, replace the spec's own rules and gate."""
 
     def __init__(
@@ -141,7 +143,7 @@ class BrianNetwork:
 
     @contextlib.contextmanager
     def _user_rule_errors(self):
-        """Brian2's own error about a user's rule, as one line."""
+        """Brian2's own error about a user's rule (the first cause of it), as one line."""
         try:
             yield
         except SpikefaError:
@@ -149,196 +151,13 @@ class BrianNetwork:
         except Exception as exc:
             if not (self.spec.plasticity or self.spec.feedback_rule):
                 raise
+            cause = exc  # Brian2 wraps the error in the object that met it
+            while cause.__cause__ or cause.__context__:
+                cause = cause.__cause__ or cause.__context__
             raise SpikefaError(
                 f"Brian2 cannot run the rules plasticity={self.spec.plasticity!r} "
-                f"feedback={self.spec.feedback_rule!r}: {' '.join(str(exc).split())[:300]}"
+                f"feedback={self.spec.feedback_rule!r}: {' '.join(str(cause).split())[:300]}"
             ) from None
-
-    # ---------------------------------------------------------------- construction
-    def _build(self) -> None:
-        import brian2 as b2
-
-        spec = self.spec
-        b2.prefs.core.default_float_dtype = np.dtype(spec.dtype).type
-        b2.defaultclock.dt = 1 * b2.ms
-        if self.device not in STANDALONE and not self.noise:
-            b2.seed(spec.seed)
-        ns = self._inputs()
-        self._neurons(ns)
-        self._synapses(ns)
-        self._monitors()
-        self._schedule()
-        self.net = b2.Network(
-            self.layers,
-            self.countdowns,
-            self.forward[1:],
-            self.feedback[1:],
-            self.out_monitor,
-            *self.trace_monitors.values(),
-            *self.spike_monitors.values(),
-        )
-
-    def _inputs(self) -> dict:
-        """The namespace: constants, and the TimedArrays of images, labels, the plasticity gate and
-        (with `noise`) the uniforms."""
-        import brian2 as b2
-
-        spec, dtype, n_img, sizes = (
-            self.spec,
-            np.dtype(self.spec.dtype),
-            self.images_per_run,
-            self.spec.sizes,
-        )
-        ns = {
-            "tau": spec.tau_steps * b2.ms,
-            "decay": spec.decay,
-            "weight_decay": spec.weight_decay,
-            "feedback_scale": spec.feedback_scale,
-            "refractory_steps": spec.refractory_steps,
-        }
-        self.images = b2.TimedArray(
-            np.zeros((n_img, sizes[0]), dtype), dt=spec.steps_per_image * b2.ms, name="images"
-        )
-        self.labels = b2.TimedArray(
-            np.zeros(n_img, np.int32), dt=spec.steps_per_image * b2.ms, name="labels"
-        )
-        gate = (np.arange(spec.steps_per_image) >= spec.plasticity_delay).astype(dtype)
-        self.plastic = b2.TimedArray(
-            np.tile(gate, n_img), dt=b2.ms, name="plastic"
-        )  # the plasticity_delay gate (equations.py)
-        ns.update(images=self.images, labels=self.labels, plastic=self.plastic)
-        self.uniforms = {}
-        if self.noise:
-            for l in range(spec.n_layers):  # input (0) and hidden layers draw spikes
-                self.uniforms[l] = b2.TimedArray(
-                    np.zeros((self.steps_per_run, sizes[l]), dtype), dt=b2.ms, name=f"uniforms_{l}"
-                )
-                ns[f"uniforms_{l}"] = self.uniforms[l]
-        return ns
-
-    def _neurons(self, ns: dict) -> None:
-        """One NeuronGroup per layer, under the spec's switches (equations.layer), and the
-        statements a layer runs at every step (the refractory countdown)."""
-        import brian2 as b2
-
-        spec, L = self.spec, self.spec.n_layers
-        self.layers, self.countdowns = [], []
-        for l, kind in enumerate(kinds(spec)):
-            name = {"input": "input", "hidden": f"hidden_{l}", "output": "output"}[kind]
-            fire = {}
-            if kind != "output":
-                noise = f"uniforms_{l}(t, i)" if self.noise else "rand()"
-                fire = dict(threshold=eq.threshold(kind, spec).format(noise=noise))
-                fire["reset"] = eq.on_spike(kind, spec)
-            group = b2.NeuronGroup(
-                spec.sizes[l], eq.layer(kind, spec), method="exact", namespace=ns, name=name, **fire
-            )
-            if eq.every_step(kind, spec):
-                self.countdowns.append(
-                    group.run_regularly(eq.every_step(kind, spec), name=f"every_step_{l}")
-                )
-            self.layers.append(group)
-        signs = dale_signs(spec)
-        for l in range(L) if signs is not None else ():
-            self.layers[l].ei = signs[l]
-
-    def _synapses(self, ns: dict) -> None:
-        """Forward synapses with the rule (its traces, Dale's law), feedback synapses, and the
-        per-neuron statements: δ, the output error, the bias plasticity."""
-        import brian2 as b2
-
-        spec, L = self.spec, self.spec.n_layers
-        traces, plasticity = brian_rule(spec)
-        self.trace_names = [line.split(":")[0].strip() for line in traces.splitlines()]
-        plasticity += ("\n" + eq.DALE) if spec.dale else ""
-        self.forward, self.plasticity = [None], []
-        for l in range(1, L + 1):
-            s = b2.Synapses(
-                self.layers[l - 1],
-                self.layers[l],
-                eq.FORWARD + "\n" + traces,
-                on_pre=eq.FORWARD_ON_PRE,
-                namespace=ns,
-                name=f"forward_{l}",
-            )
-            s.connect()  # all-to-all: synapse k = i·n_post + j
-            self.forward.append(s)
-            self.plasticity.append(s.run_regularly(plasticity, name=f"plasticity_{l}"))
-        self.feedback, self._fb_index, self.redraws = [None], [None], []
-        fb_eqs = eq.FEEDBACK_WEIGHT + "\n" + eq.feedback_rule(spec)
-        for l in range(1, L):
-            src = self.layers[spec.feedback_source(l)]
-            mirror = spec.mode.transport
-            f = b2.Synapses(
-                src,
-                self.layers[l],
-                fb_eqs + ("\n" + traces if mirror else ""),
-                namespace=ns,
-                name=f"feedback_{l}",
-            )
-            self.feedback.append(f)
-            if spec.mode.redraw:
-                self.redraws.append(f.run_regularly(eq.FEEDBACK_REDRAW, name=f"redraw_{l}"))
-            if mirror:  # the forward twin's postsynaptic layer is this group's presynaptic one
-                twin_post = layer_variables(kinds(spec)[l + 1], spec)[0]
-                self.plasticity.append(
-                    f.run_regularly(eq.mirror(plasticity, twin_post), name=f"mirror_{l}")
-                )
-        self.deltas = [None] + [
-            self.layers[l].run_regularly(eq.HIDDEN_DELTA, name=f"delta_{l}") for l in range(1, L)
-        ]
-        self.output_error = self.layers[L].run_regularly(eq.OUTPUT_ERROR, name="output_error")
-        self.plasticity += [
-            self.layers[l].run_regularly(eq.BIAS_PLASTICITY, name=f"bias_plasticity_{l}")
-            for l in range(1, L + 1)
-        ]
-
-    def _monitors(self) -> None:
-        import brian2 as b2
-
-        L = self.spec.n_layers
-        self.out_monitor = b2.StateMonitor(
-            self.layers[L], ["y", "delta"], record=True, when="end", name="out_monitor"
-        )
-        self.trace_monitors = {
-            l: b2.StateMonitor(
-                self.layers[l],
-                ["u", "mod", "delta"],
-                record=n,
-                when="end",
-                name=f"trace_monitor_{l}",
-            )
-            for l, n in self.trace_neurons.items()
-        }
-        self.spike_monitors = (
-            {l: b2.SpikeMonitor(self.layers[l], name=f"spike_monitor_{l}") for l in range(L)}
-            if self.record_spikes
-            else {}
-        )
-
-    def _schedule(self) -> None:
-        """The order of operations within one step (SCHEDULE), set explicitly on every object."""
-        L, order = self.spec.n_layers, itertools.count()
-
-        def place(*objs):
-            for obj in objs:
-                obj.when, obj.order = "groups", next(order)
-
-        # 1. every PSP and trace decays by one step (exact integration); refractory countdowns
-        place(*(g.state_updater for g in self.layers), *self.countdowns)
-        # 2. forward sweep, bottom-up: layer l−1 spikes, its trace jumps, its spikes enter layer l's PSP
-        for l in range(L):
-            place(
-                self.layers[l].thresholder["spike"],
-                self.layers[l].resetter["spike"],
-                self.forward[l + 1].pre,
-            )
-        # 3. output error, then δ travels down the feedback synapses (all within this step)
-        place(self.output_error, *self.redraws)
-        for l in reversed(range(1, L)):
-            place(self.feedback[l].summed_updaters["mod_post"], self.deltas[l])
-        # 4. three-factor plasticity of every forward synapse and bias (and B's mirror in bp mode)
-        place(*self.plasticity)
 
     # ---------------------------------------------------------------- running
     def _feedback_pairs(self, l: int, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -357,15 +176,18 @@ class BrianNetwork:
             values[self.layers[l - 1].p] = state[f"p{l - 1}"]
         for l in range(1, L):
             src, dst = self._fb_index[l]
-            values[self.feedback[l].B] = state[f"B{l}"][src, dst]
-        for l in range(1, L) if self.spec.refractory_steps else ():
-            values[self.layers[l].refr] = state[f"refr{l}"]
+            for f in self.feedback[l]:
+                values[f.B] = state[f"B{l}"][src, dst]
+        for key, segments in self.segments.items():
+            n = len(segments[0][0])
+            for k, (group, var) in enumerate(segments):
+                values[getattr(group, var)] = state[key][k * n : (k + 1) * n]
         for l, name in itertools.product(range(1, L + 1), self.trace_names):
             E = per_synapse(state, name, l, state[f"w{l}"].shape)
             values[getattr(self.forward[l], name)] = E.ravel()
             if self.spec.mode.transport and l > 1:  # B's mirror keeps the transposed trace
                 src, dst = self._fb_index[l - 1]
-                values[getattr(self.feedback[l - 1], name)] = E.T[src, dst]
+                values[getattr(self.feedback[l - 1][0], name)] = E.T[src, dst]
         return values
 
     def _first_build(self, state: dict) -> None:
@@ -373,7 +195,8 @@ class BrianNetwork:
 
         for l in range(1, self.spec.n_layers):
             self._fb_index.append(self._feedback_pairs(l, state[f"B{l}"]))
-            self.feedback[l].connect(i=self._fb_index[l][0], j=self._fb_index[l][1])
+            for f in self.feedback[l]:
+                f.connect(i=self._fb_index[l][0], j=self._fb_index[l][1])
         start = time.perf_counter()
         with self._user_rule_errors():
             if self.device in STANDALONE:
@@ -415,9 +238,9 @@ class BrianNetwork:
         lab[:n] = labels
         values = self._values(state, (self.spec.eta if eta is None else eta) if learn else 0.0)
         timed = {self.images: padded, self.labels: lab}
-        for l, ta in self.uniforms.items():
-            u = np.zeros((self.steps_per_run, self.spec.sizes[l]), dtype)
-            u[: n * self.spec.steps_per_image] = uniforms[l][: n * self.spec.steps_per_image]
+        for k, ta in self.uniforms.items():  # by spiking group (spec.spiking_groups())
+            u = np.zeros(ta.values.shape, dtype)
+            u[: n * self.spec.steps_per_image] = uniforms[k][: n * self.spec.steps_per_image]
             timed[ta] = u
         with warnings.catch_warnings():
             # Brian2 range-checks float32 values against 1e50, which NumPy reports as a cast overflow
@@ -438,9 +261,10 @@ class BrianNetwork:
                 for ta, v in timed.items():
                     ta.values[:] = v
                 start = time.perf_counter()
-                self.net.run(
-                    n * self.spec.steps_per_image * b2.ms, namespace={}, profile=self.profile
-                )
+                with self._user_rule_errors():  # the runtime devices generate code at the first run
+                    self.net.run(
+                        n * self.spec.steps_per_image * b2.ms, namespace={}, profile=self.profile
+                    )
                 self.last_run_seconds = time.perf_counter() - start
         return self._read_state(state), self._recording()
 
@@ -465,10 +289,10 @@ class BrianNetwork:
             if self.spec.mode.transport or self.spec.mode.redraw:  # B changed during the run
                 B = np.zeros_like(B)
                 src, dst = self._fb_index[l]
-                B[src, dst] = self.feedback[l].B[:]
+                B[src, dst] = self.feedback[l][0].B[:]
             new[f"B{l}"] = B
-        for l in range(1, L) if self.spec.refractory_steps else ():
-            new[f"refr{l}"] = np.array(self.layers[l].refr[:])
+        for key, segments in self.segments.items():
+            new[key] = np.concatenate([np.array(getattr(g, var)[:]) for g, var in segments])
         shapes = trace_shapes(self.spec) if self.trace_names else {}
         for l, name in itertools.product(range(1, L + 1), self.trace_names):
             E = np.array(getattr(self.forward[l], name)[:]).reshape(old[f"w{l}"].shape)
@@ -484,6 +308,6 @@ class BrianNetwork:
                 "mod": np.array(m.mod[:]),
                 "delta": np.array(m.delta[:]),
             }
-        for l, m in self.spike_monitors.items():
-            rec.spikes[l] = (np.rint(np.array(m.t_[:]) * 1e3).astype(np.int64), np.array(m.i[:]))
+        for k, m in self.spike_monitors.items():
+            rec.spikes[k] = (np.rint(np.array(m.t_[:]) * 1e3).astype(np.int64), np.array(m.i[:]))
         return rec

@@ -12,6 +12,12 @@ arriving adds (1 − decay)·w, so that within a step (see `brian.SCHEDULE` for 
     δ_l  = σ'(u_l)·mod_l                                     postsynaptic factor × modulator
     Δw   = η·(δ_post·p_pre − α·w),  Δbias = η·δ            three-factor plasticity (α: weight decay)
 
+Switches of the spec (`switches`, off by default) change how the error travels (`error_coding`, the delays):
+
+    e⁺ = [r < δ_src],  e⁻ = [r < −δ_src]                    error units (error_coding = "spikes")
+    mod_l = d_m·mod_l + (1 − d_m)·B_lᵀ(e⁺ − e⁻)              the modulator filters the error spikes
+    s_{l−1}, δ_src, e± reach the synapses D steps late      forward_delay, feedback_delay = D
+
 Both engines are built from these strings: Brian2 directly, the batched engine by compiling them
 (`codegen`). Users may replace `PLASTICITY` (per forward synapse) or `FEEDBACK` (the summed
 modulator) with their own strings — the spec's `plasticity` and `feedback_rule`, the config keys
@@ -23,9 +29,9 @@ with the suffix `_pre` or `_post`, the synapse's own `w` (or `B`) and the consta
 so that evaluation and the plasticity gate (η = 0) switch it off. A user rule may also declare
 eligibility traces, one line `dX/dt = (F - X) / (T * ms)` each (`codegen.eligibility`).
 
-Biology switches (spec fields, off by default) add terms: `refractory_steps` a refractory
-countdown of every hidden unit (`REFRACTORY…`), `dale` a sign per presynaptic unit that its weights
-keep (`DALE…`). `layer`, `threshold` and `on_spike` assemble a layer's strings under a spec.
+Two more switches add terms: `refractory_steps` a refractory countdown of every hidden unit
+(`REFRACTORY…`), `dale` a sign per presynaptic unit that its weights keep (`DALE…`). `layer`,
+`threshold`, `on_spike`, `on_arrival` and `every_step` assemble a group's strings under a spec.
 """
 
 import re
@@ -41,11 +47,16 @@ HIDDEN = """
 du/dt = (bias - u) / tau : 1   # PSP, leaky integration (exact)
 dp/dt = -p / tau : 1           # presynaptic trace of this unit's spikes
 bias : 1
-mod : 1                        # modulatory signal, summed from the feedback synapses
 delta : 1                      # δ = σ'(u) · mod
 eta = eta_max * plastic(t) : 1 (shared)  # this step's learning rate (plastic(t): see BIAS_PLASTICITY)
 eta_max : 1 (shared)           # learning rate of this layer's weights and bias (0: no learning)
 """
+# The hidden layers' modulatory signal: summed from the feedback synapses at every step (analog
+# error), or a state of its own that filters the error spikes with time constant tau_mod (spikes).
+MODULATOR = {
+    "analog": "mod : 1  # modulatory signal, summed from the feedback synapses",
+    "spikes": "dmod/dt = -mod / tau_mod : 1  # modulatory signal: the filtered error spikes",
+}
 SPIKE = "{noise} < 1 / (1 + exp(-u))"
 INPUT_SPIKE = "{noise} < rate"
 TRACE_ON_SPIKE = "p += 1 - decay"
@@ -89,6 +100,33 @@ FEEDBACK_WEIGHT = "B : 1"
 # distribution of the fixed draw, U[−β, β]; the modulator then carries no consistent credit.
 FEEDBACK_REDRAW = "B = feedback_scale * (2 * rand() - 1)"
 
+# Spiking error (error_coding = "spikes"): each layer whose δ is sent down has two populations of
+# error units, e⁺ and e⁻, that fire at rates [δ]⁺ and [−δ]⁺ (at every step where |δ| ≥ 1). A spike
+# carries one unit of error of its population's sign, and each feedback synapse adds, per spike,
+# (1 − mod_decay) times what its summed rule would add for that δ, so that the modulator's mean is
+# the analog one. The summed rule (FEEDBACK or the user's) gives `effect`.
+ERROR_UNITS = """
+error : 1 (linked)             # δ of the layer these units signal
+delta : 1 (constant)           # the error one spike carries: +1 (e⁺) or −1 (e⁻)
+"""
+ERROR_SIGNS = {"plus": 1.0, "minus": -1.0}
+ERROR_SPIKE = "{noise} < delta * error"
+FEEDBACK_ON_SPIKE = "mod_post += (1 - mod_decay) * ({effect})"
+# A feedback delay of D steps with analog error: the feedback synapses read δ from a delay line, a
+# group of its own between the layer and its feedback synapses (as the error units are).
+FEEDBACK_LINE = """
+error : 1 (linked)   # δ of the layer whose error travels down
+delta : 1            # that δ as it was D steps ago: what reaches the feedback synapses
+"""
+
+
+def feedback_on_spike(rule: str) -> str:
+    """FEEDBACK_ON_SPIKE for a summed feedback rule `mod_post = <effect> : 1 (summed)`."""
+    from brian2 import Equations
+
+    ((_, summed),) = Equations(rule).items()
+    return FEEDBACK_ON_SPIKE.format(effect=summed.expr)
+
 
 # Refractoriness (refractory_steps = r ≥ 1): a spike sets a hidden unit's countdown to r; it counts
 # down by one at the start of every step and the unit may fire only while it is below zero, so the r
@@ -106,9 +144,18 @@ DALE = "w = ei_pre * clip(ei_pre * w, 0, inf)"
 
 
 def layer(kind: str, spec) -> str:
-    """The model equations of a layer kind (input, hidden, output) under the spec's switches."""
-    text = {"input": INPUT, "hidden": HIDDEN, "output": OUTPUT}[kind]
-    if spec.dale and kind != "output":
+    """The Brian2 equations of a group under the spec's switches: a layer (input, hidden, output),
+    the error units (error) or a feedback delay line (line). A hidden layer's modulator follows the
+    error coding; under Dale's law the input and hidden units carry their sign; with
+    `refractory_steps` the hidden units their countdown (error units are not refractory)."""
+    text = {
+        "input": INPUT,
+        "hidden": HIDDEN + MODULATOR[spec.error_coding] + "\n",
+        "output": OUTPUT,
+        "error": ERROR_UNITS,
+        "line": FEEDBACK_LINE,
+    }[kind]
+    if spec.dale and kind in ("input", "hidden"):
         text += DALE_SIGN + "\n"
     if spec.refractory_steps and kind == "hidden":
         text += REFRACTORY + "\n"
@@ -123,10 +170,18 @@ def threshold(kind: str, spec) -> str:
 
 
 def on_spike(kind: str, spec) -> str:
-    """The reset statements of a layer's spiking units."""
+    """The reset statements of a layer's units at their spikes: the trace's jump (with a forward
+    delay it jumps as the spikes arrive, `on_arrival`) and the start of the refractory countdown."""
+    resets = [] if spec.forward_delay else [TRACE_ON_SPIKE]
     if spec.refractory_steps and kind == "hidden":
-        return TRACE_ON_SPIKE + "\n" + REFRACTORY_RESET
-    return TRACE_ON_SPIKE
+        resets.append(REFRACTORY_RESET)
+    return "\n".join(resets)
+
+
+def on_arrival(spec) -> str:
+    """The reset statements of a layer's spikes as they reach its synapses D steps late, with a
+    forward delay ("": none)."""
+    return TRACE_ON_SPIKE if spec.forward_delay else ""
 
 
 def every_step(kind: str, spec) -> str:

@@ -4,15 +4,21 @@ Each of `batch` independent streams has its own PSPs and traces (arrays batch ×
 shared and the weight changes of all streams add up, so a batch of 1 is exactly the single-stream
 model of `brian.py`. Every element-wise statement and every factor of every matrix product is
 compiled from the strings of `equations.py` (and the spec's own rules) by `codegen`; this module
-only orders them, as `brian.BrianNetwork._schedule` does:
+only orders them, as `brian_model.BrianModel._schedule` does:
 
   1. bottom-up, l = 0 … L−1: layer l's state update (the exact step of its differential equations;
      for l ≥ 1 the PSP's own decay was already applied below), threshold, reset; then
      u_{l+1} ← β·u_{l+1} + α·s_l w_{l+1}   (one product: β the PSP decay, α from the forward on_pre)
+     — with a forward delay s_l is the oldest slot of layer l's delay line, its arrival makes the
+     trace jump, and the line then takes in this step's spikes
   2. the output's state update and error; top-down, l = L−1 … 1: the summed feedback variable mod_l
-     (matrix products of the presynaptic δs with f(B_l)), then δ_l
-  3. plasticity: each term of the rule is a matrix product of (presynaptic) × (postsynaptic)
-     factors over the streams, times f(w); the bias learns from its increments summed over streams
+     (matrix products of the presynaptic δs with f(B_l)), then δ_l — with spiking error, the error
+     units of each layer that sends δ down fire once it is known, and mod_l, a state, grows by the
+     products of their spikes; with a feedback delay the products read the oldest slot of the
+     sender's delay line, and the lines take in this step's δs or error spikes at the end
+  3. plasticity: a rule's eligibility traces advance (per unit); each term of the rule is a matrix
+     product of (presynaptic) × (postsynaptic) factors over the streams, times f(w), and under
+     Dale's law w is clipped to its signs; the bias learns from its increments summed over streams
      (bp mode: B_l is a view of w_{l+1}ᵀ, so it follows)
 
 The sums in u are those of the Brian2 model taken in another order (equal to rounding).
@@ -30,9 +36,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from spikefa.arrays import array_module, gemm
+from spikefa.spiking import equations as eq
 from spikefa.spiking.codegen import NOISE, SPIKES, CompiledModel, compile_model, invalidate
 from spikefa.spiking.codegen.blocks import smallest_normal
+from spikefa.spiking.codegen.eligibility import advance_traces
 from spikefa.spiking.dale import dale_signs
+from spikefa.spiking.delays import oldest, push, split
 from spikefa.spiking.noise import CounterNoise
 from spikefa.spiking.spec import SpikingSpec, is_stream_var
 from spikefa.timing import NO_PARTS
@@ -80,8 +89,10 @@ STREAM_ORDER = "F"  # per-stream arrays (batch × n) are column-major: see `batc
 
 @dataclass
 class Workspace:
-    """Per-step buffers of a batch: spikes s_l and uniforms r_l (layers 0 … L−1), modulators and δs
-    (layers 1 … L), the output rates y and the one-hot targets."""
+    """Per-step buffers of a batch: spikes s and uniforms r of every group that draws noise
+    (`spec.spiking_groups()`: layers 0 … L−1, then the error units), modulators and δs (layers
+    1 … L), the output rates y and the one-hot targets; `errors[s]`: the namespaces of the error
+    units e⁺, e⁻ of layer s (error_coding "spikes")."""
 
     s: list
     r: list
@@ -91,6 +102,7 @@ class Workspace:
     target: object
     pool: list = None  # per layer: buffers of hoisted subexpressions (codegen.Block)
     ei: list = None  # Dale's law: the sign of every unit's outgoing weights, layers 0 … L
+    errors: dict = None  # error_coding spikes: layer s → namespaces of e⁺, e⁻
 
     @classmethod
     def allocate(cls, spec: SpikingSpec, batch: int, xp=np):
@@ -99,9 +111,10 @@ class Workspace:
         def zeros(n):
             return xp.zeros((batch, n), dt, order=STREAM_ORDER)
 
-        return cls(
-            s=[zeros(n) for n in sizes[:-1]],
-            r=[zeros(n) for n in sizes[:-1]],
+        groups = [n for _, n in spec.spiking_groups()]
+        ws = cls(
+            s=[zeros(n) for n in groups],
+            r=[zeros(n) for n in groups],
             mod=[None] + [zeros(sizes[l]) for l in range(1, L + 1)],
             delta=[None] + [zeros(sizes[l]) for l in range(1, L + 1)],
             y=zeros(sizes[-1]),
@@ -109,6 +122,16 @@ class Workspace:
             pool=[{} for _ in sizes],
             ei=None if not spec.dale else [xp.asarray(s) for s in dale_signs(spec)],
         )
+        ws.errors, k = {}, L
+        for src in spec.feedback_sources if spec.coding.spikes else ():
+            ws.errors[src] = []
+            for sign in eq.ERROR_SIGNS.values():
+                carried = zeros(sizes[src])
+                carried += sign
+                ns = {"error": ws.delta[src], "delta": carried, NOISE: ws.r[k], SPIKES: ws.s[k]}
+                ws.errors[src].append(ns | {"_pool": {}})
+                k += 1
+        return ws
 
 
 def namespaces(
@@ -124,7 +147,7 @@ def namespaces(
         ns = {
             "u": state[f"u{l}"],
             "bias": state[f"bias{l}"],
-            "mod": ws.mod[l],
+            "mod": modulator(state, ws, l),
             "delta": ws.delta[l],
             "eta": spec.layer_eta(eta, l),
             "eta_max": spec.layer_eta(eta_max, l),
@@ -140,6 +163,11 @@ def namespaces(
             ns.update(y=ws.y, ystar=ws.target)
         out.append(ns)
     return out
+
+
+def modulator(state: dict, ws: Workspace, l: int):
+    """The modulator of layer l: a state where it filters error spikes, else this step's sum."""
+    return state.get(f"m{l}", ws.mod[l])
 
 
 def _scalars(pre: dict, post: dict) -> dict:
@@ -181,29 +209,15 @@ def step(
     L = spec.n_layers
     ns = namespaces(spec, state, x, ws, eta, eta if eta_max is None else eta_max)
     for l in range(L):
-        if model.update[l]:
-            model.update[l](ns[l])
-        model.spike[l](ns[l])
-        ops.gemm(
-            ws.s[l],
-            state[f"w{l + 1}"],
-            state[f"u{l + 1}"],
-            alpha=model.alpha[l + 1],
-            beta=model.beta[l + 1],
-        )
+        _forward(model, state, ns[l], ws.s[l], l, ops)
     model.update[L](ns[L])
     model.output_error(ns[L])
     if not feedback:
         return
-    for l in reversed(range(1, L)):
-        if not model.feedback_fixed:
-            fb[l] = [p.syn(state[f"B{l}"], xp) for p in model.feedback[l]]
-        _feedback(model.feedback[l], fb[l], ns[spec.feedback_source(l)], ns[l], ws.mod[l], ops)
-        invalidate(ns[l], ("mod",))
-        model.hidden_delta(ns[l])
+    _top_down(spec, model, state, ns, ws, fb, ops)
     learns, tiny = eta or not model.plasticity_needs_eta, smallest_normal(np.dtype(spec.dtype))
     for l in range(1, L + 1):
-        pre, post = _traces(model.traces[l], state, ns[l - 1], ns[l], xp, tiny)
+        pre, post = advance_traces(model.traces[l], state, ns[l - 1], ns[l], _scalars, xp, tiny)
         if learns:
             _plasticity(model.plasticity[l], state[f"w{l}"], pre, post, ops)
             if model.dale[l]:
@@ -213,14 +227,72 @@ def step(
             model.bias_plasticity["output" if l == L else "hidden"](ns[l])
 
 
-def _feedback(products, matrices, pre: dict, post: dict, mod, ops) -> None:
-    """mod = Σ_terms c · post ⊙ (pre-side factor @ f(B))."""
+def _forward(model: CompiledModel, state: dict, ns: dict, spikes, l: int, ops) -> None:
+    """Layer l's state update and spikes; the spikes that reach its synapses this step (with a
+    forward delay, those of D steps ago, which make its trace jump) enter the PSP of layer l+1."""
+    if model.update[l]:
+        model.update[l](ns)
+    model.spike[l](ns)
+    line = state.get(f"fq{l}")
+    sent = spikes if line is None else oldest(line, spikes.shape[1])
+    if line is not None:
+        model.arrival[l](ns | {SPIKES: sent})
+    u = state[f"u{l + 1}"]
+    ops.gemm(sent, state[f"w{l + 1}"], u, alpha=model.alpha[l + 1], beta=model.beta[l + 1])
+    if line is not None:
+        push(line, spikes, ops.xp)
+
+
+def _top_down(spec, model, state, ns, ws, fb, ops) -> None:
+    """The error travels down: each hidden layer's modulator from the δ (or the error spikes) of
+    its source, then its δ; the error units of each layer whose δ is sent down fire once it is
+    known. Last, the feedback delay lines take in this step's δ or error spikes."""
+    xp, L = ops.xp, spec.n_layers
+    for ns_error in ws.errors.get(L, ()):
+        model.error_spike(ns_error)
+    for l in reversed(range(1, L)):
+        src = spec.feedback_source(l)
+        if not model.feedback_fixed:
+            fb[l] = [p.syn(state[f"B{l}"], xp) for p in model.feedback[l]]
+        senders = _senders(state, ns[src], ws, src)
+        _feedback(model.feedback[l], fb[l], senders, ns[l], ops, model.feedback_accumulates)
+        invalidate(ns[l], ("mod",))
+        model.hidden_delta(ns[l])
+        for ns_error in ws.errors.get(l, ()):
+            model.error_spike(ns_error)
+    for src in spec.feedback_sources:
+        line = state.get(f"bq{src}")
+        if line is None:
+            continue
+        sent = [e[SPIKES] for e in ws.errors[src]] if ws.errors else [ws.delta[src]]
+        for part, new in zip(split(line, len(sent)), sent):
+            push(part, new, xp)
+
+
+def _senders(state: dict, ns_src: dict, ws: Workspace, src: int) -> list:
+    """What the feedback synapses of layer `src` read this step: (namespace, spikes) of each group
+    that sends; spikes (error units) act per spike, None: an analog value read as it is. With a
+    feedback delay they read the oldest slot of its delay line."""
+    line, errors = state.get(f"bq{src}"), ws.errors.get(src)
+    n = ns_src["delta"].shape[1]
+    if errors:
+        sent = [e[SPIKES] for e in errors] if line is None else split(line, len(errors))
+        return [(e, s if line is None else oldest(s, n)) for e, s in zip(errors, sent)]
+    if line is not None:
+        return [({"delta": oldest(line, n), "error": ns_src["delta"]}, None)]
+    return [(ns_src, None)]
+
+
+def _feedback(products, matrices, senders, post: dict, ops, accumulate: bool) -> None:
+    """mod = Σ_terms c · post ⊙ (pre-side factor @ f(B)); `accumulate`: mod += …. The pre-side
+    factor of spiking senders counts only the units that spiked, summed over the senders."""
+    mod = post["mod"]
     xp, (batch, n) = ops.xp, mod.shape
-    scalars = _scalars(pre, post)
-    first = True
+    scalars = _scalars(senders[0][0], post)
+    first = not accumulate
     for p, F in zip(products, matrices):
         c = p.coeff(scalars)
-        Q = p.pre(pre, batch, F.shape[0], mod.dtype, xp)
+        Q = _presynaptic(p.pre, senders, batch, F.shape[0], mod.dtype, xp)
         if p.post.one:
             ops.gemm(Q, F, mod, alpha=c, beta=0.0 if first else 1.0)
         else:
@@ -236,23 +308,17 @@ def _feedback(products, matrices, pre: dict, post: dict, mod, ops) -> None:
         mod[...] = 0
 
 
-def _traces(updates, state: dict, pre: dict, post: dict, xp, tiny: float) -> tuple[dict, dict]:
-    """Advance the per-unit parts of a rule's eligibility traces by one step, in place; the two
-    sides' variables with those parts under the trace's name."""
-    if not updates:
-        return pre, post
-    scalars, sides = _scalars(pre, post), {"pre": dict(pre), "post": dict(post)}
-    for u in updates:
-        for side, ns in sides.items():
-            X = state[u.key(side)]
-            X *= u.trace.beta
-            for p in getattr(u, side):
-                X += p.coeff(scalars) * (p.pre if side == "pre" else p.post)(
-                    ns, X.shape[0], X.shape[1], X.dtype, xp
-                )
-            X *= xp.absolute(X) >= tiny  # no subnormal operands in the products
-            ns[u.trace.name] = X
-    return sides["pre"], sides["post"]
+def _presynaptic(operand, senders, batch: int, n: int, dtype, xp):
+    """The pre-side factor of a product, summed over the sending groups (each: its spikes times the
+    factor, where it spikes)."""
+    total = None
+    for ns, spikes in senders:
+        if spikes is None:
+            value = operand(ns, batch, n, dtype, xp)
+        else:
+            value = spikes if operand.one else spikes * operand(ns, batch, n, dtype, xp)
+        total = value if total is None else total + value
+    return total
 
 
 def _plasticity(products, W, pre: dict, post: dict, ops) -> None:
@@ -327,7 +393,7 @@ class StepRecord:
         """Copies of this step's values."""
         return cls(
             xp.copy(ws.y),
-            [None] + [xp.copy(m) for m in ws.mod[1:-1]],
+            [None] + [xp.copy(modulator(state, ws, l)) for l in range(1, spec.n_layers)],
             [dl if dl is None else xp.copy(dl) for dl in ws.delta],
             [xp.copy(s) for s in ws.s],
             [None] + [xp.copy(state[f"u{l}"]) for l in range(1, spec.n_layers + 1)],
@@ -380,7 +446,7 @@ def run(
         if whole is not None:
             continue
         with parts("spike noise"):
-            _draw_noise(spec, state, ws, ops, rng, uniforms, k, redraw=learn or record)
+            _draw_noise(spec, state, ws, ops, rng, uniforms, k, feedback=learn or record)
         # exp(−u) overflows to inf for very negative u: σ = 0, as in Brian2
         with np.errstate(over="ignore"):
             step_(spec, state, x, ws, gate[k % T], ops, eta, model, fb, learn or record)
@@ -395,19 +461,20 @@ def present(spec, state, x, ws, ys, etas, ops, rng, eta_max, model, fb, feedback
     leaves its output rates in ys[j]. Nothing outside reads between the steps, so a backend can
     compile them into one call (`torch_backend.TorchOps`)."""
     for j, eta in enumerate(etas):
-        _draw_noise(spec, state, ws, ops, rng, None, j, redraw=feedback)
+        _draw_noise(spec, state, ws, ops, rng, None, j, feedback=feedback)
         step(spec, state, x, ws, eta, ops, eta_max, model, fb, feedback)
         ys[j] = ws.y
 
 
-def _draw_noise(spec, state, ws, ops, rng, uniforms, k: int, redraw: bool) -> None:
-    """This step's uniforms (given, or from `rng`), and in a redraw mode a new B."""
-    for l in range(spec.n_layers):
+def _draw_noise(spec, state, ws, ops, rng, uniforms, k: int, feedback: bool) -> None:
+    """This step's uniforms (given, or from `rng`): of the layers, and of the error units where
+    the error travels down (`feedback`); and then in a redraw mode a new B."""
+    for g in range(len(ws.r) if feedback else spec.n_layers):
         if uniforms is None:
-            ops.uniforms(rng, ws.r[l])
+            ops.uniforms(rng, ws.r[g])
         else:
-            ws.r[l][...] = uniforms[l][:, k]
-    if spec.mode.redraw and redraw:
+            ws.r[g][...] = uniforms[g][:, k]
+    if spec.mode.redraw and feedback:
         redraw_feedback(spec, state, ops, rng)
 
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from spikefa.config import phase_eta
 from spikefa.errors import SpikefaError
-from spikefa.spiking.spec import SWITCHES, SpikingSpec
+from spikefa.spiking.spec import SpikingSpec
+from spikefa.spiking.switches import SWITCHES
 from spikefa.spiking.training import BrianRunner, FastRunner
 from spikefa.timing import NO_PARTS
 from spikefa.training_loop import Schedule

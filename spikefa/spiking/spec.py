@@ -8,6 +8,10 @@ from a `SpikingSpec` and read and write the same `state` record: a dict of NumPy
     B1..B{L-1}  feedback weights into hidden layer l, shape (n_source, n_l); the source is layer
                 l+1 for fa/sparse_fa/bp, the output layer for dfa
     u1..uL      PSPs; p0..p{L-1} presynaptic traces (p0: input layer)
+    m1..m{L-1}  modulators, a state of their own where the error travels as spikes
+    fq0..       forward delay lines of the sending layers: their spikes of the last D steps
+    bq{s}       feedback delay lines of each layer s whose δ is sent down: its δ (analog) or its
+                e⁺ and e⁻ spikes, of the last D steps
 
 and, where the spec switches them on, refr1..refr{L-1} (refractory countdowns) and the per-unit
 eligibility traces of a user rule, trace_<name>_pre<l> and trace_<name>_post<l> (per-synapse in
@@ -38,50 +42,19 @@ from spikefa.errors import SpikefaError
 from spikefa.results import atomic_write_bytes, load_npz
 from spikefa.seeds import stream
 from spikefa.spiking.dale import dale_signs, signed
+from spikefa.spiking.modes import (
+    CODINGS,
+    FEEDBACK_MODES,
+    MODES,
+    ErrorCoding,
+    FeedbackMode,
+)
+from spikefa.spiking.switches import switch_problems, switch_shapes
 
 READINGS = ("decay", "tau")
-
-
-@dataclass(frozen=True)
-class FeedbackMode:
-    """How the feedback pathway of a mode is made; both engines read these fields, never the name.
-
-    `source`: whose δ reaches hidden layer l, the layer above ("above") or the output ("output");
-    `transport`: B_l is w_{l+1}ᵀ and follows it as it learns (backprop), instead of a random draw;
-    `sparse`: a fraction `feedback_sparsity` of the drawn synapses is removed; `redraw`: B is drawn
-    afresh at every step, so the modulator carries no consistent credit (a control)."""
-
-    name: str
-    source: str = "above"
-    transport: bool = False
-    sparse: bool = False
-    redraw: bool = False
-    about: str = ""
-
-
-MODES = {
-    m.name: m
-    for m in (
-        FeedbackMode("fa", about="feedback alignment: fixed random B from the layer above"),
-        FeedbackMode(
-            "sparse_fa", sparse=True, about="feedback alignment with a fraction of B removed"
-        ),
-        FeedbackMode(
-            "dfa",
-            source="output",
-            about="direct feedback alignment: every hidden layer gets the output error",
-        ),
-        FeedbackMode(
-            "bp", transport=True, about="backprop: B = wᵀ of the layer above (weight transport)"
-        ),
-        FeedbackMode(
-            "shuffled",
-            redraw=True,
-            about="a control: B drawn afresh at every step, no consistent credit",
-        ),
-    )
-}
-FEEDBACK_MODES = tuple(MODES)
+STREAM_VAR = re.compile(
+    r"(u|p|m|fq|bq|refr)\d+|trace_\w+"
+)  # per-stream state: one row per image stream
 
 
 @dataclass(frozen=True)
@@ -107,9 +80,13 @@ class SpikingSpec:
     )
     plasticity: str = ""  # a user rule for w in Brian2 syntax (empty: equations.PLASTICITY)
     feedback_rule: str = ""  # a user summed modulator in Brian2 syntax (empty: equations.FEEDBACK)
-    # biology switches, off by default (equations.py): a unit stays silent for this many steps
-    # after a spike; Dale's law, {"excitatory": fraction of excitatory units, "feedback": also B}
-    refractory_steps: int = 0
+    # the switches towards biology, off by default (`switches`, equations.py):
+    error_coding: str = "analog"  # how δ travels down: analog | spikes (error units; CODINGS)
+    modulator_time_constant: float = 2.0  # spikes: τ of each modulator's filter, in steps
+    forward_delay: int = 0  # steps a forward spike takes to arrive, 0 … steps_per_image
+    feedback_delay: int = 0  # steps the error takes down each feedback synapse, 0 … steps_per_image
+    refractory_steps: int = 0  # a hidden unit stays silent for this many steps after a spike
+    # Dale's law: {"excitatory": fraction of excitatory units, "feedback": B too} (empty: off)
     dale: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -171,39 +148,43 @@ class SpikingSpec:
             )
         if not isinstance(self.plasticity, str) or not isinstance(self.feedback_rule, str):
             problems.append("plasticity and feedback_rule must be strings (Brian2 syntax)")
+        problems += switch_problems(self)
         if not 0 <= self.feedback_sparsity < 1:
             problems.append(f"feedback_sparsity must be in [0, 1), got {self.feedback_sparsity}")
         if self.dtype not in ("float32", "float64"):
             problems.append(f"dtype must be float32 or float64, got {self.dtype!r}")
-        problems += self._dale_problems()
         negative = [
             k
-            for k in (
-                "eta",
-                "weight_decay",
-                "init_scale",
-                "feedback_scale",
-                "seed",
-                "refractory_steps",
-            )
+            for k in ("eta", "weight_decay", "init_scale", "feedback_scale", "seed")
             if getattr(self, k) < 0
         ]
         if negative:
             problems.append(f"{', '.join(negative)} must be at least 0")
         return problems
 
-    def _dale_problems(self) -> list[str]:
-        d = self.dale
-        if not isinstance(d, dict) or not d:
-            return [] if isinstance(d, dict) else [f"dale must be a table, got {d!r}"]
-        f, fb = d.get("excitatory"), d.get("feedback", False)
-        if set(d) - {"excitatory", "feedback"} or not _number(f, False) or not 0 <= f <= 1:
-            return [f"dale takes excitatory (a fraction in [0, 1]) and feedback, got {d}"]
-        if not isinstance(fb, bool):
-            return [f"dale.feedback must be true or false, got {fb!r}"]
-        if fb and self.feedback in MODES and (self.mode.transport or self.mode.redraw):
-            return [f"dale.feedback needs fixed feedback weights; {self.feedback}'s B changes"]
-        return []
+    @property
+    def coding(self) -> ErrorCoding:
+        return CODINGS[self.error_coding]
+
+    @property
+    def modulator_decay(self) -> float:
+        """Decay factor per step of a spiking modulator."""
+        return math.exp(-1.0 / self.modulator_time_constant)
+
+    @property
+    def feedback_sources(self) -> tuple[int, ...]:
+        """The layers whose δ is sent down (indices in `sizes`)."""
+        return tuple(sorted({self.feedback_source(l) for l in range(1, self.n_layers)}))
+
+    def spiking_groups(self) -> list[tuple[str, int]]:
+        """(name, size) of every group that draws spike noise, in the order both engines draw it:
+        the input and hidden layers, then (spikes coding) e⁺ and e⁻ of each layer in
+        `feedback_sources`."""
+        groups = [("input", self.sizes[0])]
+        groups += [(f"hidden_{l}", self.sizes[l]) for l in range(1, self.n_layers)]
+        for s in self.feedback_sources if self.coding.spikes else ():
+            groups += [(f"error_{sign}_{s}", self.sizes[s]) for sign in ("plus", "minus")]
+        return groups
 
     @property
     def decay(self) -> float:
@@ -235,10 +216,21 @@ class SpikingSpec:
         return self.n_layers if self.mode.source == "output" else l + 1
 
     def describe(self) -> str:
+        defaults = SpikingSpec().to_dict()  # the switches at their defaults are left out
         rules = "".join(
             f", {k} {getattr(self, k)!r}"
-            for k in ("plasticity", "feedback_rule", "plasticity_delay", "refractory_steps", "dale")
-            if getattr(self, k)
+            for k in (
+                "plasticity",
+                "feedback_rule",
+                "plasticity_delay",
+                "error_coding",
+                "modulator_time_constant",
+                "forward_delay",
+                "feedback_delay",
+                "refractory_steps",
+                "dale",
+            )
+            if getattr(self, k) != defaults[k]
         )
         return (
             f"{'-'.join(map(str, self.sizes))}, reading {self.reading!r} (decay {self.decay:.4g}/step, "
@@ -265,21 +257,6 @@ class SpikingSpec:
         return cls(**d)
 
 
-# the biology switches: config keys of the spiking experiment whose defaults are the spec's own
-SWITCHES = {
-    "refractory_steps": "a hidden unit cannot fire for this many steps after a spike (0: it may fire "
-    "at every step)",
-    "dale": "Dale's law, e.g. `{excitatory = 0.8}`: each unit is excitatory or inhibitory (this "
-    "fraction excitatory) and its outgoing weights keep their sign; `feedback = true` also B "
-    "(empty: off)",
-}
-
-
-def switch_defaults() -> dict:
-    """The biology switches and their defaults (off), as config keys take them."""
-    return {k: SpikingSpec().to_dict()[k] for k in SWITCHES}
-
-
 def _number(v, integer: bool) -> bool:
     """A number (not a boolean) that fits a float64, or an int64 where `integer` (JSON numbers have any size)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real):
@@ -287,13 +264,11 @@ def _number(v, integer: bool) -> bool:
     return abs(v) < 2**63 if integer else abs(v) <= sys.float_info.max
 
 
-_STREAM_VAR = re.compile(r"(u|p|refr)\d+|trace_\w+")
-
-
 def is_stream_var(key: str) -> bool:
-    """PSPs u1.., traces p0.., refractory countdowns refr1.. and eligibility traces trace_… belong to
-    one image stream; everything else is shared weights."""
-    return _STREAM_VAR.fullmatch(key) is not None
+    """PSPs u1.., traces p0.., and what the switches add (modulators m1.., delay lines fq, bq,
+    refractory countdowns refr1.., eligibility traces trace_…) belong to one image stream;
+    everything else is shared weights."""
+    return STREAM_VAR.fullmatch(key) is not None
 
 
 def at_rest(state: dict) -> dict:
@@ -465,22 +440,6 @@ def eta_in_force(spec: SpikingSpec, meta: dict, at_start: bool = False) -> float
     )
 
 
-def stream_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
-    """The shape of every per-stream array of a one-stream state: PSPs, traces, and what the
-    switches add (refractory countdowns, eligibility traces of a user rule)."""
-    sizes, L = spec.sizes, spec.n_layers
-    shapes = {}
-    for l in range(1, L + 1):
-        shapes |= {f"u{l}": (sizes[l],), f"p{l - 1}": (sizes[l - 1],)}
-    if spec.refractory_steps:
-        shapes |= {f"refr{l}": (sizes[l],) for l in range(1, L)}
-    if spec.plasticity:  # a rule's traces, per unit where the rule factorises, else per synapse
-        from spikefa.spiking.codegen import trace_shapes
-
-        shapes |= trace_shapes(spec)
-    return shapes
-
-
 def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
     """The shape of every array of a one-stream state."""
     sizes, L = spec.sizes, spec.n_layers
@@ -490,3 +449,12 @@ def state_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
     for l in range(1, L):
         shapes[f"B{l}"] = (sizes[spec.feedback_source(l)], sizes[l])
     return shapes | stream_shapes(spec)
+
+
+def stream_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
+    """The shape of every per-stream array of a one-stream state: PSPs, traces, and what the
+    switches add (`switches.switch_shapes`)."""
+    shapes = {}
+    for l in range(1, spec.n_layers + 1):
+        shapes |= {f"u{l}": (spec.sizes[l],), f"p{l - 1}": (spec.sizes[l - 1],)}
+    return shapes | switch_shapes(spec)

@@ -84,7 +84,25 @@ class Block:
         loops: bool = False,
     ):
         self.where, self.loops = where, loops
-        ops, written, local = [], set(), set()
+        ops, local = self._targets(statements, threshold, resets, names, shared, per_neuron, consts)
+        self.writes = {var for target, var, *_ in ops if target != "local"}
+        # a block with resets but no threshold acts on spikes it is given (spikes that arrive)
+        self.reads_spikes = threshold is None and any(t == "reset" for t, *_ in ops)
+        self.scalars = sorted(
+            n for n in shared if any(n in {x.name for x in e.free_symbols} for *_, e in ops)
+        )
+        self.per_neuron = sorted(
+            n
+            for n in per_neuron
+            if n in self.writes or any(n in {x.name for x in e.free_symbols} for *_, e in ops)
+        )
+        self._arrays_code(ops, local, xp) if not loops else self._loop_code(ops, local, xp)
+
+    def _targets(self, statements, threshold, resets, names, shared, per_neuron, consts):
+        """Every statement as (target, variable, operator, expression), the target saying what it
+        writes: a per-stream array, a reset of the units that spiked, the spikes, a per-neuron
+        (shared) variable, or a local name; and the local names."""
+        where, ops, local = self.where, [], set()
 
         def check(expr):
             expr = substitute(expr, consts)
@@ -120,22 +138,11 @@ class Block:
                     target = "local"
                     local.add(var)
                 ops.append((target, var, op, expr))
-                if target != "local":
-                    written.add(var)
-        self.writes = written
-        self.scalars = sorted(
-            n for n in shared if any(n in {x.name for x in e.free_symbols} for *_, e in ops)
-        )
-        self.per_neuron = sorted(
-            n
-            for n in per_neuron
-            if n in written or any(n in {x.name for x in e.free_symbols} for *_, e in ops)
-        )
-        self._arrays_code(ops, local, xp) if not loops else self._loop_code(ops, local, xp)
+        return ops, local
 
     # ---- plain array code (NumPy or CuPy)
     def _arrays_code(self, ops, local, xp):
-        body, reads = [], set()
+        body, reads = [], {SPIKES} if self.reads_spikes else set()
         for target, var, op, expr in ops:
             reads |= {x.name for x in expr.free_symbols} - local
             code = print_code(expr)
@@ -161,38 +168,38 @@ class Block:
 
     # ---- one Numba loop, transcendental functions hoisted into whole-array ufuncs
     def _loop_code(self, ops, local, xp):
-        lowered = self._parametrise(self._hoist(ops, local, xp))
+        lowered = self._hoist(ops, local, xp)
+        lowered, self.params = _parametrise(lowered)
         reads = set().union(*({x.name for x in e.free_symbols} for *_, e in lowered)) - local
         reads -= {f"_c{k}" for k in range(len(self.params))}
-        scalars = [n for n in self.scalars]
-        neuron = [n for n in self.per_neuron]
+        reads |= {SPIKES} if self.reads_spikes else set()
         stream = sorted(
             (
                 reads
                 | {v for t, v, _, _ in lowered if t in ("array", "reset")}
                 | ({SPIKES} if any(t == "spikes" for t, *_ in lowered) else set())
             )
-            - set(scalars)
-            - set(neuron)
+            - set(self.scalars)
+            - set(self.per_neuron)
             - {h for _, h, _ in self.hoisted}
         )
         stream_all = stream + [h for _, h, _ in self.hoisted]
-        self.args = (stream, neuron, scalars)
+        self.args = (stream, self.per_neuron, self.scalars)
         if not stream_all:
             raise RuleError(f"{self.where}: a block must read or write a per-stream variable")
-        lines = self._loop_lines(lowered, reads, stream_all, neuron)
+        lines = _kernel_lines(lowered, stream_all, self.per_neuron, reads)
         argnames = (
             [f"a_{n}" for n in stream_all]
-            + [f"a_{n}" for n in neuron]
-            + scalars
+            + [f"a_{n}" for n in self.per_neuron]
+            + self.scalars
             + [f"_c{k}" for k in range(len(self.params))]
             + ["_tiny"]
         )
         self.kernel = njit_kernel(argnames, lines)
 
     def _hoist(self, ops, local, xp) -> list:
-        """The statements with every transcendental subexpression of names not written before it
-        replaced by a buffer that a whole-array ufunc fills (self.hoisted, self.hoist_fns)."""
+        """`ops` with each transcendental subexpression of names not written earlier in the block
+        replaced by a buffer `_h<k>` that a whole-array ufunc fills (`hoisted`, `hoist_fns`)."""
         written, hoisted = set(), {}  # hoisted: array code → (symbol, names it reads)
 
         def hoist(expr):
@@ -227,70 +234,6 @@ class Block:
         }
         return lowered
 
-    def _parametrise(self, lowered) -> list:
-        """Numbers become arguments (self.params), so that one compiled loop serves every spec of
-        the same shape."""
-        params: dict = {}
-
-        def parametrise(expr):
-            floats = [f for f in expr.atoms(sympy.Float)]
-            for f in floats:
-                params.setdefault(float(f), sympy.Symbol(f"_c{len(params)}", real=True))
-            return expr.xreplace({f: params[float(f)] for f in floats})
-
-        lowered = [(t, v, op, parametrise(e)) for t, v, op, e in lowered]
-        self.params = list(params)
-        return lowered
-
-    def _loop_lines(self, lowered, reads, stream_all, neuron) -> list[str]:
-        """The body of the Numba loop over neurons and streams."""
-        from sympy.printing.pycode import PythonCodePrinter
-
-        p = PythonCodePrinter(
-            {"fully_qualified_modules": True, "allow_unknown_functions": True}
-        )  # math.exp, clip, int_
-        # per-stream arrays arrive transposed (neurons × streams): column-major batches then run along
-        # memory in the inner loop, which Numba vectorises
-        lines = [f"n, nb = a_{stream_all[0]}.shape", "for i in range(n):"]
-        lines += [f"    {n} = a_{n}[i]" for n in neuron]
-        accs = [k for k, (t, *_) in enumerate(lowered) if t == "shared"]
-        lines += [f"    acc{k} = 0.0" for k in accs]
-        lines += ["    for b in range(nb):"]
-        lines += [
-            f"        {n} = a_{n}[i, b]"
-            for n in stream_all
-            if n in reads
-            or n in {v for t, v, op, _ in lowered if t in ("array", "reset") and op != "="}
-        ]
-        for k, (target, var, op, expr) in enumerate(lowered):
-            code = p.doprint(expr)
-            if target == "spikes":
-                lines += [f"        {SPIKES} = 1.0 if {code} else 0.0"]
-            elif target == "shared":
-                lines += [
-                    f"        acc{k} += {code}" if op == "+=" else f"        acc{k} -= {code}"
-                ]
-            elif target == "reset":
-                lines += [
-                    f"        if {SPIKES} != 0.0:",
-                    f"            {var} = {p.doprint(apply_op(var, op, expr))}",
-                ]
-            else:
-                lines += [
-                    f"        {var} = {p.doprint(apply_op(var, op, expr)) if target == 'array' else code}"
-                ]
-        # Values below the smallest normal number are stored as 0 (NaN stays NaN) (flush to zero, as GPUs and fast-math CPUs
-        # do): a silent unit's trace decays through the subnormal range, and subnormal operands run
-        # matrix products on the CPU's slow path, which doubled the time of a training step.
-        lines += [
-            f"        a_{v}[i, b] = {v}"
-            if v == SPIKES
-            else f"        a_{v}[i, b] = 0.0 if abs({v}) < _tiny else {v}"
-            for v in sorted({v for t, v, *_ in lowered if t in ("array", "reset", "spikes")})
-        ]
-        lines += [f"    a_{lowered[k][1]}[i] += acc{k}" for k in accs]
-        return lines
-
     def __call__(self, ns: dict) -> None:
         if not self.loops:
             self.fn(ns)
@@ -317,6 +260,64 @@ class Block:
             smallest_normal(first.dtype),
         )
         invalidate(ns, self.writes)
+
+
+def _parametrise(lowered) -> tuple[list, list]:
+    """Numbers become arguments `_c<k>`, so that one compiled loop serves every spec of the same
+    shape; the lowered statements and the numbers."""
+    params: dict = {}
+
+    def parametrise(expr):
+        floats = [f for f in expr.atoms(sympy.Float)]
+        for f in floats:
+            params.setdefault(float(f), sympy.Symbol(f"_c{len(params)}", real=True))
+        return expr.xreplace({f: params[float(f)] for f in floats})
+
+    return [(t, v, op, parametrise(e)) for t, v, op, e in lowered], list(params)
+
+
+def _kernel_lines(lowered, stream_all, neuron, reads) -> list[str]:
+    """The body of a block's Numba kernel: per neuron i, per stream b, load, compute, store.
+    Per-stream arrays arrive transposed (neurons × streams): column-major batches then run along
+    memory in the inner loop, which Numba vectorises."""
+    from sympy.printing.pycode import PythonCodePrinter
+
+    p = PythonCodePrinter(
+        {"fully_qualified_modules": True, "allow_unknown_functions": True}
+    )  # math.exp, clip, int_
+    lines = [f"n, nb = a_{stream_all[0]}.shape", "for i in range(n):"]
+    lines += [f"    {n} = a_{n}[i]" for n in neuron]
+    accs = [k for k, (t, *_) in enumerate(lowered) if t == "shared"]
+    lines += [f"    acc{k} = 0.0" for k in accs]
+    lines += ["    for b in range(nb):"]
+    updated = {v for t, v, op, _ in lowered if t in ("array", "reset") and op != "="}
+    lines += [f"        {n} = a_{n}[i, b]" for n in stream_all if n in reads or n in updated]
+    for k, (target, var, op, expr) in enumerate(lowered):
+        code = p.doprint(expr)
+        if target == "spikes":
+            lines += [f"        {SPIKES} = 1.0 if {code} else 0.0"]
+        elif target == "shared":
+            lines += [f"        acc{k} += {code}" if op == "+=" else f"        acc{k} -= {code}"]
+        elif target == "reset":
+            lines += [
+                f"        if {SPIKES} != 0.0:",
+                f"            {var} = {p.doprint(apply_op(var, op, expr))}",
+            ]
+        else:
+            lines += [
+                f"        {var} = {p.doprint(apply_op(var, op, expr)) if target == 'array' else code}"
+            ]
+    # Values below the smallest normal number are stored as 0 (NaN stays NaN) (flush to zero, as
+    # GPUs and fast-math CPUs do): a silent unit's trace decays through the subnormal range, and
+    # subnormal operands run matrix products on the CPU's slow path, which doubled the time of a
+    # training step.
+    lines += [
+        f"        a_{v}[i, b] = {v}"
+        if v == SPIKES
+        else f"        a_{v}[i, b] = 0.0 if abs({v}) < _tiny else {v}"
+        for v in sorted({v for t, v, *_ in lowered if t in ("array", "reset", "spikes")})
+    ]
+    return lines + [f"    a_{lowered[k][1]}[i] += acc{k}" for k in accs]
 
 
 def invalidate(ns: dict, written) -> None:

@@ -200,3 +200,23 @@ def per_unit(E: np.ndarray, name: str, l: int, factorised: bool) -> dict:
     if not factorised:
         return {state_key(name, "", l): E.ravel()}
     return {state_key(name, "pre", l): E[:, 0].copy(), state_key(name, "post", l): E[0] - E[0, 0]}
+
+
+def advance_traces(updates, state: dict, pre: dict, post: dict, scalars_of, xp, tiny: float):
+    """Advance the per-unit parts of a rule's eligibility traces by one step, in place; the two
+    sides' variables with those parts under the trace's name (`scalars_of(pre, post)`: the shared
+    scalars of the two sides, as a rule names them)."""
+    if not updates:
+        return pre, post
+    scalars, sides = scalars_of(pre, post), {"pre": dict(pre), "post": dict(post)}
+    for u in updates:
+        for side, ns in sides.items():
+            X = state[u.key(side)]
+            X *= u.trace.beta
+            for p in getattr(u, side):
+                X += p.coeff(scalars) * (p.pre if side == "pre" else p.post)(
+                    ns, X.shape[0], X.shape[1], X.dtype, xp
+                )
+            X *= xp.absolute(X) >= tiny  # no subnormal operands in the products
+            ns[u.trace.name] = X
+    return sides["pre"], sides["post"]

@@ -37,12 +37,18 @@ PER_NEURON = frozenset({"bias"})  # per-neuron variables that every stream share
 
 class CompiledModel:
     """Everything the batched engine computes, built from the strings of `equations.py` (and the
-    spec's own rules): call the blocks with a layer's variables; see `fast.step` for the order."""
+    spec's own rules): call the blocks with a layer's variables; see `fast.step` for the order.
+
+    `update[l]`, `spike[l]`: layer l's state update and its threshold and resets (one block where
+    they can share a loop); `arrival[l]`: with a forward delay, the reset (the trace's jump) of the
+    spikes that reach layer l's synapses; `error_spike`: the threshold of the error units."""
 
     def __init__(self, spec: SpikingSpec, xp=np, loops: bool = False):
         self.spec, self.xp, self.loops = spec, xp, loops
         self.consts, self.kinds = constants(spec), kinds(spec)
-        self._layers()
+        self.beta, self.update, self.spike, self.arrival = {}, [], [], []
+        for l, kind in enumerate(self.kinds):
+            self._layer(l, kind)
         self.output_error = self._block(eq.OUTPUT_ERROR, "output", "output error")
         self.hidden_delta = self._block(eq.HIDDEN_DELTA, "hidden", "δ")
         self.bias_plasticity = {
@@ -53,12 +59,22 @@ class CompiledModel:
             _vanishes_without_eta(e, self.consts)
             for _, _, e in statements(eq.BIAS_PLASTICITY, "bias")
         )
+        self.error_spike = (
+            self._block(
+                [],
+                "error",
+                "error units",
+                threshold=parse_expr(eq.ERROR_SPIKE.format(noise=NOISE), "error units"),
+            )
+            if spec.coding.spikes
+            else None
+        )
         self._forward()
         self._plasticity()
         self._feedback()
 
     def _block(self, stmts, kind: str, where: str, **kw) -> Block:
-        """A block over the variables of a layer kind; `stmts` a string or parsed statements."""
+        """A block over the variables of a group kind; `stmts` a string or parsed statements."""
         if isinstance(stmts, str):
             stmts = statements(stmts, where)
         names, shared = layer_variables(kind, self.spec)
@@ -84,33 +100,34 @@ class CompiledModel:
                 stmts.append((var, "=", sympy.Float(beta) * sympy.Symbol(var, real=True) + drive))
         return stmts + statements(eq.every_step(kind, self.spec), f"{kind} every step")
 
-    def _layers(self) -> None:
-        """Per layer: the state update, then (layers 0 … L−1) spikes and their resets — one block
-        where the threshold needs no transcendental function of what the update writes, else two."""
-        self.beta, self.update, self.spike = {}, [], []
-        for l, kind in enumerate(self.kinds):
-            update = self._exact_steps(l, kind)
-            where = f"{kind} layer"
-            if kind == "output":
-                self.update.append(self._block(update, kind, where))
-                self.spike.append(None)
-                continue
-            text = eq.threshold(kind, self.spec).format(noise=NOISE)
-            cond = parse_expr(text, f"{kind} threshold")
-            resets = statements(eq.on_spike(kind, self.spec), f"{kind} reset")
-            written = {v for v, _, _ in update}
-            split = any(
-                is_transcendental(e) and {x.name for x in e.free_symbols} & written
-                for top in (cond, *[r for *_, r in resets])
-                for e in sympy.preorder_traversal(top)
-            )
-            fire = dict(threshold=cond, resets=resets)
-            if split:
-                self.update.append(self._block(update, kind, where))
-                self.spike.append(self._block([], kind, f"{kind} threshold", **fire))
-            else:
-                self.update.append(None)
-                self.spike.append(self._block(update, kind, where, **fire))
+    def _layer(self, l: int, kind: str) -> None:
+        """Layer l's state update, then (layers 0 … L−1) its spikes and their resets: one block where
+        the threshold needs no transcendental function of what the update writes, else two. With a
+        forward delay the trace jumps as the spikes arrive (`arrival`)."""
+        update, where = self._exact_steps(l, kind), f"{kind} layer"
+        if kind == "output":
+            self.update.append(self._block(update, kind, where))
+            self.spike.append(None)
+            return
+        arrival = statements(eq.on_arrival(self.spec), f"{kind} arrival")
+        self.arrival.append(
+            self._block([], kind, f"{kind} arrival", resets=arrival) if arrival else None
+        )
+        cond = parse_expr(eq.threshold(kind, self.spec).format(noise=NOISE), f"{kind} threshold")
+        resets = statements(eq.on_spike(kind, self.spec), f"{kind} reset")
+        written = {v for v, _, _ in update}
+        split = any(
+            is_transcendental(e) and {x.name for x in e.free_symbols} & written
+            for top in (cond, *[r for *_, r in resets])
+            for e in sympy.preorder_traversal(top)
+        )
+        fire = dict(threshold=cond, resets=resets)
+        self.update.append(self._block(update, kind, where) if split else None)
+        self.spike.append(
+            self._block([], kind, f"{kind} threshold", **fire)
+            if split
+            else self._block(update, kind, where, **fire)
+        )
 
     def _forward(self) -> None:
         """α of every forward on_pre: a spike adds α·w to the postsynaptic PSP."""
@@ -148,15 +165,21 @@ class CompiledModel:
         self.plasticity_needs_eta = _vanishes_without_eta(rule, self.consts)
 
     def _feedback(self) -> None:
+        """The products of the feedback: the summed modulator (analog error), read from the layer
+        that sends δ or from its delay line, or the modulator's increment per error spike."""
         spec = self.spec
         self.feedback_text = eq.feedback_rule(spec)
-        self.feedback = {}
+        self.feedback, self.feedback_accumulates = {}, spec.coding.spikes
+        pre_kind = "error" if spec.coding.spikes else "line" if spec.feedback_delay else None
         for l in range(1, spec.n_layers):
-            source = self.kinds[spec.feedback_source(l)]
+            source = pre_kind or self.kinds[spec.feedback_source(l)]
             syn = Synaptic("B", source, self.kinds[l], self.consts, spec)
-            self.feedback[l] = products(
-                syn, _summed(self.feedback_text, syn), self.xp, sparse=spec.mode.sparse
-            )
+            terms = _summed(self.feedback_text, syn)
+            if spec.coding.spikes:
+                text = eq.feedback_on_spike(self.feedback_text)
+                ((_, _, expr),) = statements(text, "feedback per error spike")
+                terms = syn.terms(expr, "feedback per error spike", text)
+            self.feedback[l] = products(syn, terms, self.xp, sparse=spec.mode.sparse)
         # f(B) is computed once per run, unless B changes (it follows w, or is drawn afresh) and f is not B itself
         self.feedback_fixed = not (spec.mode.transport or spec.mode.redraw) or all(
             p.syn.fn is None for ps in self.feedback.values() for p in ps
@@ -222,36 +245,33 @@ def compile_model(
     loops. Cached: a model compiles once per process."""
     loops = xp_name == "numpy" if loops is None else loops
     # only these fields shape the compiled code
-    key = (
-        spec.n_layers,
-        spec.reading,
-        spec.time_constant,
-        spec.weight_decay,
-        spec.feedback,
-        spec.plasticity,
-        spec.feedback_rule,
-        spec.refractory_steps,
-        bool(spec.dale),
+    key = tuple((k, getattr(spec, k)) for k in _SHAPING) + (
+        ("forward_delay", min(spec.forward_delay, 1)),  # a delay line or none; its length is data
+        ("feedback_delay", min(spec.feedback_delay, 1)),
+        ("dale", bool(spec.dale)),  # the signs are data
     )
-    return _compile(key, xp_name, loops)
+    return _compile(key, len(spec.sizes), xp_name, loops)
+
+
+_SHAPING = (
+    "reading",
+    "time_constant",
+    "weight_decay",
+    "feedback",
+    "plasticity",
+    "feedback_rule",
+    "error_coding",
+    "modulator_time_constant",
+    "refractory_steps",
+)
 
 
 @functools.lru_cache(maxsize=64)
-def _compile(key, xp_name: str, loops: bool) -> CompiledModel:
+def _compile(key, n_sizes: int, xp_name: str, loops: bool) -> CompiledModel:
     import importlib
 
-    L, reading, time_constant, weight_decay, feedback, plasticity, feedback_rule, refr, dale = key
-    spec = SpikingSpec(
-        sizes=(1,) * (L + 1),
-        reading=reading,
-        time_constant=time_constant,
-        weight_decay=weight_decay,
-        feedback=feedback,
-        plasticity=plasticity,
-        feedback_rule=feedback_rule,
-        refractory_steps=refr,
-        dale={"excitatory": 0.5} if dale else {},
-    )
+    fields = dict(key) | {"dale": {"excitatory": 0.5} if dict(key)["dale"] else {}}
+    spec = SpikingSpec(sizes=(1,) * n_sizes, steps_per_image=1, **fields)
     return CompiledModel(spec, importlib.import_module(xp_name), loops)
 
 

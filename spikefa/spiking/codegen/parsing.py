@@ -50,8 +50,8 @@ def statements(text: str, where: str) -> list[tuple[str, str, object]]:
 
 
 def layer_variables(kind: str, spec: SpikingSpec) -> tuple[frozenset, frozenset]:
-    """(every variable, the shared ones) of a layer kind under the spec's switches, read from its
-    Brian2 equations."""
+    """(every variable, the shared ones) of a group kind (`equations.layer`: a layer, the error
+    units or a feedback line) under the spec's switches, read from its Brian2 equations."""
     return _variables(eq.layer(kind, spec))
 
 
@@ -70,6 +70,8 @@ def constants(spec: SpikingSpec) -> dict[str, float]:
         "decay": spec.decay,
         "weight_decay": spec.weight_decay,
         "refractory_steps": float(spec.refractory_steps),
+        "tau_mod": spec.modulator_time_constant,
+        "mod_decay": spec.modulator_decay,
         "dt": 1.0,
         "ms": 1.0,
     }
