@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def _by_name(*rows) -> dict:
+    return {r.name: r for r in rows}
+
+
 @dataclass(frozen=True)
 class FeedbackMode:
     """How the feedback pathway of a mode is made; both engines read these fields, never the name.
@@ -23,28 +27,23 @@ class FeedbackMode:
     about: str = ""
 
 
-MODES = {
-    m.name: m
-    for m in (
-        FeedbackMode("fa", about="feedback alignment: fixed random B from the layer above"),
-        FeedbackMode(
-            "sparse_fa", sparse=True, about="feedback alignment with a fraction of B removed"
-        ),
-        FeedbackMode(
-            "dfa",
-            source="output",
-            about="direct feedback alignment: every hidden layer gets the output error",
-        ),
-        FeedbackMode(
-            "bp", transport=True, about="backprop: B = wᵀ of the layer above (weight transport)"
-        ),
-        FeedbackMode(
-            "shuffled",
-            redraw=True,
-            about="a control: B drawn afresh at every step, no consistent credit",
-        ),
-    )
-}
+MODES = _by_name(
+    FeedbackMode("fa", about="feedback alignment: fixed random B from the layer above"),
+    FeedbackMode("sparse_fa", sparse=True, about="feedback alignment with a fraction of B removed"),
+    FeedbackMode(
+        "dfa",
+        source="output",
+        about="direct feedback alignment: every hidden layer gets the output error",
+    ),
+    FeedbackMode(
+        "bp", transport=True, about="backprop: B = wᵀ of the layer above (weight transport)"
+    ),
+    FeedbackMode(
+        "shuffled",
+        redraw=True,
+        about="a control: B drawn afresh at every step, no consistent credit",
+    ),
+)
 FEEDBACK_MODES = tuple(MODES)
 
 
@@ -59,11 +58,8 @@ class ErrorCoding:
     about: str = ""
 
 
-CODINGS = {
-    c.name: c
-    for c in (
-        ErrorCoding("analog", about="δ and the modulators are real numbers, summed at every step"),
-        ErrorCoding("spikes", spikes=True, about="error units e⁺, e⁻ fire; modulators filter them"),
-    )
-}
+CODINGS = _by_name(
+    ErrorCoding("analog", about="δ and the modulators are real numbers, summed at every step"),
+    ErrorCoding("spikes", spikes=True, about="error units e⁺, e⁻ fire; modulators filter them"),
+)
 ERROR_CODINGS = tuple(CODINGS)
