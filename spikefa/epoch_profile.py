@@ -36,15 +36,9 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
     from spikefa.results import ResultsDir
     from spikefa.timing import Parts
 
-    network = [f"sizes={list(sizes)}"]
-    cfg = config.resolve(recipe, network)
+    cfg = config.resolve(recipe, [f"sizes={list(sizes)}"])
     phase = fig4_spiking.schedule(cfg)[0]
-    one_epoch = [
-        *network,
-        "test.images=100",
-        f"schedule=[{{epochs = 1, eta = {phase['eta']}, steps_per_image = "
-        f"{phase['steps_per_image']}, plasticity_delay = {phase['plasticity_delay']}}}]",
-    ]
+    one_epoch = _first_phase_for_one_epoch(sizes, phase)
 
     def train(n: int, parts) -> None:
         sets = [*one_epoch, f"train.images={n}", f"validation.images={n}"]
@@ -86,6 +80,16 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
         "step_products_share_of_step": round(products["products_share_of_step"], 3),
         "threads": blas_threads(),
     }
+
+
+def _first_phase_for_one_epoch(sizes, phase: dict) -> list[str]:
+    """The `--set` list of a one-epoch run of the network `sizes` under a recipe's first phase."""
+    return [
+        f"sizes={list(sizes)}",
+        "test.images=100",
+        f"schedule=[{{epochs = 1, eta = {phase['eta']}, steps_per_image = "
+        f"{phase['steps_per_image']}, plasticity_delay = {phase['plasticity_delay']}}}]",
+    ]
 
 
 def epoch_parts(measured: dict, images: int) -> dict:
