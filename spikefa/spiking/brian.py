@@ -20,7 +20,6 @@ devices are seeded once from `spec.seed`; standalone binaries draw a fresh seed 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import tempfile
 import time
@@ -33,7 +32,7 @@ from spikefa.errors import SpikefaError
 from spikefa.spiking.brian_model import BrianModel
 from spikefa.spiking.codegen import state_key, trace_shapes
 from spikefa.spiking.codegen.eligibility import per_synapse, per_unit
-from spikefa.spiking.spec import SpikingSpec
+from spikefa.spiking.spec import SpikingSpec, with_rules
 
 DEVICES = ("runtime", "numpy", "cpp_standalone", "cuda_standalone")
 STANDALONE = ("cpp_standalone", "cuda_standalone")
@@ -113,16 +112,7 @@ class BrianNetwork(BrianModel):
     ):
         if device not in DEVICES:
             raise SpikefaError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-        overrides = {
-            k: v
-            for k, v in (
-                ("plasticity", plasticity),
-                ("feedback_rule", feedback),
-                ("plasticity_delay", plasticity_delay),
-            )
-            if v is not None
-        }
-        spec = dataclasses.replace(spec, **overrides) if overrides else spec
+        spec = with_rules(spec, plasticity, feedback, plasticity_delay)
         self.spec, self.device, self.images_per_run, self.noise = (
             spec,
             device,

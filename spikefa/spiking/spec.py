@@ -33,7 +33,7 @@ import math
 import numbers
 import re
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -458,3 +458,10 @@ def stream_shapes(spec: SpikingSpec) -> dict[str, tuple[int, ...]]:
     for l in range(1, spec.n_layers + 1):
         shapes |= {f"u{l}": (spec.sizes[l],), f"p{l - 1}": (spec.sizes[l - 1],)}
     return shapes | switch_shapes(spec)
+
+
+def with_rules(spec: SpikingSpec, plasticity=None, feedback=None, plasticity_delay=None):
+    """`spec` with a user's plasticity rule, summed modulator or plasticity delay, where given."""
+    given = (("plasticity", plasticity), ("feedback_rule", feedback))
+    changes = {k: v for k, v in (*given, ("plasticity_delay", plasticity_delay)) if v is not None}
+    return replace(spec, **changes) if changes else spec

@@ -9,8 +9,6 @@ the mean output rate over the last `spec.readout_fraction` of its presentation.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from tqdm import tqdm
 
@@ -18,7 +16,7 @@ from spikefa.arrays import import_cupy, to_numpy
 from spikefa.spiking import fast
 from spikefa.spiking.codegen import compile_model
 from spikefa.spiking.noise import CounterNoise
-from spikefa.spiking.spec import SpikingSpec, is_stream_var
+from spikefa.spiking.spec import SpikingSpec, is_stream_var, with_rules
 from spikefa.timing import NO_PARTS
 
 BACKENDS = ("numpy", "cupy", "torch")  # the arrays of FastRunner
@@ -86,16 +84,7 @@ class FastRunner:
         compile: bool | str = False,
         steps_per_call: int | None = None,
     ):
-        overrides = {
-            k: v
-            for k, v in (
-                ("plasticity", plasticity),
-                ("feedback_rule", feedback),
-                ("plasticity_delay", plasticity_delay),
-            )
-            if v is not None
-        }
-        spec = dataclasses.replace(spec, **overrides) if overrides else spec
+        spec = with_rules(spec, plasticity, feedback, plasticity_delay)
         self.spec, self.chunk, self.batch, self.backend = spec, chunk, batch, backend
         if backend == "cupy":
             cupy = import_cupy()

@@ -120,6 +120,13 @@ class Synaptic:
         )
 
 
+def _of_namespace(name: str, expr, xp):
+    """A compiled function of a namespace `ns` that returns `expr` of its symbols."""
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    lines = [f"{s.name} = ns[{s.name!r}]" for s in symbols] + [f"return {print_code(expr)}"]
+    return compile_function(name, ["ns"], lines, xp)
+
+
 class Operand:
     """One side of a matrix product: an element-wise expression of one layer's variables, evaluated
     as an array per stream (batch × n). A bare variable is used as it is, without a copy."""
@@ -127,22 +134,7 @@ class Operand:
     def __init__(self, expr, xp):
         self.one = expr == 1
         self.name = expr.name if isinstance(expr, sympy.Symbol) else None
-        self.fn = (
-            None
-            if self.one or self.name
-            else compile_function(
-                "operand",
-                ["ns"],
-                [
-                    *(
-                        f"{s.name} = ns[{s.name!r}]"
-                        for s in sorted(expr.free_symbols, key=lambda s: s.name)
-                    ),
-                    f"return {print_code(expr)}",
-                ],
-                xp,
-            )
-        )
+        self.fn = None if self.one or self.name else _of_namespace("operand", expr, xp)
 
     def __call__(self, ns: dict, batch: int, n: int, dtype, xp):
         if self.one:
@@ -161,22 +153,7 @@ class Scalar:
 
     def __init__(self, expr, xp):
         self.value = float(expr) if not expr.free_symbols else None
-        self.fn = (
-            None
-            if self.value is not None
-            else compile_function(
-                "scalar",
-                ["ns"],
-                [
-                    *(
-                        f"{s.name} = ns[{s.name!r}]"
-                        for s in sorted(expr.free_symbols, key=lambda s: s.name)
-                    ),
-                    f"return {print_code(expr)}",
-                ],
-                xp,
-            )
-        )
+        self.fn = None if self.value is not None else _of_namespace("scalar", expr, xp)
 
     def __call__(self, ns: dict) -> float:
         return self.value if self.value is not None else float(self.fn(ns))
