@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numbers
 
-from spikefa.spiking.modes import CODINGS, ERROR_CODINGS, MODES
+from spikefa.spiking.modes import ERROR_CODINGS, FEEDBACK_MODES, MODES
 
 # config keys of the spiking experiment whose defaults are the spec's own
 SWITCHES = {
@@ -45,9 +45,10 @@ def switch_problems(spec) -> list[str]:
         for k in ("forward_delay", "feedback_delay")
         if not 0 <= getattr(spec, k) <= spec.steps_per_image
     ]
-    mode = MODES.get(spec.feedback)
+    # membership in the names' tuples: a checkpoint's field may hold any JSON value, even a list
+    mode = MODES[spec.feedback] if spec.feedback in FEEDBACK_MODES else None
     b_changes = mode is not None and (mode.transport or mode.redraw)
-    if spec.error_coding not in CODINGS:
+    if spec.error_coding not in ERROR_CODINGS:
         problems.append(
             f"error_coding must be one of {', '.join(ERROR_CODINGS)}, got {spec.error_coding!r}"
         )
