@@ -186,7 +186,13 @@ def client_for(scheduler: str | None, workers: int | None):
         **WORKER_ENV,
         **{k: per for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
     }
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+    # A compiled kernel holds the GIL for minutes at full size, so a worker's heartbeat can stall
+    # that long; the scheduler must not take that for a dead worker and restart it mid-run.
+    settings = {
+        "distributed.nanny.pre-spawn-environ": env,
+        "distributed.scheduler.worker-ttl": None,
+    }
+    with dask.config.set(settings):
         cluster = distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
         )

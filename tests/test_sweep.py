@@ -9,7 +9,7 @@ from scipy import stats
 
 from spikefa.cli import main
 from spikefa.errors import SpikefaError
-from spikefa.sweeps import candidates, grid, plan, sweep
+from spikefa.sweeps import candidates, client_for, grid, plan, sweep
 
 SHORT = ["train.examples=1500", "train.eval_every=500", "test.points=200"]
 
@@ -195,3 +195,13 @@ def test_a_labelled_candidate_names_its_folder(tmp_path):
     names = [r["folder"].parent.name for r in runs]
     assert names == ["slow_batch-10", "slow_batch-20", "eta-0.01_batch-10", "eta-0.01_batch-20"]
     assert runs[0]["run_sets"][:2] == ["eta=0.0001", "batch=10"]
+
+
+def test_a_local_cluster_never_restarts_a_worker_for_a_late_heartbeat():
+    # a compiled kernel holding the GIL for minutes delays heartbeats; a restart would kill the run
+    client = client_for(None, 1)
+    try:
+        assert client.cluster.scheduler.worker_ttl is None
+    finally:
+        client.close()
+        client.cluster.close()

@@ -1,7 +1,8 @@
 """The table of a recipe search: one row per candidate, from its run's own small files.
 
 A candidate is a spiking run (`summary.json`, `config.toml`, `metrics.csv`), found in run, sweep or
-record folders. Rows are ranked by the validation error of the epoch each run selected; they show the
+record folders. Rows are ranked by the validation error of the epoch each run selected, in one table
+per network size; they show the
 settings a search varies, the validation curve's start and end, and the health of the selected
 network (weight growth and saturated units per layer, measured on held-out images). Test errors are
 never shown: a search chooses on validation alone.
@@ -77,8 +78,21 @@ def _setting(cfg: dict, key: str) -> str:
 
 
 def table(folders) -> str:
-    """The Markdown table of the candidates below `folders`, best first."""
+    """The Markdown tables of the candidates below `folders`, one per network size (smallest
+    first, each under its sizes as a heading line), best first: a rank holds among runs of one
+    width only, since a setting found on one width is not the same setting on another."""
     runs = candidates(folders)
+    widths = sorted({tuple(c["cfg"]["sizes"]) for c in runs}, key=lambda s: (sum(s), s))
+    if len(widths) == 1:
+        return _table(runs)
+    return "\n".join(
+        f"**{'-'.join(map(str, w))}**\n\n"
+        + _table([c for c in runs if tuple(c["cfg"]["sizes"]) == w])
+        for w in widths
+    )
+
+
+def _table(runs: list[dict]) -> str:
     head = [
         "rank",
         "rule",
