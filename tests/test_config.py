@@ -117,6 +117,7 @@ def test_model_switches_take_their_defaults_from_the_spec_and_a_table_whole(tmp_
     for bad, words in [
         ("refractory_steps=-1", "refractory_steps must be at least 0"),
         ("dale={excitatory=1.5}", "dale takes excitatory"),
+        ('dale={excitatory=0.8,keep="wrap"}', 'dale.keep must be "clip" or "reflect"'),
     ]:
         with pytest.raises(SpikefaError, match=words):
             spec_for(config.resolve("fig4_spiking", [bad]), "fa")

@@ -113,6 +113,23 @@ def test_conformance_dale(mode, excitatory, feedback):
         assert np.all(B >= 0)
 
 
+@pytest.mark.parametrize("mode", ["fa", "bp"])
+def test_conformance_dale_reflect(mode):
+    """Dale's law kept by reflection in both engines: a weight pushed across zero comes back with
+    its unit's sign instead of stopping at zero, so the weights keep their signs and part from
+    the clipped ones."""
+    dale = {"excitatory": 0.7, "keep": "reflect"}
+    spec = spec_(feedback=mode, dale=dale, eta=0.5)
+    state, states, _ = assert_conform(spec)
+    _, clipped, _ = assert_conform(spec_(feedback=mode, dale={"excitatory": 0.7}, eta=0.5))
+    signs = dale_signs(spec)
+    for l in range(1, spec.n_layers + 1):
+        assert np.all(states[-1][f"w{l}"] * signs[l - 1][:, None] >= 0)
+    assert any(
+        not np.array_equal(states[-1][f"w{l}"], clipped[-1][f"w{l}"]) for l in (1, 2, 3)
+    ) and all(np.sum(states[-1][f"w{l}"] == 0) == np.sum(state[f"w{l}"] == 0) for l in (1, 2, 3))
+
+
 @pytest.mark.parametrize(
     "mode, rule, delay",
     [("fa", ELIG_PRE, 0), ("dfa", ELIG_POST, 0), ("bp", ELIG_SUM, 0), ("sparse_fa", ELIG_TWO, 2)],

@@ -24,7 +24,7 @@ import numpy as np
 from spikefa.spiking import equations as eq
 from spikefa.spiking.codegen import brian_rule, layer_variables
 from spikefa.spiking.codegen.eligibility import kinds
-from spikefa.spiking.dale import dale_signs
+from spikefa.spiking.dale import dale_keep, dale_signs
 
 
 def spike_line(D: int) -> tuple[list[str], str, str]:
@@ -187,7 +187,7 @@ class BrianModel:
         """Forward synapses with the plasticity rule (its eligibility traces, Dale's law)."""
         self.trace_decl, self.rule = brian_rule(self.spec)
         self.trace_names = [line.split(":")[0].strip() for line in self.trace_decl.splitlines()]
-        self.rule += ("\n" + eq.DALE) if self.spec.dale else ""
+        self.rule += ("\n" + eq.DALE[dale_keep(self.spec)]) if self.spec.dale else ""
         self.forward, self.plasticity = [None], []
         event = "arrive" if self.spec.forward_delay else "spike"
         for l in range(1, self.spec.n_layers + 1):

@@ -1,7 +1,7 @@
 """Dale's law: every unit is excitatory or inhibitory, and all its outgoing synapses share its sign.
 
 The signs are drawn from the seed; initial weights take them with magnitudes that keep the expected
-input zero; `equations.DALE` keeps them while the weights learn."""
+input zero; `equations.DALE` keeps them while the weights learn, by clipping or reflection (`keep`)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def dale_signs(spec) -> list[np.ndarray] | None:
         np.where(rng.permutation(n) < round(f * n), 1.0, -1.0).astype(spec.dtype)
         for n in spec.sizes
     ]
+
+
+def dale_keep(spec) -> str:
+    """How the weights keep their sign under Dale's law: "clip" (default) or "reflect"."""
+    return spec.dale.get("keep", "clip")
 
 
 def signed(w: np.ndarray, signs: np.ndarray, spec) -> np.ndarray:

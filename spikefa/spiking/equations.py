@@ -140,7 +140,9 @@ REFRACTORY_RESET = "refr = refractory_steps"
 # outgoing weights keep. After every change, a weight that crossed zero is set to zero (clipping:
 # the projection of the step onto the weights of the right sign).
 DALE_SIGN = "ei : 1 (constant)   # Dale's law: +1 excitatory, -1 inhibitory"
-DALE = "w = ei_pre * clip(ei_pre * w, 0, inf)"
+# how a weight that the rule pushes across zero keeps its unit's sign: stopped at zero (the
+# projection onto the allowed weights), or reflected (w = ei·|v| with v learning by the chain rule)
+DALE = {"clip": "w = ei_pre * clip(ei_pre * w, 0, inf)", "reflect": "w = ei_pre * abs(w)"}
 
 
 def layer(kind: str, spec) -> str:

@@ -20,7 +20,8 @@ SWITCHES = {
     "refractory_steps": "a hidden unit cannot fire for this many steps after a spike (0: it may fire "
     "at every step)",
     "dale": "Dale's law, e.g. `{excitatory = 0.8}`: each unit is excitatory or inhibitory (this "
-    "fraction excitatory) and its outgoing weights keep their sign; `feedback = true` also B "
+    "fraction excitatory) and its outgoing weights keep their sign; `feedback = true` also B; "
+    '`keep = "reflect"` reflects a weight pushed across zero instead of stopping it there '
     "(empty: off)",
 }
 
@@ -76,8 +77,10 @@ def _dale_problems(d, feedback: str, b_changes: bool) -> list[str]:
         return [] if isinstance(d, dict) else [f"dale must be a table, got {d!r}"]
     f, fb = d.get("excitatory"), d.get("feedback", False)
     fraction = isinstance(f, numbers.Real) and not isinstance(f, bool) and 0 <= f <= 1
-    if set(d) - {"excitatory", "feedback"} or not fraction:
-        return [f"dale takes excitatory (a fraction in [0, 1]) and feedback, got {d}"]
+    if set(d) - {"excitatory", "feedback", "keep"} or not fraction:
+        return [f"dale takes excitatory (a fraction in [0, 1]), feedback and keep, got {d}"]
+    if d.get("keep", "clip") not in ("clip", "reflect"):
+        return [f'dale.keep must be "clip" or "reflect", got {d["keep"]!r}']
     if not isinstance(fb, bool):
         return [f"dale.feedback must be true or false, got {fb!r}"]
     if fb and b_changes:

@@ -30,6 +30,7 @@ from spikefa.spiking.codegen.parsing import (
     substitute,
 )
 from spikefa.spiking.codegen.synapses import Synaptic, Term, WeightMap, products
+from spikefa.spiking.dale import dale_keep
 from spikefa.spiking.spec import SpikingSpec
 
 PER_NEURON = frozenset({"bias"})  # per-neuron variables that every stream shares
@@ -160,7 +161,9 @@ class CompiledModel:
                 )
                 for tr in traces(spec, l)
             ]
-            self.dale[l] = WeightMap(eq.DALE, syn, xp, self.loops) if spec.dale else None
+            self.dale[l] = (
+                WeightMap(eq.DALE[dale_keep(spec)], syn, xp, self.loops) if spec.dale else None
+            )
         # a rule that vanishes with η is skipped while η = 0 (evaluation, the plasticity gate)
         self.plasticity_needs_eta = _vanishes_without_eta(rule, self.consts)
 
@@ -248,7 +251,7 @@ def compile_model(
     key = tuple((k, getattr(spec, k)) for k in _SHAPING) + (
         ("forward_delay", min(spec.forward_delay, 1)),  # a delay line or none; its length is data
         ("feedback_delay", min(spec.feedback_delay, 1)),
-        ("dale", bool(spec.dale)),  # the signs are data
+        ("dale", dale_keep(spec) if spec.dale else ""),  # the signs are data, not how they are kept
     )
     return _compile(key, len(spec.sizes), xp_name, loops)
 
@@ -270,7 +273,8 @@ _SHAPING = (
 def _compile(key, n_sizes: int, xp_name: str, loops: bool) -> CompiledModel:
     import importlib
 
-    fields = dict(key) | {"dale": {"excitatory": 0.5} if dict(key)["dale"] else {}}
+    keep = dict(key)["dale"]
+    fields = dict(key) | {"dale": {"excitatory": 0.5, "keep": keep} if keep else {}}
     spec = SpikingSpec(sizes=(1,) * n_sizes, steps_per_image=1, **fields)
     return CompiledModel(spec, importlib.import_module(xp_name), loops)
 
