@@ -221,6 +221,41 @@ def bench_spiking(
     return out
 
 
+def bench_switches(batch: int = 50, search: str = "biology", sizes=FULL) -> dict:
+    """Stream-steps per second of the batched engine (on the full network), learning on, under each
+    candidate of a declared search (by default the biology switches, one at a time and all
+    together), against its first candidate, all timed in one run.
+
+    Parameters
+    ----------
+    batch : int
+        Streams.
+    search : str
+        A shipped search (`spikefa/configs/searches/<search>.toml`) or a path to one.
+    sizes : sequence of int
+        The network.
+
+    Returns
+    -------
+    dict
+        `<label>_stream_steps_per_s` and `<label>_vs_<first label>` for every candidate.
+    """
+    from spikefa import config, sweeps
+    from spikefa.experiments.fig4_spiking import spec_for
+
+    out, first = {"network": "-".join(map(str, sizes)), "batch": batch}, None
+    for i, (label, sets) in enumerate(sweeps.candidates(search)):
+        label = label or f"candidate{i + 1}"
+        spec = dataclasses.replace(
+            spec_for(config.resolve("fig4_spiking", sets), "fa"), sizes=sizes
+        )
+        rate = fast_stream_steps_per_s(spec, batch, images_per_stream=1, repeats=2)
+        first = first or (label, rate)
+        out[f"{label}_stream_steps_per_s"] = round(rate, 1)
+        out[f"{label}_vs_{first[0]}"] = round(rate / first[1], 3)
+    return out
+
+
 def _brian2_figures(spec: SpikingSpec, devices) -> dict:
     """Milliseconds per step and build seconds of Brian2 on `devices` (standalone: 1 and 2 threads)."""
     out = {}

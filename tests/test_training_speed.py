@@ -144,3 +144,22 @@ def test_epoch_profile_scales_each_part_and_its_shares_add_up(data_folder):
     # the products are part of the step, and no faster than the peak product (small shapes)
     assert 0 < r["step_products_share_of_step"] < 1
     assert 0 < r["step_products_fraction_of_gemm_peak"] <= 1.05
+
+
+def test_the_switch_bench_times_every_candidate_against_the_first(tmp_path, capsys):
+    from spikefa.bench import bench_switches
+
+    search = tmp_path / "s.toml"
+    search.write_text(
+        '[[candidate]]\nlabel = "plain"\nrefractory_steps = 0\n\n'
+        '[[candidate]]\nlabel = "spikes"\nerror_coding = "spikes"\n\n'
+        "[[candidate]]\nfeedback_delay = 2\n"
+    )
+    out = bench_switches(batch=4, search=str(search), sizes=(784, 20, 10))
+    rates = {k: v for k, v in out.items() if k.endswith("_stream_steps_per_s")}
+    assert list(rates) == [f"{n}_stream_steps_per_s" for n in ("plain", "spikes", "candidate3")]
+    assert all(v > 0 for v in rates.values()) and out["plain_vs_plain"] == 1.0
+    for n in ("spikes", "candidate3"):
+        assert out[f"{n}_vs_plain"] == pytest.approx(
+            out[f"{n}_stream_steps_per_s"] / out["plain_stream_steps_per_s"], rel=0.01
+        )

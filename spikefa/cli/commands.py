@@ -212,6 +212,8 @@ def cmd_bench(args) -> int:
         result = bench.bench_spiking(
             batch=args.batch, devices=devices, backend=args.backend, scaling=args.scaling
         )
+    elif args.what == "switches":
+        result = bench.bench_switches(batch=args.batch)
     else:
         result = bench.bench_rate(data_dir=args.data)
     if args.json:

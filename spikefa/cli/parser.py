@@ -215,9 +215,12 @@ def _export(sub) -> None:
 
 def _bench(sub) -> None:
     b = sub.add_parser("bench", help="side-by-side throughput, measured in one run")
-    b.add_argument("what", choices=("rate", "spiking", "gpu"))
+    b.add_argument("what", choices=("rate", "spiking", "switches", "gpu"))
     b.add_argument(
-        "--batch", type=int, default=50, help="spiking: streams of the batched fast engine"
+        "--batch",
+        type=int,
+        default=50,
+        help="spiking, switches: streams of the batched fast engine",
     )
     b.add_argument(
         "--backend",
