@@ -2,6 +2,9 @@
 
 import json
 
+import numpy as np
+from scipy import stats
+
 from spikefa import config
 from spikefa.cli import main
 
@@ -38,3 +41,28 @@ def test_a_search_over_two_widths_gets_one_ranked_table_per_width(tmp_path):
         for part in (small_part, full_part)
     ]
     assert ranks == [[("| 1", "0.002"), ("| 2", "0.001")], [("| 1", "0.000667"), ("| 2", "0.002")]]
+
+
+def _point(name, sets, values):
+    m = {"n": len(values), "mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1))}
+    return {"name": name, "sets": sets, "metrics": {"fa": {"validation_error": {**m}}}}
+
+
+def test_a_sweep_s_points_are_compared_with_its_first_over_seeds(tmp_path):
+    plain, delays = [0.050, 0.054, 0.052], [0.061, 0.065, 0.066]
+    points = [_point("plain", [], plain), _point("delays", ["feedback_delay=2"], delays)]
+    (tmp_path / "sweep.json").write_text(json.dumps({"points": points}))
+    out = tmp_path / "t.md"
+    assert main(["report", "--points", str(tmp_path), "--out", str(out)]) == 0
+    rows = [r.split(" | ") for r in out.read_text().splitlines()[2:]]
+    assert [r[0] for r in rows] == ["| plain", "| delays"] and rows[1][1] == "`feedback_delay=2`"
+    assert rows[0][2] == "5.20 ± 0.20% (n = 3)" and rows[0][3] == "– |"
+    p = stats.ttest_ind(delays, plain, equal_var=False).pvalue
+    se = 100 * np.sqrt(np.var(delays, ddof=1) / 3 + np.var(plain, ddof=1) / 3)
+    assert rows[1][3] == f"+1.20 ± {se:.2f} (p = {p:.2g}) |"
+
+
+def test_points_of_a_folder_without_a_sweep_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["report", "--points", str(tmp_path), "--out", str(tmp_path / "t.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no sweep.json" in err[0] and not (tmp_path / "t.md").exists()

@@ -187,6 +187,13 @@ def cmd_report(args) -> int:
 
         print(search.write(args.results, args.out))
         return 0
+    if args.points:
+        from spikefa.report import points
+
+        if len(args.results) != 1:
+            raise SpikefaError("--points takes one sweep folder (or its record)")
+        print(points.write(args.results[0], args.out))
+        return 0
     records = args.records
     if args.save_records:  # the page is then rebuilt from the whole store, as on a fresh clone
         for path in save_records(args.results, args.save_records):

@@ -304,6 +304,11 @@ def _report(sub) -> None:
         help="write instead the table of a recipe search: every spiking run below RESULTS, ranked "
         "on validation",
     )
+    rp.add_argument(
+        "--points",
+        action="store_true",
+        help="write instead the table of one sweep's points against its first point, over its seeds",
+    )
     rp.set_defaults(func=commands.cmd_report)
 
 
