@@ -155,7 +155,7 @@ def test_the_switch_bench_times_every_candidate_against_the_first(tmp_path, caps
         '[[candidate]]\nlabel = "spikes"\nerror_coding = "spikes"\n\n'
         "[[candidate]]\nfeedback_delay = 2\n"
     )
-    out = bench_switches(batch=4, search=str(search), sizes=(784, 20, 10))
+    out = bench_switches(batch=4, search=str(search), sizes=(784, 20, 10), rounds=2)
     rates = {k: v for k, v in out.items() if k.endswith("_stream_steps_per_s")}
     assert list(rates) == [f"{n}_stream_steps_per_s" for n in ("plain", "spikes", "candidate3")]
     assert all(v > 0 for v in rates.values()) and out["plain_vs_plain"] == 1.0
