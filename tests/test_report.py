@@ -326,7 +326,7 @@ def test_a_finished_spiking_network_counts_once_whatever_its_spike_draws(tmp_pat
     assert "--repeats 4" in faithful[4] and "(trained by: spikefa run fig4_paper_fa)" in faithful[4]
     for words in (
         "50 image streams whose weight changes are summed",
-        "η per step 0.001 (paper: not given)",
+        f"η per step {config.resolve('fig4_paper_fa')['schedule'][0]['eta']:g} (paper: not given)",
         "50,000 training images, 10,000 held out for validation (paper: all 60,000)",
     ):
         assert words in faithful[3]
