@@ -160,10 +160,31 @@ def _check_type(key: str, default: Any, value: Any) -> Any:
     return value
 
 
-def _set_dotted(cfg: dict, key: str, value: Any) -> None:
+def set_checked(cfg: dict, key: str, value: Any, like: Any, name: str | None = None) -> None:
+    """Set a dotted key of a config to a value of the type a setting expects.
+
+    Parameters
+    ----------
+    cfg : dict
+        The config, changed in place; tables on the key's path are made as needed.
+    key : str
+        The dotted key, e.g. ``"train.epochs"``.
+    value : Any
+        The new value (an integer is converted where `like` is a float).
+    like : Any
+        A value of the expected type: the setting's default.
+    name : str, optional
+        The key as the user wrote it, for the error message (default: `key`).
+
+    Raises
+    ------
+    SpikefaError
+        When `value` does not have the type of `like`, or a key on the path is not a table.
+    """
+    value = _check_type(key if name is None else name, like, value)
     *parents, leaf = key.split(".")
     for p in parents:
-        cfg = cfg.setdefault(p, {})  # tables under an open table are made as needed
+        cfg = cfg.setdefault(p, {})
         if not isinstance(cfg, dict):
             raise SpikefaError(f"config key {key}: {p} is not a table")
     cfg[leaf] = value
@@ -197,7 +218,7 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
     overrides = list(flat(user).items()) + [parse_set(s) for s in sets]
     for key, value in overrides:
         if key not in schema and _open(shipped, key, value):  # any keys; the experiment checks them
-            _set_dotted(cfg, key, _check_type(key, value, value))
+            set_checked(cfg, key, value, like=value)
             continue
         if key not in schema:
             close = difflib.get_close_matches(key, list(schema), n=3, cutoff=0.5)
@@ -207,7 +228,7 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
                 else f"; valid keys: {', '.join(sorted(schema))}"
             )
             raise SpikefaError(f"unknown config key {key!r} for {name}{hint}")
-        _set_dotted(cfg, key, _check_type(key, schema[key], value))
+        set_checked(cfg, key, value, like=schema[key])
     require_positive(
         {"seed": cfg["seed"]}, allow_zero=True
     )  # every experiment seeds its random streams

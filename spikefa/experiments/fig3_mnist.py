@@ -72,10 +72,8 @@ def for_algorithm(cfg: dict, algo: str) -> dict:
                 f"per_algorithm.{algo}.{key} is not a per-algorithm setting; those are: "
                 f"{', '.join(PER_ALGORITHM)}"
             )
-        config._set_dotted(
-            mine,
-            key,
-            config._check_type(f"per_algorithm.{algo}.{key}", config.dotted(cfg, key), value),
+        config.set_checked(
+            mine, key, value, like=config.dotted(cfg, key), name=f"per_algorithm.{algo}.{key}"
         )
     return mine
 
