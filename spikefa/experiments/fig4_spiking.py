@@ -19,7 +19,7 @@ from spikefa.data.datasets import check_sizes, is_own_dataset
 from spikefa.errors import SpikefaError
 from spikefa.spiking.brian import DEVICES, STANDALONE
 from spikefa.spiking.loop import training_loop
-from spikefa.spiking.recipe import phase_spec, schedule, spec_for
+from spikefa.spiking.recipe import phase_spec, recipe, schedule, spec_for
 from spikefa.spiking.spec import FEEDBACK_MODES
 from spikefa.spiking.training import BACKENDS
 from spikefa.timing import NO_PARTS
@@ -88,6 +88,11 @@ def chunk_size(cfg: dict, *counts: int) -> int:
         return want
     g = math.gcd(*counts)
     return max(d for d in range(1, min(want, g) + 1) if g % d == 0)
+
+
+def recipes(cfg: dict) -> dict[str, dict]:
+    """The recipe of each checkpoint a run of `cfg` writes, by its name: what a resume must share."""
+    return {mode: recipe(cfg, mode) for mode in cfg["algorithms"]}
 
 
 def run(cfg: dict, out, data_dir=None, resume: bool = False, parts=NO_PARTS) -> dict:
