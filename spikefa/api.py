@@ -70,6 +70,7 @@ def sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     grid: dict | None = None,
+    candidates=None,
     overrides: dict | None = None,
     **kwargs,
 ) -> dict:
@@ -93,6 +94,11 @@ def sweep(
     grid : dict, optional
         Grid axes: a config key and the list of values it takes (``{"eta": [0.01, 0.03]}``); every
         combination is a grid point.
+    candidates : str or path-like, optional
+        A declared search, as ``--candidates``: the name of a shipped one (``"fig4_fa"``, from
+        ``configs/searches/``) or a TOML file of ``[[candidate]]`` tables, each a set of config
+        values and an optional ``label`` naming its folder. Every candidate is crossed with `grid`;
+        the overrides apply to all of them.
     overrides : dict, optional
         Config keys set at every point, dotted for tables.
     **kwargs
@@ -101,26 +107,42 @@ def sweep(
     Returns
     -------
     dict
-        The contents of ``sweep.json``: per grid point and algorithm, n, mean, SD and SEM of each
+        The contents of ``sweep.json``: per grid point (or candidate) and algorithm, n, mean, SD and SEM of each
         final metric, t-tests between the algorithms, and each run's folder and status
         (``"failed"`` runs carry their error).
 
     Raises
     ------
     spikefa.errors.SpikefaError
-        On bad input, found before any run starts, or when Dask is not installed.
+        On bad input (an unknown search or one without candidates included), found before any run
+        starts, or when Dask is not installed.
 
     Examples
     --------
     >>> s = spikefa.sweep("fig2_linear", seeds=3, train__examples=2000)  # doctest: +SKIP
     >>> s["points"][0]["metrics"]["fa"]["test_nse"]["mean"]  # doctest: +SKIP
     0.0131
+
+    A declared search, each candidate trained once and ranked on validation:
+
+    >>> s = spikefa.sweep("fig4_search", seeds=1, candidates="fig4_fa")  # doctest: +SKIP
+    >>> [p["name"] for p in s["points"]][:2]  # doctest: +SKIP
+    ['eta-0.00025', 'eta-0.0005']
     """
     from spikefa.sweeps import sweep as run_sweep
 
     items = with_grid(set_items(overrides, kwargs), grid or {})
     data = str(Path(data).resolve()) if data else None  # the workers may start elsewhere
-    return run_sweep(str(config), seeds, items, out, data, scheduler=scheduler, workers=workers)
+    return run_sweep(
+        str(config),
+        seeds,
+        items,
+        out,
+        data,
+        scheduler=scheduler,
+        workers=workers,
+        search=candidates,
+    )
 
 
 def load_network(name_or_path) -> Network:
