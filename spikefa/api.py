@@ -107,8 +107,8 @@ def sweep(
     Returns
     -------
     dict
-        The contents of ``sweep.json``: per grid point (or candidate) and algorithm, n, mean, SD and SEM of each
-        final metric, t-tests between the algorithms, and each run's folder and status
+        The contents of ``sweep.json``: per grid point (or candidate) and algorithm, n, mean, SD and
+        SEM of each final metric, t-tests between the algorithms, and each run's folder and status
         (``"failed"`` runs carry their error).
 
     Raises

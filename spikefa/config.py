@@ -1,10 +1,12 @@
-"""Experiment configs: TOML files shipped in the package (`spikefa/configs/`), overridden by `--set KEY=VALUE`.
+"""Experiment configs: TOML files shipped in the package (`spikefa/configs/`), overridden by
+`--set KEY=VALUE`.
 
 The shipped file `configs/<experiment>.toml` is the schema: it names every key an experiment
 accepts and its type, besides the keys whose defaults live in code (`experiments.code_defaults`:
-the spiking model's switches, defined once in its spec). A user's own TOML file names its experiment (`experiment = "fig2_linear"`)
-and may set any subset of those keys; `--set` overrides come last. An unknown key or a value of
-the wrong type is a `SpikefaError` that names the key and the closest valid ones.
+the spiking model's switches, defined once in its spec). A user's own TOML file names its experiment
+(`experiment = "fig2_linear"`) and may set any subset of those keys; `--set` overrides come last. An
+unknown key or a value of the wrong type is a `SpikefaError` that names the key and the closest
+valid ones.
 """
 
 from __future__ import annotations
@@ -191,8 +193,9 @@ def set_checked(cfg: dict, key: str, value: Any, like: Any, name: str | None = N
 
 
 def _open(shipped: dict, key: str, value: Any = None) -> bool:
-    """True when `key` lies under a table that the shipped config leaves empty (e.g. `[per_algorithm]`),
-    or names one and `value` is a table: such a table takes any keys, and the experiment checks them."""
+    """True when `key` lies under a table that the shipped config leaves empty (e.g.
+    `[per_algorithm]`), or names one and `value` is a table: such a table takes any keys, and the
+    experiment checks them."""
     d = shipped
     *parents, leaf = key.split(".")
     for p in parents:
@@ -289,12 +292,14 @@ def to_toml(cfg: dict) -> str:
 
 
 def halved(eta: float, epochs: float, halving_epochs: float) -> float:
-    """`eta` after `epochs` epochs: constant, or halved every `halving_epochs` (continuously) when > 0."""
+    """`eta` after `epochs` epochs: constant, or halved every `halving_epochs` (continuously)
+    when > 0."""
     return eta * 0.5 ** (epochs / halving_epochs) if halving_epochs else eta
 
 
 def eta_at(cfg: dict, epochs_done: float) -> float:
-    """The learning rate `eta` after `epochs_done` epochs of a run with `train.eta_halving_epochs`."""
+    """The learning rate `eta` after `epochs_done` epochs of a run with
+    `train.eta_halving_epochs`."""
     return halved(cfg["eta"], epochs_done, cfg["train"]["eta_halving_epochs"])
 
 
@@ -311,7 +316,8 @@ def dotted(cfg: dict, key: str) -> Any:
 
 
 def require_distinct(key: str, names: list, known) -> None:
-    """Raise SpikefaError unless config key `key` lists at least one name, each once, from `known`."""
+    """Raise SpikefaError unless config key `key` lists at least one name, each once, from
+    `known`."""
     if not names or len(set(names)) != len(names) or any(a not in known for a in names):
         raise SpikefaError(f"{key} must be distinct names from {', '.join(known)}, got {names}")
 
@@ -322,7 +328,8 @@ def require_positive_keys(cfg: dict, keys, allow_zero: bool = False) -> None:
 
 
 def require_positive(values: dict, allow_zero: bool = False) -> None:
-    """Raise SpikefaError naming the first config key whose value is not > 0 (≥ 0 with allow_zero)."""
+    """Raise SpikefaError naming the first config key whose value is not > 0 (≥ 0 with
+    allow_zero)."""
     for key, v in values.items():
         if not (v >= 0 if allow_zero else v > 0):
             raise SpikefaError(

@@ -31,7 +31,8 @@ def run(
     resume: bool = False,
     threads: int | None = None,
 ) -> Path:
-    """Run a config into a results folder; `threads`: BLAS threads (default: the cores it is given)."""
+    """Run a config into a results folder; `threads`: BLAS threads (default: the cores it is
+    given)."""
     if resume:
         if out is None or not Path(out).is_dir():
             raise SpikefaError(

@@ -77,7 +77,8 @@ class Schedule:
         return self.ends[-1]
 
     def at(self, seen: int) -> int:
-        """The phase that the next image after `seen` falls in (the last one once all have ended)."""
+        """The phase that the next image after `seen` falls in (the last one once all have
+        ended)."""
         return (
             next(k for k, end in enumerate(self.ends) if seen < end)
             if seen < self.total
@@ -180,7 +181,8 @@ class TrainingLoop:
 
     # ------------------------------------------------------------------ state
     def start(self, resume: bool) -> None:
-        """The network drawn from the seed, or the one `<name>.npz` holds, trained under this recipe."""
+        """The network drawn from the seed, or the one `<name>.npz` holds, trained under this
+        recipe."""
         meta = {}
         if resume and self.path.exists():
             meta = self.learner.load(self.path)
@@ -191,7 +193,8 @@ class TrainingLoop:
         self.stopped = bool(meta.get("finished"))
         self.curve = [tuple(c) for c in meta.get("curve", [])]
         self.names = meta.get("angle_names", [])
-        # a checkpoint carried to another folder without its selected network starts the selection afresh
+        # a checkpoint carried to another folder without its selected network starts the selection
+        # afresh
         self.best = meta.get("best") if self.best_path.exists() else None
         self.learner.begin(self.seen, meta)
 

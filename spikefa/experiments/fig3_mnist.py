@@ -242,7 +242,8 @@ def _data(cfg: dict, data_dir):
 
 
 def recipes(cfg: dict) -> dict[str, dict]:
-    """The recipe of each checkpoint a run of `cfg` writes, by its name: what a resume must share."""
+    """The recipe of each checkpoint a run of `cfg` writes, by its name: what a resume must
+    share."""
     return {
         _name(algo, r): recipe(cfg, algo, cfg["seed"] + r)
         for algo in cfg["algorithms"]

@@ -1,4 +1,5 @@
-"""Fig. 4 — train the spiking FA network on MNIST with either engine, select on validation, test once.
+"""Fig. 4 — train the spiking FA network on MNIST with either engine, select on validation, test
+once.
 
 The experiment checks its config, loads the images (the last `train.validation` training images held
 out for validation) and trains each feedback mode in `algorithms` with the training loop
@@ -91,7 +92,8 @@ def chunk_size(cfg: dict, *counts: int) -> int:
 
 
 def recipes(cfg: dict) -> dict[str, dict]:
-    """The recipe of each checkpoint a run of `cfg` writes, by its name: what a resume must share."""
+    """The recipe of each checkpoint a run of `cfg` writes, by its name: what a resume must
+    share."""
     return {mode: recipe(cfg, mode) for mode in cfg["algorithms"]}
 
 
@@ -144,8 +146,9 @@ def _write_metrics(curves: dict, n_train: int, out) -> None:
 
 
 def _figure(curves: dict, out) -> None:
-    """Validation error, and per hidden layer the two alignment angles: the modulator's to backprop's
-    (solid) and the feedback weights' to the forward weights above them, B_l vs w_{l+1}ᵀ (dashed)."""
+    """Validation error, and per hidden layer the two alignment angles: the modulator's to
+    backprop's (solid) and the feedback weights' to the forward weights above them, B_l vs w_{l+1}ᵀ
+    (dashed)."""
     if not curves:
         return
     fig, (ax, ax2) = plotting.plt.subplots(1, 2, figsize=(10, 3.6))
