@@ -70,6 +70,7 @@ def sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     grid: dict | None = None,
+    candidates=None,
     overrides: dict | None = None,
     **kwargs,
 ) -> dict:
@@ -82,8 +83,7 @@ def sweep(
     seeds : int
         Replicate runs per grid point, each with a seed (and so a network) of its own.
     out : str or path-like, optional
-        The sweep folder (default ``results/sweep-<name>-<timestamp>/``); a sweep started again in
-        the same folder reuses its finished runs.
+        The sweep folder (default ``results/sweep-<name>-<timestamp>/``), its finished runs reused.
     data : str or path-like, optional
         The data folder.
     scheduler : str, optional
@@ -91,8 +91,10 @@ def sweep(
     workers : int, optional
         Worker processes of the local cluster (default: one per core).
     grid : dict, optional
-        Grid axes: a config key and the list of values it takes (``{"eta": [0.01, 0.03]}``); every
-        combination is a grid point.
+        Grid axes, each a config key and its values (``{"eta": [0.01, 0.03]}``): their product.
+    candidates : str or path-like, optional
+        A declared search, as ``--candidates``: a shipped one's name (``"fig4_fa"``) or a TOML file
+        of ``[[candidate]]`` tables of config values; each candidate is crossed with `grid`.
     overrides : dict, optional
         Config keys set at every point, dotted for tables.
     **kwargs
@@ -101,26 +103,24 @@ def sweep(
     Returns
     -------
     dict
-        The contents of ``sweep.json``: per grid point and algorithm, n, mean, SD and SEM of each
-        final metric, t-tests between the algorithms, and each run's folder and status
-        (``"failed"`` runs carry their error).
+        The contents of ``sweep.json``: each final metric's statistics and t-tests, per point.
 
     Raises
     ------
     spikefa.errors.SpikefaError
-        On bad input, found before any run starts, or when Dask is not installed.
+        On bad input (an unknown search included), found before any run starts, or without Dask.
 
     Examples
     --------
-    >>> s = spikefa.sweep("fig2_linear", seeds=3, train__examples=2000)  # doctest: +SKIP
-    >>> s["points"][0]["metrics"]["fa"]["test_nse"]["mean"]  # doctest: +SKIP
-    0.0131
+    >>> s = spikefa.sweep("fig4_search", seeds=1, candidates="fig4_fa")  # doctest: +SKIP
+    >>> [p["name"] for p in s["points"]][:2]  # doctest: +SKIP
+    ['eta-0.00025', 'eta-0.0005']
     """
     from spikefa.sweeps import sweep as run_sweep
 
     items = with_grid(set_items(overrides, kwargs), grid or {})
     data = str(Path(data).resolve()) if data else None  # the workers may start elsewhere
-    return run_sweep(str(config), seeds, items, out, data, scheduler=scheduler, workers=workers)
+    return run_sweep(str(config), seeds, items, out, data, scheduler, workers, search=candidates)
 
 
 def load_network(name_or_path) -> Network:

@@ -49,8 +49,9 @@ def to_numpy(a) -> np.ndarray:
 def gemm(a, b, out, alpha=1.0, beta=0.0, trans_a=False):
     """out = α·x b + β·out with x = a (or aᵀ with `trans_a`), written into `out` in place by float32
     or float64 BLAS: no temporary the size of `out`, and β carries a decay of `out` for free."""
-    # BLAS is column-major: a column-major `out` is α·x·b directly; a row-major one is outᵀ = α·bᵀ·xᵀ.
-    # Every operand goes to BLAS as a column-major view with its transpose flag, so nothing is copied.
+    # BLAS is column-major: a column-major `out` is α·x·b directly; a row-major one is
+    # outᵀ = α·bᵀ·xᵀ. Every operand goes to BLAS as a column-major view with its transpose flag, so nothing
+    # is copied.
     x = a.T if trans_a else a
     f = blas.sgemm if out.dtype == np.float32 else blas.dgemm
     if out.flags.f_contiguous and not out.flags.c_contiguous:
@@ -66,12 +67,14 @@ def gemm(a, b, out, alpha=1.0, beta=0.0, trans_a=False):
 
 
 def _column_major(m):
-    """(array, transpose flag) such that BLAS reading the array column-major and applying the flag sees m."""
+    """(array, transpose flag) such that BLAS reading the array column-major and applying the flag
+    sees m."""
     return (m, False) if m.flags.f_contiguous else (m.T, True)
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which a container or `taskset` narrows)."""
+    """The cores this process may run on (its CPU affinity, which a container or `taskset`
+    narrows)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -1,7 +1,8 @@
 """`spikefa bench spiking|rate`: side-by-side speed, measured in one run.
 
 Rate engine: FA training of the 784-1000-10 MNIST network of Fig. 3 in examples per second, online
-and in minibatches of 100, beside the same network and rule in PyTorch (`spikefa.baselines.torch_fa`).
+and in minibatches of 100, beside the same network and rule in PyTorch
+(`spikefa.baselines.torch_fa`).
 
 Spiking engines: the full 784-1500-1500-1500-10 network with learning and feedback on. Brian2
 figures are milliseconds per simulated step (simulation only; code generation and compilation are
@@ -175,7 +176,8 @@ def bench_spiking(
     batch: int = 50, devices=("runtime", "cpp_standalone"), backend: str = "numpy", scaling=()
 ) -> dict:
     """Brian2 on `devices` (none: skip) beside the fast engine on `backend` at batch 1, at `batch`
-    and at each batch size in `scaling`; the matrix-multiply peak is that of the backend's device."""
+    and at each batch size in `scaling`; the matrix-multiply peak is that of the backend's
+    device."""
     spec = default_spec()
     xp, _ = array_backend(backend)
     out = {
@@ -265,7 +267,8 @@ def bench_switches(batch: int = 50, search: str = "biology", sizes=FULL, rounds:
 
 
 def _brian2_figures(spec: SpikingSpec, devices) -> dict:
-    """Milliseconds per step and build seconds of Brian2 on `devices` (standalone: 1 and 2 threads)."""
+    """Milliseconds per step and build seconds of Brian2 on `devices` (standalone: 1 and 2
+    threads)."""
     out = {}
     if "runtime" in devices:
         r = brian2_ms_per_step(spec, "runtime", images=1)
@@ -288,7 +291,8 @@ def _brian2_figures(spec: SpikingSpec, devices) -> dict:
 
 
 def default_spec() -> SpikingSpec:
-    """The network `spikefa run fig4_spiking` trains by default: the bench shares the config's defaults."""
+    """The network `spikefa run fig4_spiking` trains by default: the bench shares the config's
+    defaults."""
     from spikefa import config
     from spikefa.experiments.fig4_spiking import spec_for
 

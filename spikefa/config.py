@@ -1,10 +1,12 @@
-"""Experiment configs: TOML files shipped in the package (`spikefa/configs/`), overridden by `--set KEY=VALUE`.
+"""Experiment configs: TOML files shipped in the package (`spikefa/configs/`), overridden by
+`--set KEY=VALUE`.
 
 The shipped file `configs/<experiment>.toml` is the schema: it names every key an experiment
 accepts and its type, besides the keys whose defaults live in code (`experiments.code_defaults`:
-the spiking model's switches, defined once in its spec). A user's own TOML file names its experiment (`experiment = "fig2_linear"`)
-and may set any subset of those keys; `--set` overrides come last. An unknown key or a value of
-the wrong type is a `SpikefaError` that names the key and the closest valid ones.
+the spiking model's switches, defined once in its spec). A user's own TOML file names its experiment
+(`experiment = "fig2_linear"`) and may set any subset of those keys; `--set` overrides come last. An
+unknown key or a value of the wrong type is a `SpikefaError` that names the key and the closest
+valid ones.
 """
 
 from __future__ import annotations
@@ -160,18 +162,40 @@ def _check_type(key: str, default: Any, value: Any) -> Any:
     return value
 
 
-def _set_dotted(cfg: dict, key: str, value: Any) -> None:
+def set_checked(cfg: dict, key: str, value: Any, like: Any, name: str | None = None) -> None:
+    """Set a dotted key of a config to a value of the type a setting expects.
+
+    Parameters
+    ----------
+    cfg : dict
+        The config, changed in place; tables on the key's path are made as needed.
+    key : str
+        The dotted key, e.g. ``"train.epochs"``.
+    value : Any
+        The new value (an integer is converted where `like` is a float).
+    like : Any
+        A value of the expected type: the setting's default.
+    name : str, optional
+        The key as the user wrote it, for the error message (default: `key`).
+
+    Raises
+    ------
+    SpikefaError
+        When `value` does not have the type of `like`, or a key on the path is not a table.
+    """
+    value = _check_type(key if name is None else name, like, value)
     *parents, leaf = key.split(".")
     for p in parents:
-        cfg = cfg.setdefault(p, {})  # tables under an open table are made as needed
+        cfg = cfg.setdefault(p, {})
         if not isinstance(cfg, dict):
             raise SpikefaError(f"config key {key}: {p} is not a table")
     cfg[leaf] = value
 
 
 def _open(shipped: dict, key: str, value: Any = None) -> bool:
-    """True when `key` lies under a table that the shipped config leaves empty (e.g. `[per_algorithm]`),
-    or names one and `value` is a table: such a table takes any keys, and the experiment checks them."""
+    """True when `key` lies under a table that the shipped config leaves empty (e.g.
+    `[per_algorithm]`), or names one and `value` is a table: such a table takes any keys, and the
+    experiment checks them."""
     d = shipped
     *parents, leaf = key.split(".")
     for p in parents:
@@ -197,7 +221,7 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
     overrides = list(flat(user).items()) + [parse_set(s) for s in sets]
     for key, value in overrides:
         if key not in schema and _open(shipped, key, value):  # any keys; the experiment checks them
-            _set_dotted(cfg, key, _check_type(key, value, value))
+            set_checked(cfg, key, value, like=value)
             continue
         if key not in schema:
             close = difflib.get_close_matches(key, list(schema), n=3, cutoff=0.5)
@@ -207,7 +231,7 @@ def resolve(config: str, sets: list[str] = ()) -> dict:
                 else f"; valid keys: {', '.join(sorted(schema))}"
             )
             raise SpikefaError(f"unknown config key {key!r} for {name}{hint}")
-        _set_dotted(cfg, key, _check_type(key, schema[key], value))
+        set_checked(cfg, key, value, like=schema[key])
     require_positive(
         {"seed": cfg["seed"]}, allow_zero=True
     )  # every experiment seeds its random streams
@@ -268,12 +292,14 @@ def to_toml(cfg: dict) -> str:
 
 
 def halved(eta: float, epochs: float, halving_epochs: float) -> float:
-    """`eta` after `epochs` epochs: constant, or halved every `halving_epochs` (continuously) when > 0."""
+    """`eta` after `epochs` epochs: constant, or halved every `halving_epochs` (continuously)
+    when > 0."""
     return eta * 0.5 ** (epochs / halving_epochs) if halving_epochs else eta
 
 
 def eta_at(cfg: dict, epochs_done: float) -> float:
-    """The learning rate `eta` after `epochs_done` epochs of a run with `train.eta_halving_epochs`."""
+    """The learning rate `eta` after `epochs_done` epochs of a run with
+    `train.eta_halving_epochs`."""
     return halved(cfg["eta"], epochs_done, cfg["train"]["eta_halving_epochs"])
 
 
@@ -290,7 +316,8 @@ def dotted(cfg: dict, key: str) -> Any:
 
 
 def require_distinct(key: str, names: list, known) -> None:
-    """Raise SpikefaError unless config key `key` lists at least one name, each once, from `known`."""
+    """Raise SpikefaError unless config key `key` lists at least one name, each once, from
+    `known`."""
     if not names or len(set(names)) != len(names) or any(a not in known for a in names):
         raise SpikefaError(f"{key} must be distinct names from {', '.join(known)}, got {names}")
 
@@ -301,7 +328,8 @@ def require_positive_keys(cfg: dict, keys, allow_zero: bool = False) -> None:
 
 
 def require_positive(values: dict, allow_zero: bool = False) -> None:
-    """Raise SpikefaError naming the first config key whose value is not > 0 (≥ 0 with allow_zero)."""
+    """Raise SpikefaError naming the first config key whose value is not > 0 (≥ 0 with
+    allow_zero)."""
     for key, v in values.items():
         if not (v >= 0 if allow_zero else v > 0):
             raise SpikefaError(

@@ -1,8 +1,8 @@
 """`spikefa bench spiking --epoch`: a training epoch of the spiking network, part by part.
 
 The training loop itself runs a slice of real MNIST with every part timed (`spikefa.timing`), and
-each part is scaled to a real epoch; the epoch is set against its arithmetic bound, the matrix-product
-FLOPs at the matrix-multiply peak measured in the same run.
+each part is scaled to a real epoch; the epoch is set against its arithmetic bound, the
+matrix-product FLOPs at the matrix-multiply peak measured in the same run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
     (`fig4_spiking.run`) with every part timed; then scale each part to a real epoch: steps, spike
     noise and the loop's own overhead by EPOCH_IMAGES / images, validation by EPOCH_VALIDATION /
     images, alignment, figures and checkpoints (the latest and the selected network) once. The
-    bound is the epoch's matrix-product FLOPs at the matrix-multiply peak measured in the same run."""
+    bound is the epoch's matrix-product FLOPs at the matrix-multiply peak measured in the same
+    run."""
     import tempfile
 
     from spikefa import config
@@ -75,7 +76,8 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
         },
         "fast_batched_gflops": round(step_gflops, 1),
         "fast_batched_fraction_of_gemm_peak": round(step_gflops / peak, 3),
-        # the step's own matrix products (their shapes: 50 rows, or rank-50 updates) against the peak
+        # the step's own matrix products (their shapes: 50 rows, or rank-50 updates) against the
+        # peak
         "step_products_fraction_of_gemm_peak": round(products["products_gflops"] / peak, 3),
         "step_products_share_of_step": round(products["products_share_of_step"], 3),
         "threads": blas_threads(),

@@ -84,7 +84,8 @@ def bench_gpu(
     its start, or the lane whose checkpoint `resume` names) and `gpu_brian2` (where time is left
     and brian2cuda imports, or can be installed from the wheels in `brian2_wheels`). Writes
     `gpu.json`, `gpu.png`, `gpu.md` and the checkpoints into `out`; returns what `gpu.json` holds.
-    `dry_run`: a tiny network, every stage once, on whichever device PyTorch finds (the CPU here)."""
+    `dry_run`: a tiny network, every stage once, on whichever device PyTorch finds (the CPU
+    here)."""
     import torch
 
     if resume is not None and not Path(resume).is_file():
@@ -322,7 +323,8 @@ def gpu_training(out, dry_run: bool, seconds: float, data_dir=None, resume=None)
 
 
 def _lane(dry_run: bool, resume=None):
-    """(file name, spec, state, meta) of the lane to train: a checkpoint's, or DECAY_LANE's start."""
+    """(file name, spec, state, meta) of the lane to train: a checkpoint's, or DECAY_LANE's
+    start."""
     from spikefa import config
     from spikefa.spiking.recipe import phase_spec, recipe, schedule
     from spikefa.spiking.spec import load_checkpoint

@@ -68,8 +68,8 @@ def plot_angle_band(ax, x, mean, sd, algorithm: str = "fa", n_sd: float = 2.0, l
 
 
 def replicate_points(ax, groups: dict, ylabel: str, log: bool = False):
-    """Every replicate's final value (dots) and mean ± SD (bar; on a log axis cut at 10% of the mean)
-    per group, coloured by algorithm;
+    """Every replicate's final value (dots) and mean ± SD (bar; on a log axis cut at 10% of the
+    mean) per group, coloured by algorithm;
     `groups` maps "point · algorithm" labels to (algorithm, values)."""
     for i, (_label, (algo, values)) in enumerate(groups.items()):
         v = np.asarray(values, float)
@@ -121,9 +121,9 @@ def _thousands(x, pos=None) -> str:
 
 
 def tidy(fig) -> None:
-    """Ready a figure for print: plain tick labels on log axes (never 6×10⁰), thousands separators on
-    linear axes that count (1,000 and up), and no clipped lines at a frame set by hand. Axes given
-    their own tick formatter keep it."""
+    """Ready a figure for print: plain tick labels on log axes (never 6×10⁰), thousands separators
+    on linear axes that count (1,000 and up), and no clipped lines at a frame set by hand. Axes
+    given their own tick formatter keep it."""
     for ax in fig.axes:
         for axis, limits in ((ax.xaxis, ax.get_xlim), (ax.yaxis, ax.get_ylim)):
             if (

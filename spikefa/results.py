@@ -59,8 +59,9 @@ def load_npz(path: Path, what: str) -> dict:
         raise SpikefaError(f"{what} {path} does not exist") from None
     except SpikefaError:
         raise
-    # a damaged zip can raise almost anything: BadZipFile, zlib.error, NotImplementedError (a flipped
-    # compression method), RuntimeError (a flipped encryption flag), SyntaxError (a garbled .npy header), ...
+    # a damaged zip can raise almost anything: BadZipFile, zlib.error, NotImplementedError (a
+    # flipped compression method), RuntimeError (a flipped encryption flag), SyntaxError (a garbled
+    # .npy header), ...
     except Exception as exc:
         raise SpikefaError(
             f"{path} is not a {what} or is corrupted ({type(exc).__name__}: "

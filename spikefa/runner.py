@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import platform
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from spikefa import __version__, config, experiments
 from spikefa.arrays import blas_threads
 from spikefa.errors import DivergenceError, SpikefaError
 from spikefa.results import ResultsDir, default_out
+from spikefa.training_loop import check_resumable
 
 
 def versions() -> dict:
@@ -31,7 +31,8 @@ def run(
     resume: bool = False,
     threads: int | None = None,
 ) -> Path:
-    """Run a config into a results folder; `threads`: BLAS threads (default: the cores it is given)."""
+    """Run a config into a results folder; `threads`: BLAS threads (default: the cores it is
+    given)."""
     if resume:
         if out is None or not Path(out).is_dir():
             raise SpikefaError(
@@ -51,8 +52,10 @@ def run(
         )
     experiment = experiments.get(name)
     experiment.validate(cfg)  # before anything is written
-    if resume and "resume" not in inspect.signature(experiment.run).parameters:
+    if resume and not hasattr(experiment, "recipes"):
         raise SpikefaError(f"{name} runs are short and cannot be resumed; start a new run")
+    if resume:  # a refused resume leaves the folder as it was
+        check_resumable(out, experiment.recipes(cfg))
     results = ResultsDir(out or default_out(name), resume=resume)
     results.write_text("config.toml", config.to_toml(cfg))
     start = time.perf_counter()

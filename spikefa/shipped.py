@@ -1,7 +1,8 @@
-"""Trained networks found by name: `spikefa evaluate fig4_paper_fa` reads `models/fig4_paper_fa.npz`.
+"""Trained networks found by name: `spikefa evaluate fig4_paper_fa` reads
+`models/fig4_paper_fa.npz`.
 
-The shipped networks live in `models/` of a clone of the repository, beside the package; an installed
-wheel does not carry them, so there a checkpoint is given by its path.
+The shipped networks live in `models/` of a clone of the repository, beside the package; an
+installed wheel does not carry them, so there a checkpoint is given by its path.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ def shipped_networks() -> list[str]:
 
 
 def checkpoint_path(name_or_path: str | Path) -> Path:
-    """A checkpoint file as given, or the shipped network of that name (a bare name with no suffix)."""
+    """A checkpoint file as given, or the shipped network of that name (a bare name with no
+    suffix)."""
     path = Path(name_or_path)
     if path.exists() or path.suffix or len(path.parts) > 1:
         return path  # a path: a missing file is reported where it is read

@@ -1,4 +1,5 @@
-"""`spikefa sweep`: replicate runs, and grids over `--set` values, on Dask distributed, with statistics.
+"""`spikefa sweep`: replicate runs, and grids over `--set` values, on Dask distributed, with
+statistics.
 
 Every (grid point, seed) is one ordinary `spikefa run` into its own folder
 `<out>/runs/<point>/seed-<seed>/`, executed as a task on a Dask cluster: a `LocalCluster` with one

@@ -15,6 +15,7 @@ network (the final one, where the loop does not select) reads the test set once.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Protocol
@@ -23,8 +24,45 @@ import numpy as np
 from tqdm import tqdm
 
 from spikefa.errors import SpikefaError
+from spikefa.results import load_npz
 from spikefa.seeds import stream
 from spikefa.timing import NO_PARTS
+
+
+def check_resumable(folder: Path, recipes: dict[str, dict]) -> None:
+    """Refuse to resume a folder whose checkpoints were trained under other recipes.
+
+    A run checks this before it writes anything, so that a refused resume leaves the folder as it
+    was.
+
+    Parameters
+    ----------
+    folder : Path
+        The results folder of the run to resume.
+    recipes : dict
+        The recipe of each checkpoint the run would continue, by its name (``<name>.npz``).
+
+    Raises
+    ------
+    SpikefaError
+        When a checkpoint there is unreadable or holds another recipe.
+    """
+    for name, recipe in recipes.items():
+        path = Path(folder) / f"{name}.npz"
+        if path.exists():
+            try:
+                meta = json.loads(str(load_npz(path, "checkpoint").get("meta", "{}")))
+            except ValueError:  # not JSON: no recipe
+                meta = {}
+            _same_recipe(path, meta if isinstance(meta, dict) else {}, recipe)
+
+
+def _same_recipe(path: Path, meta: dict, recipe: dict) -> None:
+    if meta.get("recipe") != recipe:
+        raise SpikefaError(
+            f"{path} was trained under another recipe than this config's: a resumed run continues "
+            f"its declared schedule and settings (another config is a new run, in another folder)"
+        )
 
 
 class Schedule:
@@ -39,7 +77,8 @@ class Schedule:
         return self.ends[-1]
 
     def at(self, seen: int) -> int:
-        """The phase that the next image after `seen` falls in (the last one once all have ended)."""
+        """The phase that the next image after `seen` falls in (the last one once all have
+        ended)."""
         return (
             next(k for k, end in enumerate(self.ends) if seen < end)
             if seen < self.total
@@ -142,23 +181,20 @@ class TrainingLoop:
 
     # ------------------------------------------------------------------ state
     def start(self, resume: bool) -> None:
-        """The network drawn from the seed, or the one `<name>.npz` holds, trained under this recipe."""
+        """The network drawn from the seed, or the one `<name>.npz` holds, trained under this
+        recipe."""
         meta = {}
         if resume and self.path.exists():
             meta = self.learner.load(self.path)
-            if meta.get("recipe") != self.recipe:
-                raise SpikefaError(
-                    f"{self.path} was trained under another recipe than this config's: a resumed "
-                    f"run continues its declared schedule and settings (another config is a new "
-                    f"run, in another folder)"
-                )
+            _same_recipe(self.path, meta, self.recipe)
         else:
             self.learner.fresh()
         self.seen, self.wall_before = meta.get("images_seen", 0), meta.get("wall_seconds", 0.0)
         self.stopped = bool(meta.get("finished"))
         self.curve = [tuple(c) for c in meta.get("curve", [])]
         self.names = meta.get("angle_names", [])
-        # a checkpoint carried to another folder without its selected network starts the selection afresh
+        # a checkpoint carried to another folder without its selected network starts the selection
+        # afresh
         self.best = meta.get("best") if self.best_path.exists() else None
         self.learner.begin(self.seen, meta)
 

@@ -71,6 +71,28 @@ def test_sweep_refuses_a_key_both_set_and_an_axis_before_anything_runs(tmp_path)
     assert not (tmp_path / "s").exists()
 
 
+def test_sweep_runs_every_candidate_of_a_declared_search(tmp_path):
+    search = tmp_path / "search.toml"
+    search.write_text(
+        '[[candidate]]\nlabel = "short"\ntrain.examples = 200\n\n'
+        "[[candidate]]\ntrain.examples = 300\n"
+    )
+    s = spikefa.sweep(
+        "fig2_linear", 1, tmp_path / "s", candidates=search, workers=1, algorithms=["fa"]
+    )
+    assert [p["name"] for p in s["points"]] == ["short", "train.examples-300"]
+    assert s["failed"] == 0 and s["ran"] == 2
+    examples = [
+        spikefa.Results(r["folder"]).config["train"]["examples"]
+        for p in s["points"]
+        for r in p["runs"]
+    ]
+    assert examples == [200, 300]
+    with pytest.raises(SpikefaError, match="no search 'no_such'.*fig4_fa"):
+        spikefa.sweep("fig4_search", 1, tmp_path / "t", candidates="no_such")
+    assert not (tmp_path / "t").exists()
+
+
 def test_sweep_stays_the_api_function_when_the_sweep_machinery_is_imported():
     import spikefa.sweeps  # noqa: F401  (the module of the machinery has a name of its own)
 

@@ -290,6 +290,23 @@ def test_resume_refuses_another_config_and_a_corrupted_checkpoint(tmp_path, data
     assert "is corrupted" in err and err.count("\n") == 1
 
 
+def test_a_refused_resume_leaves_the_folder_as_it_was(tmp_path, data_folder, capsys):
+    """The first network would resume and the second would not: the refusal comes before
+    anything in the folder is written, config.toml included."""
+    sets = RESUMABLE + ["runs=1", "train.epochs=0.5", "train.images=600"]
+    out = tmp_path / "r"
+    runner.run("fig3_mnist", sets, out, data=str(data_folder))
+    (out / "summary.json").unlink()  # as if it had stopped after its last checkpoints
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    args = ["run", "fig3_mnist", "--set", "per_algorithm.bp.eta=0.5", "--out", str(out)]
+    assert main([*args, "--resume", "--data", str(data_folder)]) == 2
+    err = capsys.readouterr().err
+    assert "bp-run0.npz was trained under another recipe" in err and err.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert "config.toml" in before and "fa-run0.npz" in before
+
+
 def test_divergence_exits_3_naming_layer_and_example(tmp_path, data_folder, capsys):
     sets = [
         a for s in RESUMABLE + ["runs=1", "eta=1e30", 'algorithms=["bp"]'] for a in ("--set", s)

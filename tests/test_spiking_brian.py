@@ -4,6 +4,8 @@ Most tests use the "numpy" runtime device (no compiler start-up); one compares i
 cpp_standalone and with Cython-generated runtime code.
 """
 
+import time
+
 import numpy as np
 import pytest
 
@@ -259,7 +261,9 @@ def test_compiled_devices_agree_with_numpy_runtime(device, tmp_path):
     net = BrianNetwork(spec, 10, device, noise=True, directory=str(tmp_path / "build"))
     state = initial_state(spec)
     for _ in range(2):  # the second run re-uses the compiled code with new weights and state
+        start = time.perf_counter()
         state, rec = net.run(state, images, labels, uniforms=uniforms)
+        assert 0 < net.last_run_seconds < time.perf_counter() - start  # the simulation alone
         if _ == 0:
             for k in ref:
                 np.testing.assert_allclose(state[k], ref[k], rtol=1e-12, atol=1e-14)

@@ -1,6 +1,6 @@
 """The training loop shared by the image experiments: its schedule, measurements, selection, test
 read and resume, with a toy learner (its learners: tests/test_fig3_mnist.py and
-tests/test_fig4_spiking.py)."""
+the tests/test_fig4_*.py files)."""
 
 import json
 

@@ -1,4 +1,5 @@
-"""The `spikefa` command-line interface. Bad input → exit 2 with one line on stderr; divergence → 3."""
+"""The `spikefa` command-line interface. Bad input → exit 2 with one line on stderr;
+divergence → 3."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def resending_lost_interrupts():
 
     def hook(unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            # from another thread, a moment later: sent from here, it would be raised inside this hook
+            # from another thread, a moment later: sent from here, it would be raised inside this
+            # hook
             resend = threading.Timer(0.01, _thread.interrupt_main)
             resend.daemon = True
             resend.start()
@@ -58,5 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         # Exit at once: a second interrupt pending in a library's shutdown code would otherwise turn
-        # the exit into a kill by SIGINT. Every file is written atomically, so nothing is left half-done.
+        # the exit into a kill by SIGINT. Every file is written atomically, so nothing is left
+        # half-done.
         os._exit(130)

@@ -1,4 +1,5 @@
-"""Data: MNIST / Fashion-MNIST / SVHN (verified, downloaded on demand) and the paper's synthetic tasks."""
+"""Data: MNIST / Fashion-MNIST / SVHN (verified, downloaded on demand) and the paper's synthetic
+tasks."""
 
 from spikefa.data.datasets import (
     DATASETS,

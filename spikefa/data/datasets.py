@@ -101,8 +101,8 @@ def _info(name: str) -> DatasetInfo:
 
 
 def digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file (the algorithm its publisher used: SHA-256 for MNIST, MD5 for SVHN); a file
-    that cannot be read (e.g. a folder in its place) is a DataError."""
+    """Hex digest of a file (the algorithm its publisher used: SHA-256 for MNIST, MD5 for SVHN); a
+    file that cannot be read (e.g. a folder in its place) is a DataError."""
     try:
         with open(path, "rb") as f:
             return hashlib.file_digest(f, algorithm).hexdigest()
@@ -230,8 +230,8 @@ class ImageData:
         return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0))) + 1
 
     def holdout(self, n_validation: int) -> ImageData:
-        """The last `n_validation` training images become the validation set (0: none); everything that
-        is chosen is chosen on them, and the test images are only read at the end."""
+        """The last `n_validation` training images become the validation set (0: none); everything
+        that is chosen is chosen on them, and the test images are only read at the end."""
         if not 0 <= n_validation < len(self.train_x):
             raise DataError(
                 f"train.validation must be in 0..{len(self.train_x) - 1} (the data has {len(self.train_x):,} "
@@ -248,9 +248,9 @@ class ImageData:
 
     @classmethod
     def from_arrays(cls, train_x, train_y, test_x, test_y, name: str = "the data") -> ImageData:
-        """Image data of one's own: pixels as floats in [0, 1] or integers 0–255 (uint8), one image per
-        row or as (n, height, width[, channels]); integer labels 0…K−1. A DataError names what does
-        not fit (`name`: how the message calls the data, e.g. its file)."""
+        """Image data of one's own: pixels as floats in [0, 1] or integers 0–255 (uint8), one image
+        per row or as (n, height, width[, channels]); integer labels 0…K−1. A DataError names what
+        does not fit (`name`: how the message calls the data, e.g. its file)."""
         xs = {"train_x": np.asarray(train_x), "test_x": np.asarray(test_x)}
         ys = {"train_y": np.asarray(train_y), "test_y": np.asarray(test_y)}
         _check_own(xs, ys, name)
@@ -355,8 +355,8 @@ def check_sizes(data: ImageData, sizes, dataset: str, key: str = "sizes") -> Non
 def load_images(
     name: str = "mnist", folder: str | Path | None = None, download: bool = True
 ) -> ImageData:
-    """The standard 60k/10k split of MNIST or Fashion-MNIST, or one's own `.npz` file (`name` is then
-    its path; see `load_own`)."""
+    """The standard 60k/10k split of MNIST or Fashion-MNIST, or one's own `.npz` file (`name` is
+    then its path; see `load_own`)."""
     if is_own_dataset(name):
         return load_own(name)
     paths = dataset_files(name, folder, download)

@@ -1,5 +1,5 @@
-"""One module per paper figure. Each has `validate(cfg)`, which raises SpikefaError on bad values before anything is written,
-and `run(cfg, out, data_dir) -> {"results": ..., "stats": ...}`."""
+"""One module per paper figure. Each has `validate(cfg)`, which raises SpikefaError on bad values
+before anything is written, and `run(cfg, out, data_dir) -> {"results": ..., "stats": ...}`."""
 
 from importlib import import_module
 

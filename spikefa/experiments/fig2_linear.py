@@ -28,8 +28,8 @@ MILESTONES = (1000, 3000, 10000, 20000, 50000)
 
 @dataclass
 class Setup:
-    """Everything every algorithm shares: task, data stream, held-out set, initial weights, B, and the
-    seed of node perturbation's ξ."""
+    """Everything every algorithm shares: task, data stream, held-out set, initial weights, B, and
+    the seed of node perturbation's ξ."""
 
     seed: int
     task: LinearTask
@@ -178,7 +178,8 @@ def summarise(cfg: dict, s: Setup, algo: str, c: Curve) -> dict:
 
 
 def run(cfg: dict, out, data_dir=None) -> dict:
-    """Train every configured algorithm and write metrics, curves and figures (no data files needed)."""
+    """Train every configured algorithm and write metrics, curves and figures (no data files
+    needed)."""
     s = make_setup(cfg)
     curves = {a: train(s, a, progress=True, **lr_of(cfg, a)) for a in cfg["algorithms"]}
     results = {a: summarise(cfg, s, a, c) for a, c in curves.items()}

@@ -4,8 +4,8 @@ A fixed 30-20-10-10 tanh teacher (linear outputs, biases) makes the targets. Stu
 (depth 3) or two (depth 4) tanh hidden layers learn it online from one shared example stream;
 `runs` students per condition (run r: its own initial weights and B from seed + r; BP and FA of one
 run start from the same weights). Conditions are named algorithm + depth (bp3, fa4, …); the control
-`fa4_frozen_w0` is 4-layer FA whose first layer never learns (the paper's Supp. Notes 2-3). Statistics:
-two-sample t-tests on the final test NSE, Student and Welch.
+`fa4_frozen_w0` is 4-layer FA whose first layer never learns (the paper's Supp. Notes 2-3).
+Statistics: two-sample t-tests on the final test NSE, Student and Welch.
 """
 
 from __future__ import annotations

@@ -72,10 +72,8 @@ def for_algorithm(cfg: dict, algo: str) -> dict:
                 f"per_algorithm.{algo}.{key} is not a per-algorithm setting; those are: "
                 f"{', '.join(PER_ALGORITHM)}"
             )
-        config._set_dotted(
-            mine,
-            key,
-            config._check_type(f"per_algorithm.{algo}.{key}", config.dotted(cfg, key), value),
+        config.set_checked(
+            mine, key, value, like=config.dotted(cfg, key), name=f"per_algorithm.{algo}.{key}"
         )
     return mine
 
@@ -243,6 +241,20 @@ def _data(cfg: dict, data_dir):
     return sets, data.shape
 
 
+def recipes(cfg: dict) -> dict[str, dict]:
+    """The recipe of each checkpoint a run of `cfg` writes, by its name: what a resume must
+    share."""
+    return {
+        _name(algo, r): recipe(cfg, algo, cfg["seed"] + r)
+        for algo in cfg["algorithms"]
+        for r in range(cfg["runs"])
+    }
+
+
+def _name(algo: str, r: int) -> str:
+    return f"{algo}-run{r}"
+
+
 def recipe(cfg: dict, algo: str, seed: int) -> dict:
     """Everything that defines how network `seed` of `algo` is trained; a resumed run must have
     the same."""
@@ -271,7 +283,7 @@ def _train_network(cfg: dict, algo: str, r: int, sets: dict, out, resume: bool, 
         Schedule(n, [int(round(own["train"]["epochs"] * n))]),
         sets,
         out.path,
-        f"{algo}-run{r}",
+        _name(algo, r),
         recipe=recipe(cfg, algo, seed),
         seed=seed,
         chunk=chunk,

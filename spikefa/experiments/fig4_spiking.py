@@ -1,4 +1,5 @@
-"""Fig. 4 — train the spiking FA network on MNIST with either engine, select on validation, test once.
+"""Fig. 4 — train the spiking FA network on MNIST with either engine, select on validation, test
+once.
 
 The experiment checks its config, loads the images (the last `train.validation` training images held
 out for validation) and trains each feedback mode in `algorithms` with the training loop
@@ -19,7 +20,7 @@ from spikefa.data.datasets import check_sizes, is_own_dataset
 from spikefa.errors import SpikefaError
 from spikefa.spiking.brian import DEVICES, STANDALONE
 from spikefa.spiking.loop import training_loop
-from spikefa.spiking.recipe import phase_spec, schedule, spec_for
+from spikefa.spiking.recipe import phase_spec, recipe, schedule, spec_for
 from spikefa.spiking.spec import FEEDBACK_MODES
 from spikefa.spiking.training import BACKENDS
 from spikefa.timing import NO_PARTS
@@ -90,6 +91,12 @@ def chunk_size(cfg: dict, *counts: int) -> int:
     return max(d for d in range(1, min(want, g) + 1) if g % d == 0)
 
 
+def recipes(cfg: dict) -> dict[str, dict]:
+    """The recipe of each checkpoint a run of `cfg` writes, by its name: what a resume must
+    share."""
+    return {mode: recipe(cfg, mode) for mode in cfg["algorithms"]}
+
+
 def run(cfg: dict, out, data_dir=None, resume: bool = False, parts=NO_PARTS) -> dict:
     """Train every mode of `cfg`; `parts` (`spikefa.timing.Parts`) times each part of the loop."""
     data = load_images(cfg["dataset"], data_dir)
@@ -139,8 +146,9 @@ def _write_metrics(curves: dict, n_train: int, out) -> None:
 
 
 def _figure(curves: dict, out) -> None:
-    """Validation error, and per hidden layer the two alignment angles: the modulator's to backprop's
-    (solid) and the feedback weights' to the forward weights above them, B_l vs w_{l+1}ᵀ (dashed)."""
+    """Validation error, and per hidden layer the two alignment angles: the modulator's to
+    backprop's (solid) and the feedback weights' to the forward weights above them, B_l vs w_{l+1}ᵀ
+    (dashed)."""
     if not curves:
         return
     fig, (ax, ax2) = plotting.plt.subplots(1, 2, figsize=(10, 3.6))

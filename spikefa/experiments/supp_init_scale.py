@@ -33,8 +33,8 @@ def validate(cfg: dict) -> None:
 
 
 def held_out_angles(net: Network, E: np.ndarray) -> tuple[float, float]:
-    """Mean folded angles of δ_FA = B e to Wᵀe (backprop) and to W⁺e (pseudo-backprop) over rows of E.
-    Weights are stored pre × post, so the paper's W is net.W[2]ᵀ and Wᵀe is net.W[2] e."""
+    """Mean folded angles of δ_FA = B e to Wᵀe (backprop) and to W⁺e (pseudo-backprop) over rows of
+    E. Weights are stored pre × post, so the paper's W is net.W[2]ᵀ and Wᵀe is net.W[2] e."""
     W, B = net.W[2].T, net.B[1]
     d_fa = E @ B.T
     d_bp = E @ W

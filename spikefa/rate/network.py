@@ -2,18 +2,19 @@
 
 Weights are stored pre × post, as synapses are: W_l[i, j] connects unit i of layer l−1 to unit j
 of layer l, so the paper's W_l is our W_lᵀ and its backprop pathway W_lᵀ is our W_l itself. Layer
-l = 1 … L computes a_l[j] = Σ_i h_{l−1}[i] W_l[i, j] + b_l[j], h_l = f_l(a_l) (h_0 = x); f is linear,
-sigmoid or tanh, and f' is written through the unit's output h (sigmoid h(1−h), tanh 1−h², linear 1).
-The error is e = y* − h_L and every update is added:
+l = 1 … L computes a_l[j] = Σ_i h_{l−1}[i] W_l[i, j] + b_l[j], h_l = f_l(a_l) (h_0 = x); f is
+linear, sigmoid or tanh, and f' is written through the unit's output h (sigmoid h(1−h), tanh 1−h²,
+linear 1). The error is e = y* − h_L and every update is added:
 
   output δ_L     e                        (`output_delta="e"`, the paper's MNIST choice)
                  e ∘ f'_L(h_L)            (`output_delta="mse"`, the exact gradient of ½‖e‖²)
   modulator m_l  W_{l+1} δ_{l+1}          bp (weight transport)
-                 B_l δ_{l+1}              fa, sparse_fa (B_l fixed, n_l × n_{l+1}, the shape of W_{l+1})
-                 B_l δ_L                  dfa (B_l fixed, n_l × n_L: the error straight down)
-                 sign(W_{l+1}) δ_{l+1}·β  sign_symmetric (β = `feedback_scale`)
+                 B_l δ_{l+1}              fa, sparse_fa (B_l fixed, n_l × n_{l+1}, the shape of
+                 W_{l+1}) B_l δ_L                  dfa (B_l fixed, n_l × n_L: the error straight
+                 down) sign(W_{l+1}) δ_{l+1}·β  sign_symmetric (β = `feedback_scale`)
   δ_l            m_l ∘ f'_l(h_l)
-                 −(L(ξ) − L)·ξ_l/σ²       node_perturbation: a second forward pass adds ξ_l ~ N(0, σ²)
+                 −(L(ξ) − L)·ξ_l/σ²       node_perturbation: a second forward pass adds ξ_l ~ N(0,
+                 σ²)
                                           to every hidden net input a_l; L(ξ) is its loss ½‖e‖²
   ΔW_l           η_l (h_{l−1} δ_lᵀ − λ W_l),  Δb_l = η_l δ_l   (shallow: only the output layer;
                  `bias=False`: no biases)
@@ -22,8 +23,8 @@ sparse_fa removes a fraction of every B_l and of the forward weights it stands i
 W_1 stays dense), and masks their updates so that removed synapses stay at zero.
 All δs are computed from the weights before the example's update. With `angles` given, a step also
 records, per hidden layer, the folded angle between its δ_l and the δ_l backprop would compute
-through the same weights (δ_l^BP = (W_{l+1} δ_{l+1}^BP) ∘ f'_l, the chain started from the same δ_L):
-the vectors that actually drive ΔW_l.
+through the same weights (δ_l^BP = (W_{l+1} δ_{l+1}^BP) ∘ f'_l, the chain started from the same
+δ_L): the vectors that actually drive ΔW_l.
 The kernels that do the work are in `spikefa.rate.kernels`.
 """
 
@@ -66,9 +67,9 @@ class Network:
 
     sizes         n_0 … n_L;  hidden / output: activation names of the hidden and output layers
     init_scale    W_l ~ U[−ω, ω] (one ω, or one per layer)
-    feedback_scale  B_l ~ U[−β, β] (one β, or one per hidden layer, bottom first; sign_symmetric: one β)
-    sparsity      sparse_fa: fraction of W_2 … W_L and of B set to zero for good (separate masks)
-    etas          learning rate of each weight layer 1 … L (one number: the same for all)
+    feedback_scale  B_l ~ U[−β, β] (one β, or one per hidden layer, bottom first; sign_symmetric:
+    one β) sparsity      sparse_fa: fraction of W_2 … W_L and of B set to zero for good (separate
+    masks) etas          learning rate of each weight layer 1 … L (one number: the same for all)
     sigma         node_perturbation: SD of ξ, drawn from `perturbation_rng` for every example
     bias          False: no biases (they stay at zero), as in the linear network of Fig. 2
     Random draws come from the generators passed in (see `spikefa.seeds`), so BP and FA runs of one
@@ -125,8 +126,8 @@ class Network:
         }
 
     def _draw(self, init_rng, omegas, feedback_rng, betas) -> None:
-        """W_l ~ U[−ω_l, ω_l], zero biases and, for the rules with fixed feedback, B_l ~ U[−β_l, β_l]
-        (dfa: from the output layer)."""
+        """W_l ~ U[−ω_l, ω_l], zero biases and, for the rules with fixed feedback, B_l ~ U[−β_l,
+        β_l] (dfa: from the output layer)."""
         sizes, L, dt = self.sizes, self.L, self.dtype
         none = np.zeros((0, 0), dt)
         self.W = [none] + [

@@ -2,11 +2,11 @@
 and what backprop would send on the same state.
 
 For hidden layer l the feedback synapses deliver the modulator mod_l = δ_src B_l. Backprop, on the
-same PSPs and the same output error, would deliver mod*_l = δ*_{l+1} w_{l+1}ᵀ, where δ* is its own δ,
-computed down from the output through the transposed forward weights (δ*_l = σ'(u_l) ⊙ mod*_l, the
-model's own δ term). Both are recorded step by step on held-out images with learning off. The angle
-is signed, in [0°, 180°]: 90° is no agreement, below 90° the modulator points the way backprop would
-move the weights, above 90° the opposite way.
+same PSPs and the same output error, would deliver mod*_l = δ*_{l+1} w_{l+1}ᵀ, where δ* is its own
+δ, computed down from the output through the transposed forward weights (δ*_l = σ'(u_l) ⊙ mod*_l,
+the model's own δ term). Both are recorded step by step on held-out images with learning off. The
+angle is signed, in [0°, 180°]: 90° is no agreement, below 90° the modulator points the way backprop
+would move the weights, above 90° the opposite way.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ def alignment(
     spec: SpikingSpec, state: dict, images: np.ndarray, labels: np.ndarray, seed: int = 0
 ) -> dict:
     """`angle_deg_mod{l}`: mean signed angle (degrees) between the modulator of hidden layer l and
-    backprop's, over `STREAMS` streams showing `images` in turn from the PSPs of stream 0 of `state`;
-    `angle_deg_wb{l}`: the signed angle between B_l and w_{l+1}ᵀ (feedback from the layer above only)."""
+    backprop's, over `STREAMS` streams showing `images` in turn from the PSPs of stream 0 of
+    `state`; `angle_deg_wb{l}`: the signed angle between B_l and w_{l+1}ᵀ (feedback from the layer
+    above only)."""
     k = min(STREAMS, len(images))
     m = len(images) // k
     one = {key: (v[0] if is_stream_var(key) and v.ndim == 2 else v) for key, v in state.items()}

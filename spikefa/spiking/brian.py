@@ -92,7 +92,8 @@ def _activate(device: str, directory: str | None, threads: int):
 
 
 class BrianNetwork(BrianModel):
-    """`plasticity`, `feedback` and `plasticity_delay`, when given, replace the spec's own rules and gate."""
+    """`plasticity`, `feedback` and `plasticity_delay`, when given, replace the spec's own rules and
+    gate."""
 
     def __init__(
         self,
@@ -151,7 +152,8 @@ class BrianNetwork(BrianModel):
 
     # ---------------------------------------------------------------- running
     def _feedback_pairs(self, l: int, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Synapse index arrays of feedback group l: every nonzero entry of B (all of them unless sparse)."""
+        """Synapse index arrays of feedback group l: every nonzero entry of B (all of them unless
+        sparse)."""
         src, dst = np.nonzero(B) if self.spec.mode.sparse else np.indices(B.shape).reshape(2, -1)
         return src.astype(np.int32), dst.astype(np.int32)
 
@@ -208,8 +210,8 @@ class BrianNetwork(BrianModel):
         uniforms: dict[int, np.ndarray] | None = None,
         eta: float | None = None,
     ) -> tuple[dict, Recording]:
-        """Show `images` (n × n_in, pixels in [0,1]) in order; return the new state and the recording.
-        `eta` overrides the spec's learning rate for this run (a schedule)."""
+        """Show `images` (n × n_in, pixels in [0,1]) in order; return the new state and the
+        recording. `eta` overrides the spec's learning rate for this run (a schedule)."""
         import brian2 as b2
 
         n = len(images)
@@ -233,7 +235,8 @@ class BrianNetwork(BrianModel):
             u[: n * self.spec.steps_per_image] = uniforms[k][: n * self.spec.steps_per_image]
             timed[ta] = u
         with warnings.catch_warnings():
-            # Brian2 range-checks float32 values against 1e50, which NumPy reports as a cast overflow
+            # Brian2 range-checks float32 values against 1e50, which NumPy reports as a cast
+            # overflow
             warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning)
             if self.device in STANDALONE:
                 device = b2.get_device()

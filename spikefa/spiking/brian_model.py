@@ -11,8 +11,8 @@ layers and their forward and feedback synapses there are, where the spec switche
   the state record, so a run in chunks, or one resumed from a checkpoint, would lose them. With
   analog error the feedback synapses read δ from a group of its own, `feedback_line_<s>`;
 - refractory countdowns of the hidden layers (`every_step_<l>`), the signs of Dale's law (`ei` of
-  the input and hidden layers; w is clipped to them after every change), and the eligibility traces of a
-  user rule, per synapse.
+  the input and hidden layers; w is clipped to them after every change), and the eligibility traces
+  of a user rule, per synapse.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Dale's law: every unit is excitatory or inhibitory, and all its outgoing synapses share its sign.
 
 The signs are drawn from the seed; initial weights take them with magnitudes that keep the expected
-input zero; `equations.DALE` keeps them while the weights learn, by clipping or reflection (`keep`)."""
+input zero; `equations.DALE` keeps them while the weights learn, by clipping or reflection
+(`keep`)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ arriving adds (1 − decay)·w, so that within a step (see `brian.SCHEDULE` for 
     δ_l  = σ'(u_l)·mod_l                                     postsynaptic factor × modulator
     Δw   = η·(δ_post·p_pre − α·w),  Δbias = η·δ            three-factor plasticity (α: weight decay)
 
-Switches of the spec (`switches`, off by default) change how the error travels (`error_coding`, the delays):
+Switches of the spec (`switches`, off by default) change how the error travels (`error_coding`, the
+delays):
 
     e⁺ = [r < δ_src],  e⁻ = [r < −δ_src]                    error units (error_coding = "spikes")
     mod_l = d_m·mod_l + (1 − d_m)·B_lᵀ(e⁺ − e⁻)              the modulator filters the error spikes
@@ -203,8 +204,8 @@ def feedback_rule(spec) -> str:
 
 def mirror(rule: str, post_names) -> str:
     """bp mode (weight transport): B learns exactly as its forward twin, so B stays equal to wᵀ. The
-    feedback synapse runs the forward rule with pre and post swapped and B for w (an unsuffixed name,
-    which Brian2 reads from the postsynaptic group, becomes a presynaptic one)."""
+    feedback synapse runs the forward rule with pre and post swapped and B for w (an unsuffixed
+    name, which Brian2 reads from the postsynaptic group, becomes a presynaptic one)."""
 
     def swap(m):
         name = m.group(0)

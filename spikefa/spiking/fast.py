@@ -137,8 +137,9 @@ class Workspace:
 def namespaces(
     spec: SpikingSpec, state: dict, x, ws: Workspace, eta: float, eta_max: float
 ) -> list[dict]:
-    """Each layer's variables under their Brian2 names, with the pixels as `rate`, the one-hot labels
-    as `ystar` and this step's learning rate as `eta` (the Brian2 model reads those from TimedArrays)."""
+    """Each layer's variables under their Brian2 names, with the pixels as `rate`, the one-hot
+    labels as `ystar` and this step's learning rate as `eta` (the Brian2 model reads those from
+    TimedArrays)."""
     L = spec.n_layers
     out = [{"p": state["p0"], "rate": x, NOISE: ws.r[0], SPIKES: ws.s[0], "_pool": ws.pool[0]}]
     if ws.ei is not None:
@@ -200,9 +201,9 @@ def step(
 ) -> None:
     """Advance every stream by one step, in place. x: batch × n_in pixels; ws.r holds this step's
     uniforms and ws.target the one-hot labels; the step leaves its spikes, δs and rates in `ws`.
-    `eta` is this step's learning rate (0 while the plasticity gate is shut), `eta_max` the ungated one.
-    `feedback=False` runs the forward pathway and the output alone (nothing learns): the output rates
-    are the same, since modulators and hidden δs reach only the weights."""
+    `eta` is this step's learning rate (0 while the plasticity gate is shut), `eta_max` the ungated
+    one. `feedback=False` runs the forward pathway and the output alone (nothing learns): the output
+    rates are the same, since modulators and hidden δs reach only the weights."""
     xp = ops.xp
     model = model or compile_model(spec, xp.__name__, isinstance(ops, CpuOps))
     fb = fb if fb is not None else feedback_matrices(model, state, xp)
@@ -322,7 +323,8 @@ def _presynaptic(operand, senders, batch: int, n: int, dtype, xp):
 
 
 def _plasticity(products, W, pre: dict, post: dict, ops) -> None:
-    """W += Σ_terms c · f(W) ⊙ Σ_streams pre-side factor ⊗ post-side factor, every f(W) of the old W."""
+    """W += Σ_terms c · f(W) ⊙ Σ_streams pre-side factor ⊗ post-side factor, every f(W) of the old
+    W."""
     xp = ops.xp
     batch = next(v.shape[0] for v in post.values() if getattr(v, "ndim", 0) == 2)
     scalars = _scalars(pre, post)
@@ -360,11 +362,11 @@ def batch_state(spec: SpikingSpec, state: dict, batch: int, xp=np) -> dict:
     """A copy of `state` for `batch` streams: PSPs and traces get one row per stream (single-stream
     values are repeated); under weight transport each B_l becomes a view of w_{l+1}ᵀ, so it follows
     w exactly.
-    Everything is stored column-major, weights and per-stream arrays alike: OpenBLAS multiplies a batch
-    of 50 rows by a column-major 1500×1500 matrix, and adds a rank-50 update to one, faster (row-major
-    weights: ~0.8 of the step rate; row-major streams: ~0.98).
-    Per-stream arrays get this order whatever their source, so that a resumed run takes the same BLAS
-    paths, bit for bit, as an uninterrupted one."""
+    Everything is stored column-major, weights and per-stream arrays alike: OpenBLAS multiplies a
+    batch of 50 rows by a column-major 1500×1500 matrix, and adds a rank-50 update to one, faster
+    (row-major weights: ~0.8 of the step rate; row-major streams: ~0.98).
+    Per-stream arrays get this order whatever their source, so that a resumed run takes the same
+    BLAS paths, bit for bit, as an uninterrupted one."""
     out = {
         k: xp.array(np.broadcast_to(v, (batch, v.shape[-1])), copy=True, order=STREAM_ORDER)
         if is_stream_var(k)

@@ -32,14 +32,16 @@ def _fill(flat, key, counter):
 
 
 class CounterNoise:
-    """Uniforms in [0, 1) for stream `name` of a run's `seed` (24 random bits each, exact in float32)."""
+    """Uniforms in [0, 1) for stream `name` of a run's `seed` (24 random bits each, exact in
+    float32)."""
 
     def __init__(self, seed: int, name: str = "spikes"):
         seq = np.random.SeedSequence(int(seed), spawn_key=(zlib.crc32(name.encode()),))
         self.key, self.counter = int(seq.generate_state(1, np.uint64)[0]), 0
 
     def fill(self, out: np.ndarray) -> None:
-        """Write the next `out.size` uniforms into `out` (any contiguous layout), in memory order."""
+        """Write the next `out.size` uniforms into `out` (any contiguous layout), in memory
+        order."""
         flat = out.ravel(order="K")
         if not np.shares_memory(flat, out):
             raise ValueError("noise buffers must be contiguous")

@@ -43,8 +43,9 @@ def spec_for(cfg: dict, mode: str) -> SpikingSpec:
 
 
 def schedule(cfg: dict) -> list[dict]:
-    """The declared training phases, each complete: `epochs`, `eta` (per step, one per weight layer),
-    `steps_per_image`, `plasticity_delay` and `eta_halving_epochs` (from the phase's start)."""
+    """The declared training phases, each complete: `epochs`, `eta` (per step, one per weight
+    layer), `steps_per_image`, `plasticity_delay` and `eta_halving_epochs` (from the phase's
+    start)."""
     L = len(cfg["sizes"]) - 1
     raw = cfg["schedule"] or [
         {
@@ -144,7 +145,8 @@ class Phases(Schedule):
         self.index, self.runner = None, None
 
     def enter(self, k: int, state: dict):
-        """The runner of phase k and the state prepared for it (a no-op inside the current phase)."""
+        """The runner of phase k and the state prepared for it (a no-op inside the current
+        phase)."""
         if k == self.index:
             return self.runner, state
         phase = self.phases[k]

@@ -1,4 +1,5 @@
-"""Scoring a trained spiking network, learning off: what `spikefa evaluate` and `Network.evaluate` do."""
+"""Scoring a trained spiking network, learning off: what `spikefa evaluate` and `Network.evaluate`
+do."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def score(
             f", draw {i + 1} of {repeats}" if repeats > 1 else ""
         )
 
-    # each repeat draws fresh spike noise (the runner's generator runs on): the network is stochastic
+    # each repeat draws fresh spike noise (the runner's generator runs on): the network is
+    # stochastic
     errors = [evaluate(runner, network.state, x, y, progress=label(i)) for i in range(repeats)]
     result = _result(errors, split, n, engine, spec, network.path)
     if engine == "brian2":

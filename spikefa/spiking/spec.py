@@ -18,9 +18,9 @@ eligibility traces of a user rule, trace_<name>_pre<l> and trace_<name>_post<l> 
 Brian2, see `codegen.eligibility`), so a checkpoint trained by one engine loads into the other.
 
 Time is discrete: one step is one `dt` (1 ms nominally). "Time constant 0.9" has two readings
-in the paper's text: `reading="decay"` — the PSP decays by 0.9 per step (τ = −1/ln 0.9 ≈ 9.49 steps) — and
-`reading="tau"` — τ = 0.9 steps (decay e^(−1/0.9) ≈ 0.329 per step). Every reported number names
-the reading and `steps_per_image`.
+in the paper's text: `reading="decay"` — the PSP decays by 0.9 per step (τ = −1/ln 0.9 ≈ 9.49 steps)
+— and `reading="tau"` — τ = 0.9 steps (decay e^(−1/0.9) ≈ 0.329 per step). Every reported number
+names the reading and `steps_per_image`.
 """
 
 from __future__ import annotations
@@ -247,7 +247,8 @@ class SpikingSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> SpikingSpec:
-        """The spec of a dict such as a checkpoint's; fields it lacks (older checkpoints) take their defaults."""
+        """The spec of a dict such as a checkpoint's; fields it lacks (older checkpoints) take their
+        defaults."""
         if not isinstance(d, dict):
             raise SpikefaError(f"a spec is a JSON object of its fields, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
@@ -258,7 +259,8 @@ class SpikingSpec:
 
 
 def _number(v, integer: bool) -> bool:
-    """A number (not a boolean) that fits a float64, or an int64 where `integer` (JSON numbers have any size)."""
+    """A number (not a boolean) that fits a float64, or an int64 where `integer` (JSON numbers have
+    any size)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real):
         return False
     return abs(v) < 2**63 if integer else abs(v) <= sys.float_info.max
@@ -366,7 +368,8 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
-    """(spec, state, meta) from a checkpoint; a missing, truncated, corrupted or foreign file is a SpikefaError."""
+    """(spec, state, meta) from a checkpoint; a missing, truncated, corrupted or foreign file is a
+    SpikefaError."""
     arrays = load_npz(path, "spikefa checkpoint")
     try:
         spec = SpikingSpec.from_dict(json.loads(str(arrays.pop("spec"))))
@@ -390,7 +393,8 @@ def load_checkpoint(path: str | Path) -> tuple[SpikingSpec, dict, dict]:
     elif not spec.mode.transport and all(
         v.dtype == np.float16 for k, v in arrays.items() if k[0] == "B"
     ):
-        # an older file that stored B rounded to float16: the draw it rounds is the B it trained with
+        # an older file that stored B rounded to float16: the draw it rounds is the B it trained
+        # with
         B = feedback_weights(spec, state)
         if all(
             k in arrays and np.array_equal(arrays[k], v.astype(np.float16)) for k, v in B.items()

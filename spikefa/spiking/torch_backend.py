@@ -1,8 +1,8 @@
 """The batched engine on PyTorch: one code path for a GPU and, in tests, for the CPU.
 
 The engine's element-wise code is printed by `codegen` from the model's equations against the
-array namespace `torch_arrays` (NumPy's names, torch's functions), so nothing of the model is written
-here. This module holds what a backend adds: matrix products into preallocated tensors
+array namespace `torch_arrays` (NumPy's names, torch's functions), so nothing of the model is
+written here. This module holds what a backend adds: matrix products into preallocated tensors
 (`addmm_`: α and β ride on the product, no temporary), spike noise drawn on the device by the
 NumPy engine's counter-based generator, and `torch.compile` of either one step or the steps of a
 whole image (`fast.present`): with CUDA graphs on a GPU, one graph replay per image instead of a
@@ -70,10 +70,10 @@ class TorchOps(fast.ArrayOps):
     `compile=True` runs the work through `torch.compile` with inductor (`mode`: by default
     "reduce-overhead" on CUDA, which replays it as a CUDA graph); a string names another compiler
     of `torch.compile` ("aot_eager" captures the graph as inductor does, without generating code).
-    `steps_per_call=None` compiles one step; `steps_per_call=k` compiles k steps of an image, noise included, into
-    one call (`fast.present`; an image of T steps takes ⌈T/k⌉ calls, so k ≥ T is one call per
-    image, and a smaller k bounds the compile time of long presentations). Compiling takes a while
-    and on the CPU needs a C++ compiler, so it is off by default."""
+    `steps_per_call=None` compiles one step; `steps_per_call=k` compiles k steps of an image, noise
+    included, into one call (`fast.present`; an image of T steps takes ⌈T/k⌉ calls, so k ≥ T is one
+    call per image, and a smaller k bounds the compile time of long presentations). Compiling takes
+    a while and on the CPU needs a C++ compiler, so it is off by default."""
 
     def __init__(
         self,
@@ -105,9 +105,9 @@ class TorchOps(fast.ArrayOps):
         rng.fill(out)
 
     def _present(self, spec, state, x, ws, ys, etas, rng, eta_max, model, fb, feedback) -> None:
-        """`fast.present` in compiled calls of at most `steps_per_call` steps. Each call writes its output
-        rates into a buffer of its own that stays at one address (a CUDA graph's output), copied
-        into `ys` after the call."""
+        """`fast.present` in compiled calls of at most `steps_per_call` steps. Each call writes its
+        output rates into a buffer of its own that stays at one address (a CUDA graph's output),
+        copied into `ys` after the call."""
         k = self.steps_per_call
         for lo in range(0, len(etas), k):
             chunk = tuple(etas[lo : lo + k])

@@ -173,8 +173,8 @@ def fig4_figure(
 ):
     """PSP and modulator of first-layer unit `neuron` early in training (the seed's initial weights)
     and late (`trained`), recorded with plasticity on, above spike rasters (60 units of each layer)
-    and output rates, beside the validation-error curve stored in the checkpoint's `meta`. Each stage
-    learns at the rate the run had then (its start, and the checkpoint)."""
+    and output rates, beside the validation-error curve stored in the checkpoint's `meta`. Each
+    stage learns at the rate the run had then (its start, and the checkpoint)."""
     import matplotlib.pyplot as plt
 
     from spikefa.spiking.spec import eta_in_force, initial_state

@@ -23,7 +23,8 @@ BACKENDS = ("numpy", "cupy", "torch")  # the arrays of FastRunner
 
 
 def readout(y: np.ndarray, spec: SpikingSpec) -> np.ndarray:
-    """y: steps × n_out for consecutive images → n_images × n_out mean rate over each read-out window."""
+    """y: steps × n_out for consecutive images → n_images × n_out mean rate over each read-out
+    window."""
     T = spec.steps_per_image
     window = max(1, int(round(spec.readout_fraction * T)))
     return y.reshape(-1, T, y.shape[-1])[:, T - window :].mean(axis=1)
@@ -67,8 +68,8 @@ class FastRunner:
     """`backend="numpy"`: the CPU backend (BLAS in place); `backend="cupy"`: the same step through
     NumPy's array interface on a GPU (needs the `gpu` extra); `backend="torch"`: PyTorch on CUDA
     where it finds a GPU, else on the CPU (`torch_backend`; `compile` runs the step, or with
-    `steps_per_call` that many steps of an image, through `torch.compile`). CuPy's random state is not saved, so a resumed CuPy run continues with fresh
-    spike noise. `plasticity`, `feedback` and
+    `steps_per_call` that many steps of an image, through `torch.compile`). CuPy's random state is
+    not saved, so a resumed CuPy run continues with fresh spike noise. `plasticity`, `feedback` and
     `plasticity_delay`, when given, replace the spec's own rules and gate (as in `BrianNetwork`); a
     rule the batched engine cannot factorise is a SpikefaError at once."""
 
@@ -106,7 +107,8 @@ class FastRunner:
         self.parts = NO_PARTS  # a `spikefa.timing.Parts` to time the spike noise apart
 
     def prepare(self, state: dict) -> dict:
-        """The state for this runner's streams; a checkpoint of the same batch size keeps every stream."""
+        """The state for this runner's streams; a checkpoint of the same batch size keeps every
+        stream."""
         same_batch = all(
             v.shape[0] == self.batch for k, v in state.items() if is_stream_var(k) and v.ndim == 2
         )
@@ -156,7 +158,8 @@ class FastRunner:
         )
         y = to_numpy(y)
         self.steps += len(images) * self.spec.steps_per_image
-        # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m − 1
+        # y: steps × k streams × n_out → per stream, per image; stream s holds images s·m … s·m + m
+        # − 1
         return np.concatenate([readout(y[:, s], self.spec) for s in range(k)])
 
 

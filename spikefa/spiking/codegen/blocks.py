@@ -60,15 +60,16 @@ def compile_function(name: str, args: list[str], body: list[str], xp):
 
 
 class Block:
-    """Statements over one layer's variables, optionally followed by a threshold and the resets of the
-    units that cross it: `block(ns)` with ns: name → per-stream array (batch × n), per-neuron array
-    (shared over streams: the bias) or scalar (η). A shared target sums its increments over streams.
+    """Statements over one layer's variables, optionally followed by a threshold and the resets of
+    the units that cross it: `block(ns)` with ns: name → per-stream array (batch × n), per-neuron
+    array (shared over streams: the bias) or scalar (η). A shared target sums its increments over
+    streams.
 
     With `loops`, one Numba loop over all elements runs the arithmetic, and each transcendental
     subexpression (exp, tanh, …) of names not written earlier in the block is first evaluated by a
-    whole-array NumPy ufunc (SIMD) into a buffer, kept in `ns["_cache"]` for later blocks of the same
-    step while its inputs stay unchanged (σ(u) of the threshold serves δ). Without `loops`, plain
-    array code (NumPy or CuPy)."""
+    whole-array NumPy ufunc (SIMD) into a buffer, kept in `ns["_cache"]` for later blocks of the
+    same step while its inputs stay unchanged (σ(u) of the threshold serves δ). Without `loops`,
+    plain array code (NumPy or CuPy)."""
 
     def __init__(
         self,
@@ -353,7 +354,8 @@ def is_transcendental(expr) -> bool:
 
 
 def _ufunc_into(code: str) -> list[str]:
-    """Lines that evaluate `code` (a ufunc of an argument) into `out` with as few passes as possible."""
+    """Lines that evaluate `code` (a ufunc of an argument) into `out` with as few passes as
+    possible."""
     m = re.fullmatch(r"(\w+)\((-?)(\w+)\)", code)
     if m and m.group(1) != "where":
         f, neg, x = m.groups()
@@ -414,7 +416,8 @@ def _over_streams(increment):
 
 
 def exact_step(var: str, rhs, consts: dict, where: str):
-    """(β, drive) of the exact one-step solution v ← β·v + drive of dv/dt = rhs, rhs linear in v with a constant coefficient."""
+    """(β, drive) of the exact one-step solution v ← β·v + drive of dv/dt = rhs, rhs linear in v
+    with a constant coefficient."""
     v = next((s for s in rhs.free_symbols if s.name == var), sympy.Symbol(var, real=True))
     A = sympy.diff(rhs, v)
     C = sympy.simplify(rhs - A * v)

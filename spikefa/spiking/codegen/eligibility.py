@@ -40,8 +40,9 @@ _TRACE = re.compile(r"d(\w+)\s*/\s*dt\s*=\s*(.+?)(?:\s*:\s*1)?")
 
 @dataclass
 class Trace:
-    """One trace of weight layer l: X ← beta·X + drive; where the drive factorises, its terms by side
-    (`pre`: presynaptic factors and numbers, `post`: postsynaptic factors), else `pre` = None."""
+    """One trace of weight layer l: X ← beta·X + drive; where the drive factorises, its terms by
+    side (`pre`: presynaptic factors and numbers, `post`: postsynaptic factors), else
+    `pre` = None."""
 
     name: str
     rhs: str
@@ -81,7 +82,8 @@ def synapse(spec, l: int, weight: str = "w") -> Synaptic:
 
 
 def _filter(name: str, rhs: str, consts: dict, names) -> tuple[float, object]:
-    """(β, drive) of a trace's exact step X ← β·X + drive; refused unless it is a low-pass filter."""
+    """(β, drive) of a trace's exact step X ← β·X + drive; refused unless it is a low-pass
+    filter."""
     where = f"plasticity trace {name}"
     beta, drive = exact_step(name, parse_expr(rhs, where), consts, where)
     if not 0 < beta < 1 or {s.name for s in drive.free_symbols} & set(names):

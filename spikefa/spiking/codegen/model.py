@@ -102,9 +102,9 @@ class CompiledModel:
         return stmts + statements(eq.every_step(kind, self.spec), f"{kind} every step")
 
     def _layer(self, l: int, kind: str) -> None:
-        """Layer l's state update, then (layers 0 … L−1) its spikes and their resets: one block where
-        the threshold needs no transcendental function of what the update writes, else two. With a
-        forward delay the trace jumps as the spikes arrive (`arrival`)."""
+        """Layer l's state update, then (layers 0 … L−1) its spikes and their resets: one block
+        where the threshold needs no transcendental function of what the update writes, else two.
+        With a forward delay the trace jumps as the spikes arrive (`arrival`)."""
         update, where = self._exact_steps(l, kind), f"{kind} layer"
         if kind == "output":
             self.update.append(self._block(update, kind, where))
@@ -183,7 +183,8 @@ class CompiledModel:
                 ((_, _, expr),) = statements(text, "feedback per error spike")
                 terms = syn.terms(expr, "feedback per error spike", text)
             self.feedback[l] = products(syn, terms, self.xp, sparse=spec.mode.sparse)
-        # f(B) is computed once per run, unless B changes (it follows w, or is drawn afresh) and f is not B itself
+        # f(B) is computed once per run, unless B changes (it follows w, or is drawn afresh) and f
+        # is not B itself
         self.feedback_fixed = not (spec.mode.transport or spec.mode.redraw) or all(
             p.syn.fn is None for ps in self.feedback.values() for p in ps
         )

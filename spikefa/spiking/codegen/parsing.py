@@ -1,4 +1,5 @@
-"""Parsing the model's strings with SymPy, through Brian2's own parser, and the names a layer has."""
+"""Parsing the model's strings with SymPy, through Brian2's own parser, and the names a layer
+has."""
 
 from __future__ import annotations
 
@@ -32,19 +33,23 @@ def parse_expr(text: str, where: str):
         ) from None
 
 
-def statements(text: str, where: str) -> list[tuple[str, str, object]]:
-    """(variable, operator, SymPy expression) of each statement; lines or `;` separate statements."""
-    from brian2.parsing.statements import parse_statement
+# a statement as Brian2 reads one: a variable, an assignment (=, or an operator and =), an
+# expression
+STATEMENT = re.compile(r"([A-Za-z_]\w*)\s*((?:\*\*|//|<<|>>|[-+*/%&^|])?=)\s*([^=\s].*)", re.ASCII)
 
+
+def statements(text: str, where: str) -> list[tuple[str, str, object]]:
+    """(variable, operator, SymPy expression) of each statement; lines or `;` separate
+    statements."""
     out = []
     for line in re.split(r"[\n;]", text):
         line = line.split("#")[0].strip()
         if not line:
             continue
-        try:
-            var, op, expr, _ = parse_statement(line)
-        except Exception:
-            raise RuleError(f"{where}: {line!r} is not a statement such as 'w += expr'") from None
+        match = STATEMENT.fullmatch(line)
+        if match is None:
+            raise RuleError(f"{where}: {line!r} is not a statement such as 'w += expr'")
+        var, op, expr = match.groups()
         out.append((var, op, parse_expr(expr, where)))
     return out
 

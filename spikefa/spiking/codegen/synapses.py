@@ -1,5 +1,5 @@
-"""Synaptic terms split into (postsynaptic) × (presynaptic) × f(w or B) factors: matrix products over
-the presynaptic index and the streams. A term that does not split is refused with one line."""
+"""Synaptic terms split into (postsynaptic) × (presynaptic) × f(w or B) factors: matrix products
+over the presynaptic index and the streams. A term that does not split is refused with one line."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ class Term:
 
 
 class Synaptic:
-    """A synapse's names: its weight, and the variables of its pre- and postsynaptic layers under the
-    spec's switches; `extra`: names both sides have besides (the per-unit parts of eligibility traces)."""
+    """A synapse's names: its weight, and the variables of its pre- and postsynaptic layers under
+    the spec's switches; `extra`: names both sides have besides (the per-unit parts of eligibility
+    traces)."""
 
     def __init__(self, weight, pre_kind, post_kind, consts, spec, extra=frozenset()):
         self.weight, self.consts = weight, consts
@@ -109,7 +110,8 @@ class Synaptic:
         return Term(*(sympy.Mul(*parts[k]) for k in ("scalar", "post", "pre", "syn")))
 
     def strip(self, expr, side: str):
-        """expr over the names of one layer: x_pre → x (or x_post → x, unsuffixed post names unchanged)."""
+        """expr over the names of one layer: x_pre → x (or x_post → x, unsuffixed post names
+        unchanged)."""
         suffix = "_" + side
         return expr.subs(
             {
@@ -226,7 +228,8 @@ def products(syn: Synaptic, terms: list[Term], xp, sparse: bool) -> list[Product
 class WeightMap:
     """A statement that sets every weight from itself and per-neuron variables of its two layers
     (`equations.DALE`), element-wise over the weight matrix and in place: one Numba loop with
-    `loops`, else array code with the presynaptic variables as columns and postsynaptic ones as rows."""
+    `loops`, else array code with the presynaptic variables as columns and postsynaptic ones as
+    rows."""
 
     def __init__(self, text: str, syn: Synaptic, xp, loops: bool):
         where = "weight statement"
