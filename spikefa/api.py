@@ -247,6 +247,7 @@ class Network:
         device: str = "cpp_standalone",
         learn: bool = False,
         data=None,
+        pre=(),
     ) -> dict:
         """Record PSP and modulator traces in Brian2 on test images, as ``spikefa traces`` does.
 
@@ -267,30 +268,41 @@ class Network:
             Keep plasticity on, at the learning rate the training had reached.
         data : str or path-like, optional
             The data folder.
+        pre : sequence of int
+            For a plasticity rule that declares eligibility traces: the presynaptic units whose
+            synapses onto each recorded neuron have their traces recorded.
 
         Returns
         -------
         dict of numpy.ndarray
-            The arrays of ``traces.npz``: ``t`` (ms), ``psp`` and ``modulator`` (recorded neurons
-            × steps), ``neurons`` ((layer, index) rows), ``image_onsets`` (ms), spikes and outputs;
-            ``"folder"`` holds the folder written.
+            The arrays of ``traces.npz``: ``t`` (ms), ``psp``, ``modulator`` and ``delta``
+            (recorded neurons × steps), ``neurons`` ((layer, index) rows), ``image_onsets`` (ms),
+            every spike (``spike_t``, ``spike_layer``, ``spike_index``) and the output rates
+            ``y``; with `pre` also ``eligibility`` (traces × recorded neurons × `pre` × steps),
+            ``eligibility_names`` and ``pre``. ``"folder"`` holds the folder written.
 
         Raises
         ------
         spikefa.errors.SpikefaError
-            If a neuron does not exist or the images do not fit the network.
+            If a neuron or presynaptic unit does not exist, `pre` is given for a rule without
+            eligibility traces, or the images do not fit the network.
 
         Examples
         --------
         >>> tr = net.traces(steps=50, device="runtime")  # doctest: +SKIP
         >>> tr["psp"].shape  # doctest: +SKIP
         (12, 50)
+        >>> tr = net.traces(steps=50, neurons=[0], pre=[406], device="numpy")  # doctest: +SKIP
+        >>> tr["eligibility"].shape  # one trace, h1[0] (one hidden layer), pixel 406  # doctest: +SKIP
+        (1, 1, 1, 50)
         """
         import numpy as np
 
         from spikefa.spiking.traces import write_traces
 
-        folder = write_traces(self, out, steps, neurons, first_image, device, learn, _str(data))
+        folder = write_traces(
+            self, out, steps, neurons, first_image, device, learn, _str(data), pre
+        )
         with np.load(folder / "traces.npz") as z:
             return {**{k: z[k] for k in z.files}, "folder": folder}
 

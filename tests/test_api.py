@@ -151,3 +151,48 @@ def test_network_traces_are_the_arrays_of_the_folder_written(tmp_path, data_fold
     tr = net.traces(tmp_path / "tr", steps=8, neurons=[0, 3], device="numpy", data=data_folder)
     assert tr["psp"].shape == tr["modulator"].shape == (2, 8) and tr["folder"] == tmp_path / "tr"
     assert sorted(p.name for p in (tmp_path / "tr").iterdir()) == ["traces.npz", "traces.png"]
+
+
+TWO_TRACES = """delig/dt = (p_pre - elig) / (3 * ms)
+dutag/dt = (u_post - utag) / (3 * ms)
+w += eta_post * delta_post * (elig + utag)"""
+
+
+def test_network_traces_record_the_eligibility_traces_of_chosen_synapses(tmp_path, data_folder):
+    from spikefa.data import load_mnist
+
+    spec = SpikingSpec(
+        sizes=(784, 12, 10), steps_per_image=4, dtype="float64", plasticity=TWO_TRACES
+    )
+    net = spikefa.load_network(
+        save_checkpoint(tmp_path / "a.npz", spec, initial_state(spec), {"dataset": "mnist"})
+    )
+    bright = int(np.argmax(load_mnist(data_folder).test_x[0]))  # fires at almost every step
+    tr = net.traces(steps=8, neurons=[0, 3], pre=[0, bright], device="numpy", data=data_folder)
+    e = tr["eligibility"]
+    assert e.shape == (2, 2, 2, 8) and list(tr["eligibility_names"]) == ["elig", "utag"]
+    assert list(tr["pre"]) == [0, bright]
+    # elig filters the presynaptic trace: the same for both recorded units, none from the corner
+    np.testing.assert_array_equal(e[0, 0], e[0, 1])
+    assert not e[0, :, 0].any() and (e[0, :, 1, -1] > 0).all()
+    # utag filters each unit's own PSP, step by step, whichever presynaptic unit it is read from
+    beta = np.exp(-1 / 3)
+    expected = np.zeros_like(tr["psp"])
+    for t in range(8):
+        before = expected[:, t - 1] if t else 0.0
+        expected[:, t] = beta * before + (1 - beta) * tr["psp"][:, t]
+    for k in range(2):
+        np.testing.assert_allclose(e[1, :, k], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_eligibility_traces_need_a_rule_that_declares_them_and_units_that_exist(
+    tmp_path, data_folder
+):
+    plain = SpikingSpec(sizes=(784, 12, 10), steps_per_image=4, dtype="float64")
+    path = save_checkpoint(tmp_path / "a.npz", plain, initial_state(plain), {"dataset": "mnist"})
+    with pytest.raises(SpikefaError, match="declares an eligibility trace"):
+        spikefa.load_network(path).traces(tmp_path / "t", steps=4, pre=[0], data=data_folder)
+    spec = SpikingSpec(sizes=(784, 12, 10), steps_per_image=4, plasticity=TWO_TRACES)
+    path = save_checkpoint(tmp_path / "b.npz", spec, initial_state(spec), {"dataset": "mnist"})
+    with pytest.raises(SpikefaError, match=r"presynaptic units \[784\] do not exist"):
+        spikefa.load_network(path).traces(tmp_path / "t", steps=4, pre=[784], data=data_folder)

@@ -140,7 +140,7 @@ def cmd_traces(args) -> int:
     from spikefa.spiking.traces import write_traces
 
     net, recording = load_network(args.checkpoint), (args.steps, args.neurons, args.first_image)
-    print(write_traces(net, args.out, *recording, args.device, args.learn, args.data))
+    print(write_traces(net, args.out, *recording, args.device, args.learn, args.data, args.pre))
     return 0
 
 

@@ -44,9 +44,9 @@ class Recording:
 
     y: np.ndarray  # output rates, steps × n_out
     error: np.ndarray  # output error e = y* − y, steps × n_out
-    traces: dict = field(
-        default_factory=dict
-    )  # layer → {"neurons", "u", "mod", "delta"} (neurons × steps)
+    # layer → {"neurons", "u", "mod", "delta"} (neurons × steps) and, with `trace_pre`,
+    # "eligibility": {trace name: (neurons · pre) × steps, neuron-major}
+    traces: dict = field(default_factory=dict)
     # spiking group (index in spec.spiking_groups(): layers 0 … L−1, then error units) →
     # (step, neuron) arrays
     spikes: dict = field(default_factory=dict)
@@ -93,7 +93,9 @@ def _activate(device: str, directory: str | None, threads: int):
 
 class BrianNetwork(BrianModel):
     """`plasticity`, `feedback` and `plasticity_delay`, when given, replace the spec's own rules and
-    gate."""
+    gate. `trace_neurons` ({layer: units}) records PSP, modulator and δ of those units; `trace_pre`
+    also the eligibility traces of their synapses from these presynaptic units (a rule that
+    declares traces)."""
 
     def __init__(
         self,
@@ -104,6 +106,7 @@ class BrianNetwork(BrianModel):
         noise: bool = False,
         trace_neurons: dict[int, list[int]] | None = None,
         record_spikes: bool = False,
+        trace_pre: list[int] | None = None,
         plasticity: str | None = None,
         feedback: str | None = None,
         threads: int = 1,
@@ -122,6 +125,7 @@ class BrianNetwork(BrianModel):
         )
         self.steps_per_run = self.images_per_run * spec.steps_per_image
         self.trace_neurons = {int(l): list(map(int, n)) for l, n in (trace_neurons or {}).items()}
+        self.trace_pre = list(map(int, trace_pre or ()))
         self.record_spikes, self.profile = record_spikes, profile
         if directory is None:  # a private build folder, removed with this object
             self._tmp = tempfile.TemporaryDirectory(prefix="spikefa-brian2-")
@@ -301,6 +305,8 @@ class BrianNetwork(BrianModel):
                 "mod": np.array(m.mod[:]),
                 "delta": np.array(m.delta[:]),
             }
+        for l, m in self.synapse_monitors.items():
+            rec.traces[l]["eligibility"] = {x: np.array(getattr(m, x)[:]) for x in self.trace_names}
         for k, m in self.spike_monitors.items():
             rec.spikes[k] = (np.rint(np.array(m.t_[:]) * 1e3).astype(np.int64), np.array(m.i[:]))
         return rec

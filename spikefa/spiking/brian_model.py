@@ -59,7 +59,7 @@ class BrianModel:
     per sending group), `errors[s]` (e⁺, e⁻), `lines` (feedback lines), `shifts` (group → the shift
     of its delay line) and `segments`: for each state entry that the switches add, the (group,
     variable) pairs that hold it, one per n values. Subclasses set `spec`, `noise`,
-    `images_per_run`, `steps_per_run`, `trace_neurons` and `record_spikes` first."""
+    `images_per_run`, `steps_per_run`, `trace_neurons`, `trace_pre` and `record_spikes` first."""
 
     def _build(self) -> None:
         import brian2 as b2
@@ -87,6 +87,7 @@ class BrianModel:
             *itertools.chain(*self.feedback[1:]),
             self.out_monitor,
             *self.trace_monitors.values(),
+            *self.synapse_monitors.values(),
             *self.spike_monitors.values(),
         )
 
@@ -295,6 +296,18 @@ class BrianModel:
                 name=f"trace_monitor_{l}",
             )
             for l, n in self.trace_neurons.items()
+        }
+        # the eligibility traces of the synapses from `trace_pre` onto each recorded unit
+        self.synapse_monitors = {
+            l: b2.StateMonitor(
+                self.forward[l],
+                self.trace_names,
+                record=[i * self.spec.sizes[l] + j for j in n for i in self.trace_pre],
+                when="end",
+                name=f"synapse_monitor_{l}",
+            )
+            for l, n in self.trace_neurons.items()
+            if self.trace_pre and self.trace_names
         }
         self.spike_monitors = (
             {k: b2.SpikeMonitor(g, name=f"spike_monitor_{k}") for k, g in enumerate(self.spiking)}

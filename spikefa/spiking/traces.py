@@ -14,6 +14,7 @@ import numpy as np
 from spikefa import plotting
 from spikefa.errors import SpikefaError
 from spikefa.spiking.brian import BrianNetwork
+from spikefa.spiking.codegen.eligibility import split_rule
 from spikefa.spiking.spec import SpikingSpec
 from spikefa.spiking.training import single_stream
 
@@ -27,22 +28,23 @@ def record_traces(
     device: str = "cpp_standalone",
     learn: bool = False,
     eta: float | None = None,
+    pre: list[int] = (),
 ) -> dict:
     """Arrays for `traces.npz`: t and image_onsets in ms, psp / modulator / delta as
     recorded neurons × steps; `neurons` holds (layer, index) pairs, one row per recorded neuron.
-    With `learn`, plasticity runs at `eta` (default spec.eta; see `spec.eta_in_force`)."""
+    With `learn`, plasticity runs at `eta` (default spec.eta; see `spec.eta_in_force`). With `pre`
+    (a rule that declares eligibility traces), also `eligibility`: traces × recorded neurons ×
+    `pre` × steps, the trace of each recorded neuron's synapse from each presynaptic unit in `pre`,
+    with `eligibility_names` (the rule's trace names) and `pre`."""
     L = spec.n_layers
-    bad = [n for n in neurons if not 0 <= n < min(spec.sizes[1:L])]
-    if bad:
-        raise SpikefaError(
-            f"neurons {bad} do not exist in every hidden layer (sizes {list(spec.sizes)})"
-        )
+    _check_units(spec, neurons, pre)
     net = BrianNetwork(
         spec,
         len(images),
         device,
         trace_neurons={l: neurons for l in range(1, L)},
         record_spikes=True,
+        trace_pre=list(pre),
     )
     _, rec = net.run(single_stream(state), images, labels, learn=learn, eta=eta)
     steps = len(images) * spec.steps_per_image
@@ -66,6 +68,42 @@ def record_traces(
         "spike_t": spike_steps.astype(float),
         "spike_layer": spike_layer,
         "spike_index": spike_index,
+        **(_eligibility(rec, net.trace_names, L, list(pre)) if pre else {}),
+    }
+
+
+def _check_units(spec: SpikingSpec, neurons: list[int], pre: list[int]) -> None:
+    """Recorded units that every hidden layer has, presynaptic units that every layer below one
+    has, and a rule with eligibility traces where `pre` asks for them."""
+    L = spec.n_layers
+    bad = [n for n in neurons if not 0 <= n < min(spec.sizes[1:L])]
+    if bad:
+        raise SpikefaError(
+            f"neurons {bad} do not exist in every hidden layer (sizes {list(spec.sizes)})"
+        )
+    bad = [i for i in pre if not 0 <= i < min(spec.sizes[: L - 1])]
+    if bad:
+        raise SpikefaError(
+            f"presynaptic units {bad} do not exist in every layer below a hidden one "
+            f"(sizes {list(spec.sizes)})"
+        )
+    if pre and not split_rule(spec.plasticity)[0]:
+        raise SpikefaError(
+            "only a plasticity rule that declares an eligibility trace (dX/dt = ...) has traces "
+            "to record from presynaptic units"
+        )
+
+
+def _eligibility(rec, names: list[str], L: int, pre: list[int]) -> dict:
+    """The recorded eligibility traces as traces × recorded neurons × pre × steps (the monitors
+    hold them neuron-major, one row per synapse)."""
+    stacked = np.stack(
+        [np.concatenate([rec.traces[l]["eligibility"][x] for l in range(1, L)]) for x in names]
+    )
+    return {
+        "eligibility": stacked.reshape(len(names), -1, len(pre), stacked.shape[-1]),
+        "eligibility_names": np.array(names),
+        "pre": np.array(pre, dtype=np.int64),
     }
 
 
@@ -222,11 +260,14 @@ def fig4_figure(
     return fig
 
 
-def write_traces(network, out, steps, neurons, first_image, device, learn, data, progress=True):
+def write_traces(
+    network, out, steps, neurons, first_image, device, learn, data, pre=(), progress=True
+):
     """What `spikefa traces` and `Network.traces` do: record `steps` steps (0: five images) of
     `network` (a loaded checkpoint: spec, state, meta and path) on test images from `first_image`
-    on, and write `traces.npz` and `traces.png` into `out` (default results/traces-<timestamp>/).
-    Returns the folder's path; `progress` prints what happens on stderr."""
+    on, and write `traces.npz` and `traces.png` into `out` (default results/traces-<timestamp>/);
+    `pre`: see `record_traces`. Returns the folder's path; `progress` prints what happens on
+    stderr."""
     import sys
     import time
     from pathlib import Path
@@ -245,11 +286,13 @@ def write_traces(network, out, steps, neurons, first_image, device, learn, data,
     compiled = " (code generation and compilation come first: about a minute)"
     say(
         f"recording {len(images) * spec.steps_per_image:,} steps ({len(images)} test images) in "
-        f"Brian2 on {device}" + (compiled if device != "runtime" else "")
+        f"Brian2 on {device}" + (compiled if device.endswith("standalone") else "")
     )
     try:
         eta = eta_in_force(spec, meta)
-        tr = record_traces(spec, network.state, images, labels, list(neurons), device, learn, eta)
+        tr = record_traces(
+            spec, network.state, images, labels, list(neurons), device, learn, eta, list(pre)
+        )
     except SpikefaError:
         out.discard(keep_if_more_than=())
         raise
