@@ -13,7 +13,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def test_there_is_a_notebook_per_figure():
-    assert [p.stem[:2] for p in NOTEBOOKS] == [f"{k:02d}" for k in range(1, 9)]
+    assert [p.stem[:2] for p in NOTEBOOKS] == [f"{k:02d}" for k in range(1, 10)]
 
 
 @pytest.mark.slow
