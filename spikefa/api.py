@@ -254,14 +254,13 @@ class Network:
         Parameters
         ----------
         out : str or path-like, optional
-            The folder for ``traces.npz`` and ``traces.png`` (default
-            ``results/traces-<timestamp>/``).
+            The folder for ``traces.npz`` and ``traces.png`` (default ``results/traces-<time>/``).
         steps : int
             Steps to record (default: five images).
         neurons : sequence of int
             The hidden units recorded in every hidden layer.
         first_image : int
-            The index of the first test image shown.
+            The first test image shown.
         device : str
             The Brian2 device: ``"runtime"``, ``"numpy"`` or ``"cpp_standalone"`` (compiles first).
         learn : bool
@@ -269,31 +268,25 @@ class Network:
         data : str or path-like, optional
             The data folder.
         pre : sequence of int
-            For a plasticity rule that declares eligibility traces: the presynaptic units whose
-            synapses onto each recorded neuron have their traces recorded.
+            Presynaptic units whose synapses onto each recorded neuron have their eligibility
+            traces recorded (a rule that declares traces).
 
         Returns
         -------
         dict of numpy.ndarray
-            The arrays of ``traces.npz``: ``t`` (ms), ``psp``, ``modulator`` and ``delta``
-            (recorded neurons × steps), ``neurons`` ((layer, index) rows), ``image_onsets`` (ms),
-            every spike (``spike_t``, ``spike_layer``, ``spike_index``) and the output rates
-            ``y``; with `pre` also ``eligibility`` (traces × recorded neurons × `pre` × steps),
-            ``eligibility_names`` and ``pre``. ``"folder"`` holds the folder written.
+            ``traces.npz``: ``t`` (ms), ``psp``, ``modulator``, ``delta`` (neurons × steps),
+            ``neurons`` ((layer, index) rows), ``image_onsets`` (ms), the spikes (``spike_t``,
+            ``spike_layer``, ``spike_index``), the output rates ``y``; with `pre` ``eligibility``
+            (traces × neurons × `pre` × steps), ``eligibility_names``, ``pre``; and ``"folder"``.
 
         Raises
         ------
         spikefa.errors.SpikefaError
-            If a neuron or presynaptic unit does not exist, `pre` is given for a rule without
-            eligibility traces, or the images do not fit the network.
+            For a unit that does not exist, `pre` without a rule's traces, or unfitting images.
 
         Examples
         --------
-        >>> tr = net.traces(steps=50, device="runtime")  # doctest: +SKIP
-        >>> tr["psp"].shape  # doctest: +SKIP
-        (12, 50)
-        >>> tr = net.traces(steps=50, neurons=[0], pre=[406], device="numpy")  # doctest: +SKIP
-        >>> tr["eligibility"].shape  # one trace, h1[0] (one hidden layer), pixel 406  # doctest: +SKIP
+        >>> net.traces(steps=50, neurons=[0], pre=[406])["eligibility"].shape  # doctest: +SKIP
         (1, 1, 1, 50)
         """
         import numpy as np
