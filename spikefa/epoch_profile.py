@@ -22,8 +22,11 @@ EPOCH_IMAGES, EPOCH_VALIDATION = 50000, 10000
 EPOCH_RECIPE = "fig4_paper_fa"
 
 
-def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, sizes=FULL) -> dict:
-    """Train the full network under `recipe`'s first phase over `images` real MNIST training
+def bench_epoch(
+    images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, sizes=FULL, steps_per_image=10
+) -> dict:
+    """Train the full network under `recipe`'s first phase (at `steps_per_image`, so that profiles
+    of recipes that differ in it compare) over `images` real MNIST training
     images, measuring validation on `images` held-out images, through the training loop itself
     (`fig4_spiking.run`) with every part timed; then scale each part to a real epoch: steps, spike
     noise and the loop's own overhead by EPOCH_IMAGES / images, validation by EPOCH_VALIDATION /
@@ -38,7 +41,7 @@ def bench_epoch(images: int = 2000, data_dir=None, recipe: str = EPOCH_RECIPE, s
     from spikefa.timing import Parts
 
     cfg = config.resolve(recipe, [f"sizes={list(sizes)}"])
-    phase = fig4_spiking.schedule(cfg)[0]
+    phase = {**fig4_spiking.schedule(cfg)[0], "steps_per_image": steps_per_image}
     one_epoch = _first_phase_for_one_epoch(sizes, phase)
 
     def train(n: int, parts) -> None:

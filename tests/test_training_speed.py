@@ -138,6 +138,7 @@ def test_epoch_profile_scales_each_part_and_its_shares_add_up(data_folder):
     bound = r["epoch_flops"] / (r["gemm_peak_gflops"] * 1e9)
     assert r["epoch_over_bound"] == pytest.approx(r["epoch_seconds"] / bound, rel=0.02)
     spec = dataclasses.replace(bench.default_spec(), sizes=(784, 40, 30, 10))
+    assert r["steps_per_image"] == 10  # the step count the speed goals are stated at
     assert r["epoch_flops"] == 50000 * 10 * bench.stream_step_flops(
         spec
     ) + 10000 * 10 * bench.forward_flops(spec)
