@@ -50,12 +50,15 @@ def _point(name, sets, values):
 
 def test_a_sweep_s_points_are_compared_with_its_first_over_seeds(tmp_path):
     plain, delays = [0.050, 0.054, 0.052], [0.061, 0.065, 0.066]
-    points = [_point("plain", [], plain), _point("delays", ["feedback_delay=2"], delays)]
+    rule = 'plasticity="dx/dt = -x / (20 * ms)\\u000aw += x"'  # a rule's lines, as a sweep records them
+    points = [_point("plain", [], plain), _point("delays", ["feedback_delay=2", rule], delays)]
     (tmp_path / "sweep.json").write_text(json.dumps({"points": points}))
     out = tmp_path / "t.md"
     assert main(["report", "--points", str(tmp_path), "--out", str(out)]) == 0
     rows = [r.split(" | ") for r in out.read_text().splitlines()[2:]]
-    assert [r[0] for r in rows] == ["| plain", "| delays"] and rows[1][1] == "`feedback_delay=2`"
+    assert [r[0] for r in rows] == ["| plain", "| delays"] and rows[1][1] == (
+        '`feedback_delay=2`<br>`plasticity="dx/dt = -x / (20 * ms); w += x"`'
+    )
     assert rows[0][2] == "5.20 ± 0.20% (n = 3)" and rows[0][3] == "– |"
     p = stats.ttest_ind(delays, plain, equal_var=False).pvalue
     se = 100 * np.sqrt(np.var(delays, ddof=1) / 3 + np.var(plain, ddof=1) / 3)

@@ -44,7 +44,9 @@ def _against(m: dict, ref: dict) -> str:
 
 
 def _settings(sets: list[str]) -> str:
-    return "<br>".join(f"`{s.replace(chr(10), '; ')}`" for s in sets) or "–"
+    """The `--set` items, a rule's lines (newlines, or TOML's escaped ones) joined by "; "."""
+    lines = (s.replace("\\u000a", "; ").replace("\n", "; ") for s in sets)
+    return "<br>".join(f"`{s}`" for s in lines) or "–"
 
 
 def table(folder, metric: str = "validation_error") -> str:
