@@ -233,6 +233,8 @@ def sweep(
     if todo:
         _run_on_dask(distributed, config_name, todo, data, scheduler, workers, progress, name)
     summary = {"folder": str(out), **summarise(name, runs, seeds)}
+    if search:  # what reruns it: the declared search and the options given to every candidate
+        summary |= {"search": str(search), "sets": list(sets)}
     folder.write_json("sweep.json", summary)
     _figure(summary, folder)
     folder.write_csv(

@@ -82,6 +82,7 @@ def test_sweep_runs_every_candidate_of_a_declared_search(tmp_path):
     )
     assert [p["name"] for p in s["points"]] == ["short", "train.examples-300"]
     assert s["failed"] == 0 and s["ran"] == 2
+    assert s["search"] == str(search) and any("algorithms" in x for x in s["sets"])  # its command
     examples = [
         spikefa.Results(r["folder"]).config["train"]["examples"]
         for p in s["points"]

@@ -4,6 +4,7 @@ it."""
 from __future__ import annotations
 
 import re
+import shlex
 
 from spikefa import config
 from spikefa.errors import SpikefaError
@@ -119,3 +120,10 @@ def command_for(kind: str, cfg: dict, seeds: int = 0) -> str:
     if runs is not None and runs != config.resolve(name).get("runs"):
         sets = (sets + " " if sets else "") + f"--set runs={runs}"
     return f"spikefa run {name}" + (f" {sets}" if sets else "")
+
+
+def search_command(name: str, seeds: int, search: str, sets: list[str]) -> str:
+    """The command that reruns a declared search: `spikefa sweep` over its candidates, with the
+    options that were given to every one of them."""
+    given = "".join(f" --set {shlex.quote(s)}" for s in sets)
+    return f"spikefa sweep {name} --seeds {seeds} --candidates {search}{given}"

@@ -85,13 +85,16 @@ def comparison(s: Source) -> str:
 
 
 def join_arms(sources: list[Source]) -> list[Source]:
-    """The runs of each comparison (see `comparison`) joined into one source, one command per
-    arm."""
+    """The arms of each comparison joined into one source: runs that differ only in what
+    `comparison` leaves out, one command per arm; and the points of one declared search (a sweep
+    over candidates, each trained with the same seeds), its one command."""
     groups: dict[str, list[Source]] = {}
     for s in sources:
         if s.kind == "run":
             groups.setdefault(comparison(s), []).append(s)
+        elif s.search:
+            groups.setdefault(f"{s.path}\n{s.search}", []).append(s)
     return [
-        _joined(g, "run", g[0].name, g[0].cfg, "; ".join(dict.fromkeys(s.command for s in g)))
+        _joined(g, g[0].kind, g[0].name, g[0].cfg, "; ".join(dict.fromkeys(s.command for s in g)))
         for g in groups.values()
     ]

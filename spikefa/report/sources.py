@@ -19,7 +19,7 @@ from pathlib import Path
 from spikefa import config
 from spikefa.errors import SpikefaError
 from spikefa.report import networks
-from spikefa.report.commands import closest_config, command_for
+from spikefa.report.commands import closest_config, command_for, search_command
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Source:
     draws: dict = field(default_factory=dict)  # algorithm → metric → spike draws of one network
     progress: networks.Progress | None = None  # a spiking network's recipe: how far it got
     selected_on: str | None = None  # how a spiking network was selected
+    search: str | None = None  # a sweep point's declared search: its points are arms of one test
 
     def get(self, algo: str, metric: str) -> list:
         """The values of one algorithm's metric, one per network (missing ones left out)."""
@@ -153,15 +154,18 @@ def sweep_sources(path: Path) -> list[Source]:
         cfgs = [c for c in cfgs if c.is_file()]
         cfg = config.resolve(str(cfgs[0])) if cfgs else {"experiment": s.get("experiment")}
         values = {
-            a: {m: d["values"] for m, d in ms.items()} for a, ms in p.get("metrics", {}).items()
+            arm(cfg, a): {m: d["values"] for m, d in ms.items()}
+            for a, ms in p.get("metrics", {}).items()
         }
         figures = sorted((path / "figures").glob("*.png"))
         if cfgs:
             figures += sorted((cfgs[0].parent / "figures").glob("*.png"))
         seeds = s.get("seeds", len(done))
-        out.append(
-            _folder_source(path, "sweep", s, cfg, values, figures, p.get("tests", {}), seeds)
-        )
+        src = _folder_source(path, "sweep", s, cfg, values, figures, p.get("tests", {}), seeds)
+        if s.get("search"):
+            src.search = s["search"]
+            src.command = search_command(src.name, seeds, s["search"], s.get("sets", []))
+        out.append(src)
     return out
 
 
