@@ -368,7 +368,10 @@ def summarise(experiment: str, runs: list[dict], seeds: int) -> dict:
                 continue
             for algo, result in json.loads(path.read_text())["results"].items():
                 for metric, value in _final_metrics(result).items():
-                    per_algo.setdefault(algo, {}).setdefault(metric, []).append(value)
+                    many = result.get(metric + "s")  # a run of several networks: each one counts
+                    per_algo.setdefault(algo, {}).setdefault(metric, []).extend(
+                        many if isinstance(many, list) and None not in many else [value]
+                    )
         metrics = {a: {m: describe(v) for m, v in ms.items()} for a, ms in per_algo.items()}
         tests = {}  # every metric that two algorithms share (e.g. Fig. 2's examples to NSE 1e-2)
         for metric in dict.fromkeys(m for ms in per_algo.values() for m in ms):

@@ -194,14 +194,19 @@ def test_as_the_paper_when_nothing_differs(tmp_path):
         "fig3_mnist",
         20,
         {"fa": {"test_error": vals}, "bp": {"test_error": [v + 0.003 for v in vals]}},
-        ["train.validation=0"],
+        ["train.validation=0", "eta=0.001", "init_scale=0.05"],
     )
     md = report.report([str(sweep)], tmp_path / "results.md").read_text()
-    fa, order = row(md, "fig3a_fa"), row(md, "fig3a_order")
-    assert verdict(fa) == "reproduced" and verdict(order) == "reproduced"
-    assert fa[3].endswith("as in the paper") and "differs" not in fa[3]
-    assert "(n = 20)" in fa[2] and "Student p" in order[5]
-    assert fa[4] == "`spikefa sweep fig3_mnist --seeds 20 --set train.validation=0`"
+    order = row(md, "fig3a_paper_eta")
+    assert verdict(order) == "reproduced"
+    assert order[3].endswith("as in the paper") and "differs" not in order[3]
+    assert "(n = 20)" in order[2] and "Student p" in order[5]
+    assert order[4] == (
+        "`spikefa sweep fig3_mnist --seeds 20 --set eta=0.001 --set init_scale=0.05 "
+        "--set train.validation=0`"
+    )
+    # our own η and initial scale are other rows: they read only runs at the shipped values
+    assert verdict(row(md, "fig3a_fa")) == "not run"
 
 
 def test_sweeps_split_by_algorithm_are_joined_seed_by_seed(tmp_path):

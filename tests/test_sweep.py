@@ -9,7 +9,7 @@ from scipy import stats
 
 from spikefa.cli import main
 from spikefa.errors import SpikefaError
-from spikefa.sweeps import candidates, client_for, grid, plan, sweep
+from spikefa.sweeps import candidates, client_for, grid, plan, summarise, sweep
 
 SHORT = ["train.examples=1500", "train.eval_every=500", "test.points=200"]
 
@@ -52,6 +52,20 @@ def test_bad_sweeps_stop_before_anything_runs(tmp_path, capsys, sets, seeds, wor
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "s").exists()
+
+
+def test_each_network_of_a_run_of_several_is_one_value(tmp_path):
+    runs = []
+    for seed, nses in ((0, [0.4, 0.6]), (1, [0.7, 0.9])):
+        folder = tmp_path / f"seed-{seed}"
+        folder.mkdir()
+        result = {"test_nse": float(np.mean(nses)), "test_nses": nses, "runs": 2}
+        (folder / "summary.json").write_text(json.dumps({"results": {"fa4": result}}))
+        runs.append(
+            {"point": "default", "seed": seed, "folder": folder, "sets": [], "status": "ran"}
+        )
+    d = summarise("fig3_deep", runs, 2)["points"][0]["metrics"]["fa4"]["test_nse"]
+    assert d["values"] == [0.4, 0.6, 0.7, 0.9] and d["n"] == 4
 
 
 @pytest.fixture(scope="module")

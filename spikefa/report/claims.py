@@ -67,6 +67,8 @@ def _satisfies(claim: Claim, key: str, want: Any, cfg: dict, flat: dict) -> bool
     if want.get("as_declared"):  # the recipe exactly as declared
         diff = differences(config.resolve(claim.config), cfg)
         return not {k for k in diff if k != "name"}
+    if want.get("shipped"):  # the shipped config's own value
+        return have == _lookup(config.flat(config.resolve(claim.config)), key)
     if "more_than" in want:
         return isinstance(have, (int, float)) and have > want["more_than"]
     if "length" in want:
