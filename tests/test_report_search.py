@@ -1,4 +1,4 @@
-"""The table of a recipe search ranks runs of one network size only."""
+"""The table of a recipe search ranks runs of one network size and one rule only."""
 
 import json
 
@@ -9,38 +9,53 @@ from spikefa import config
 from spikefa.cli import main
 
 
-def _candidate(folder, sizes, eta, error):
+def _candidate(folder, sizes, eta, error, rule="fa"):
     """A finished search run's small files, as a run or a record leaves them."""
     folder.mkdir(parents=True)
-    cfg = config.resolve("fig4_search", [f"sizes={sizes}", f"eta={eta}"])
+    cfg = config.resolve("fig4_search", [f"sizes={sizes}", f"eta={eta}", f'algorithms=["{rule}"]'])
     (folder / "config.toml").write_text(config.to_toml(cfg))
     result = {"validation_error": error, "selected_epoch": 3, "epochs_trained": 5, "health": []}
     (folder / "summary.json").write_text(
-        json.dumps({"experiment": "fig4_spiking", "results": {"fa": result}})
+        json.dumps({"experiment": "fig4_spiking", "results": {rule: result}})
     )
 
 
-def test_a_search_over_two_widths_gets_one_ranked_table_per_width(tmp_path):
+def test_a_search_over_two_widths_and_rules_gets_one_ranked_table_per_width_and_rule(tmp_path):
     small, full = "[784,500,500,500,10]", "[784,1500,1500,1500,10]"
-    for i, (sizes, eta, error) in enumerate(
-        [(small, 1e-3, 0.05), (full, 6.67e-4, 0.04), (small, 2e-3, 0.03), (full, 2e-3, 0.06)]
+    for i, (sizes, eta, error, rule) in enumerate(
+        [
+            (small, 1e-3, 0.05, "fa"),
+            (full, 6.67e-4, 0.04, "fa"),
+            (small, 2e-3, 0.03, "fa"),
+            (full, 2e-3, 0.06, "fa"),
+            (small, 4e-3, 0.02, "bp"),
+            (small, 8e-3, 0.07, "bp"),
+        ]
     ):
-        _candidate(tmp_path / "runs" / str(i), sizes, eta, error)
+        _candidate(tmp_path / "runs" / str(i), sizes, eta, error, rule)
     out = tmp_path / "table.md"
     assert main(["report", "--search", str(tmp_path / "runs"), "--out", str(out)]) == 0
     text = out.read_text()
     heads = [line for line in text.splitlines() if line.startswith("**")]
-    assert heads == ["**784-500-500-500-10**", "**784-1500-1500-1500-10**"]
-    small_part, full_part = text.split(heads[1])
+    assert heads == [
+        "**784-500-500-500-10, fa**",
+        "**784-500-500-500-10, bp**",
+        "**784-1500-1500-1500-10, fa**",
+    ]
+    parts = [text.split(h)[1].split("**")[0] for h in heads]
     ranks = [
         [
             (r.split(" | ")[0], r.split(" | ")[2])
             for r in part.splitlines()
             if r[:3] in ("| 1", "| 2")
         ]
-        for part in (small_part, full_part)
+        for part in parts
     ]
-    assert ranks == [[("| 1", "0.002"), ("| 2", "0.001")], [("| 1", "0.000667"), ("| 2", "0.002")]]
+    assert ranks == [
+        [("| 1", "0.002"), ("| 2", "0.001")],
+        [("| 1", "0.004"), ("| 2", "0.008")],
+        [("| 1", "0.000667"), ("| 2", "0.002")],
+    ]
 
 
 def _point(name, sets, values):

@@ -2,7 +2,7 @@
 
 A candidate is a spiking run (`summary.json`, `config.toml`, `metrics.csv`), found in run, sweep or
 record folders. Rows are ranked by the validation error of the epoch each run selected, in one table
-per network size; they show the
+per network size and rule; they show the
 settings a search varies, the validation curve's start and end, and the health of the selected
 network (weight growth and saturated units per layer, measured on held-out images). Test errors are
 never shown: a search chooses on validation alone.
@@ -78,17 +78,21 @@ def _setting(cfg: dict, key: str) -> str:
 
 
 def table(folders) -> str:
-    """The Markdown tables of the candidates below `folders`, one per network size (smallest
-    first, each under its sizes as a heading line), best first: a rank holds among runs of one
-    width only, since a setting found on one width is not the same setting on another."""
+    """The Markdown tables of the candidates below `folders`, one per network size and learning
+    rule (smallest network first, FA before the others, each under a heading line), best first: a
+    rank holds among runs of one width and one rule only, since a setting found on one width is not
+    the same setting on another, and each rule has its own search."""
     runs = candidates(folders)
-    widths = sorted({tuple(c["cfg"]["sizes"]) for c in runs}, key=lambda s: (sum(s), s))
-    if len(widths) == 1:
+    groups = sorted(
+        {(tuple(c["cfg"]["sizes"]), c["mode"]) for c in runs},
+        key=lambda g: (sum(g[0]), g[0], g[1] != "fa", g[1]),
+    )
+    if len(groups) == 1:
         return _table(runs)
     return "\n".join(
-        f"**{'-'.join(map(str, w))}**\n\n"
-        + _table([c for c in runs if tuple(c["cfg"]["sizes"]) == w])
-        for w in widths
+        f"**{'-'.join(map(str, w))}, {mode}**\n\n"
+        + _table([c for c in runs if (tuple(c["cfg"]["sizes"]), c["mode"]) == (w, mode)])
+        for w, mode in groups
     )
 
 
