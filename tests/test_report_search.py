@@ -80,6 +80,17 @@ def test_a_sweep_s_points_are_compared_with_its_first_over_seeds(tmp_path):
     assert rows[1][3] == f"+1.20 ± {se:.2f} (p = {p:.2g}) |"
 
 
+def test_a_point_of_one_seed_shows_no_spread(tmp_path):
+    points = [_point("plain", [], [0.0347]), _point("gate", ["plasticity_delay=6"], [0.0214])]
+    for p in points:
+        p["metrics"]["fa"]["validation_error"]["sd"] = 0.0
+    (tmp_path / "sweep.json").write_text(json.dumps({"points": points}))
+    out = tmp_path / "t.md"
+    assert main(["report", "--points", str(tmp_path), "--out", str(out)]) == 0
+    rows = [r.split(" | ") for r in out.read_text().splitlines()[2:]]
+    assert rows[1][2:] == ["2.14% (n = 1)", "-1.33 |"]
+
+
 def test_points_of_a_folder_without_a_sweep_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["report", "--points", str(tmp_path), "--out", str(tmp_path / "t.md")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -28,7 +28,8 @@ def _sweep(folder) -> dict:
 
 
 def _cell(m: dict) -> str:
-    return f"{100 * m['mean']:.2f} ± {100 * m['sd']:.2f}% (n = {m['n']})"
+    spread = f" ± {100 * m['sd']:.2f}" if m["n"] > 1 else ""  # one seed has no spread to show
+    return f"{100 * m['mean']:.2f}{spread}% (n = {m['n']})"
 
 
 def _against(m: dict, ref: dict) -> str:
