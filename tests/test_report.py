@@ -375,11 +375,37 @@ def test_an_unfinished_spiking_network_is_shown_on_validation_only(tmp_path, rec
     for words in (
         "streams",
         "trained 12.5 of the recipe's 100 epochs",
+        "phase 1: plasticity_delay = 6",
+        "phase 1: η halved every 20 epochs",
+        "η per step 0.000667",
+    ):
+        assert words in cells[3]
+
+
+def test_every_phase_of_a_schedule_is_a_listed_difference(tmp_path):
+    phases = (
+        "schedule=[{epochs=80, eta=1e-3, steps_per_image=10, plasticity_delay=3, "
+        "eta_halving_epochs=20.0}, {epochs=20, eta=3.125e-5, steps_per_image=20, "
+        "plasticity_delay=6}]"
+    )
+    cfg = config.resolve("fig4_paper_fa", ['reading="decay"', phases])
+    ck = checkpoint(
+        tmp_path / "decay.npz",
+        "fig4_paper_fa",
+        config=config.to_toml(cfg),
+        validation_error=0.05,
+        epochs_trained=12.5,
+        epochs_declared=100.0,
+        finished=False,
+    )
+    cells = row(report.report([str(ck)], tmp_path / "results.md").read_text(), "fig4_decay")
+    for words in (
         "a schedule of 2 phases",
         "phase 1: plasticity_delay = 3",
         "phase 2: plasticity_delay = 6",
-        "η halved every 20 epochs",
+        "phase 1: η halved every 20 epochs",
         "η per step 0.001 then 3.125e-05",
+        "10/20 steps per image",
     ):
         assert words in cells[3]
 
