@@ -56,6 +56,7 @@ def _copy_sweep(folder: Path, into: Path) -> None:
             shutil.copyfile(cfgs[0], into / "runs" / p["name"] / "config.toml")
         for r in p.get("runs", []):
             r["folder"] = Path(r["folder"]).name
+    s.pop("folder", None)  # where it ran: a path of that machine, not of the record
     _write_json(into / "sweep.json", s)
 
 
