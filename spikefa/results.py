@@ -155,3 +155,15 @@ def _finite(obj):
     if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
         return None
     return obj
+
+
+def per_network(result: dict) -> dict:
+    """metric → one value per network: the per-run list where a summary has one (`test_errors`
+    beside `test_error`), else the single value."""
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, type(None))):
+            continue
+        many = result.get(k + "s")
+        out[k] = [None if x is None else float(x) for x in many] if isinstance(many, list) else [v]
+    return out

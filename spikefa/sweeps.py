@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from spikefa import config, experiments, runner
 from spikefa.errors import SpikefaError
-from spikefa.results import ResultsDir
+from spikefa.results import ResultsDir, per_network
 
 WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
@@ -367,11 +367,10 @@ def summarise(experiment: str, runs: list[dict], seeds: int) -> dict:
             if not path.exists():
                 continue
             for algo, result in json.loads(path.read_text())["results"].items():
+                networks = per_network(result)  # a run of several networks: each one counts
                 for metric, value in _final_metrics(result).items():
-                    many = result.get(metric + "s")  # a run of several networks: each one counts
-                    per_algo.setdefault(algo, {}).setdefault(metric, []).extend(
-                        many if isinstance(many, list) and None not in many else [value]
-                    )
+                    measured = [v for v in networks[metric] if v is not None]
+                    per_algo.setdefault(algo, {}).setdefault(metric, []).extend(measured or [value])
         metrics = {a: {m: describe(v) for m, v in ms.items()} for a, ms in per_algo.items()}
         tests = {}  # every metric that two algorithms share (e.g. Fig. 2's examples to NSE 1e-2)
         for metric in dict.fromkeys(m for ms in per_algo.values() for m in ms):

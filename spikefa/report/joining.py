@@ -92,8 +92,8 @@ def join_arms(sources: list[Source]) -> list[Source]:
     for s in sources:
         if s.kind == "run":
             groups.setdefault(comparison(s), []).append(s)
-        elif s.search:
-            groups.setdefault(f"{s.path}\n{s.search}", []).append(s)
+        elif s.search:  # every point of a sweep folder is of its one search
+            groups.setdefault(str(s.path), []).append(s)
     return [
         _joined(g, g[0].kind, g[0].name, g[0].cfg, "; ".join(dict.fromkeys(s.command for s in g)))
         for g in groups.values()

@@ -20,6 +20,7 @@ from spikefa import config
 from spikefa.errors import SpikefaError
 from spikefa.report import networks
 from spikefa.report.commands import closest_config, command_for, search_command
+from spikefa.results import per_network
 
 
 @dataclass
@@ -56,18 +57,6 @@ def arm(cfg: dict, algorithm: str) -> str:
     their initial weights (`frozen_layers`), else the algorithm's own name."""
     frozen = cfg.get("frozen_layers") or []
     return f"{algorithm}_frozen{''.join(map(str, frozen))}" if frozen else algorithm
-
-
-def per_network(result: dict) -> dict:
-    """metric → one value per network: the per-run list where a summary has one (`test_errors`
-    beside `test_error`), else the single value."""
-    out = {}
-    for k, v in result.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float, type(None))):
-            continue
-        many = result.get(k + "s")
-        out[k] = [None if x is None else float(x) for x in many] if isinstance(many, list) else [v]
-    return out
 
 
 def load_source(path: str | Path) -> list[Source]:
